@@ -1,0 +1,48 @@
+# berth: `make up` runs the main job, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file \
+	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
+PIP_PACKAGES := pytest pytest-timeout ruff jsonschema
+CACHE := .cache
+PYTEST_ARGS ?=
+
+.PHONY: setup apt venv up test lint unit bench clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/python
+	@$(BIN)/pip install -q --disable-pip-version-check -e . $(PIP_PACKAGES)
+
+$(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
+	@mkdir -p $(CACHE)
+	scripts/busybox-rootfs.sh $@
+
+up: setup $(CACHE)/busybox.tar
+	$(BIN)/berth import $(CACHE)/busybox.tar busybox:latest
+	$(BIN)/berth info
+	$(BIN)/berth images
+
+lint: venv
+	$(BIN)/ruff check runtime tests bench
+
+test: setup lint
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/diff.py
+
+clean:
+	rm -rf $(VENV) $(CACHE)

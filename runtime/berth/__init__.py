@@ -1,0 +1,13 @@
+"""berth: a container runtime in Python, driven by Ansible."""
+
+from berth.errors import BerthError
+
+__all__ = ["BerthError", "Engine"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Engine":
+        from berth.engine import Engine
+
+        return Engine
+    raise AttributeError(name)

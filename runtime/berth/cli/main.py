@@ -1,0 +1,211 @@
+"""The `berth` command: argument parsing and output only; all work happens in berth.Engine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+from berth import config as config_mod
+from berth.cli import output
+from berth.engine import Engine
+from berth.errors import BerthError
+from berth.host.checks import run_checks
+from berth.host.probe import HostFacts
+
+
+def _engine(a: argparse.Namespace) -> Engine:
+    return Engine(_settings(a))
+
+
+def _settings(a: argparse.Namespace) -> config_mod.Settings:
+    return config_mod.load(a.config, a.root, a.runroot, a.driver, a.storage_opt)
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        info = e.info()
+    if a.format == "json":
+        output.print_json(info)
+    else:
+        output.print_info(info)
+    return 0
+
+
+def cmd_host_check(a: argparse.Namespace) -> int:
+    s = _settings(a)
+    checks = run_checks(HostFacts(s.root), a.check_driver or s.driver, s.runroot)
+    failed = [c for c in checks if c.required and not c.ok]
+    if a.format == "json":
+        output.print_json([vars(c) for c in checks])
+    else:
+        output.print_checks(checks)
+    return 1 if failed else 0
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        if a.file == "-":
+            img = e.import_image(sys.stdin.buffer, a.reference, a.message or "")
+        else:
+            try:
+                f = open(a.file, "rb")  # noqa: SIM115
+            except OSError as err:
+                raise BerthError(f"cannot read {a.file}: {err.strerror}") from None
+            with f:
+                img = e.import_image(f, a.reference, a.message or "")
+    print(img.id)
+    return 0
+
+
+def cmd_images(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        imgs = e.images.list()
+    if a.quiet:
+        for img in imgs:
+            print(img.id[7:19])
+    elif a.format == "json":
+        output.print_json([{"Id": i.id, "RepoTags": i.tags, "Created": i.created, "Size": i.size} for i in imgs])
+    else:
+        output.print_images(imgs)
+    return 0
+
+
+def cmd_tag(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        e.tag(a.source, a.target)
+    return 0
+
+
+def cmd_rmi(a: argparse.Namespace) -> int:
+    rc = 0
+    with _engine(a) as e:
+        for ref in a.images:
+            try:
+                for line in e.remove_image(ref, force=a.force):
+                    print(line)
+            except BerthError as err:
+                print(f"berth: error: {err}", file=sys.stderr)
+                rc = 1
+    return rc
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        data = [e.inspect_image(r) for r in a.refs]
+    output.print_json(data)
+    return 0
+
+
+def cmd_history(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        rows = e.history(a.ref)
+    if a.format == "json":
+        output.print_json(rows)
+    else:
+        output.print_history(rows, a.no_trunc)
+    return 0
+
+
+def cmd_storage_check(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        report = e.storage_check()
+    if a.format == "json":
+        output.print_json(report)
+    else:
+        for r in report["recovered"]:  # type: ignore[union-attr]
+            print(f"recovered: removed incomplete {r}")
+        for p in report["problems"]:  # type: ignore[union-attr]
+            print(f"problem: {p}")
+        if not report["problems"]:
+            print("storage is consistent")
+    return 1 if report["problems"] else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="berth", description="A container runtime: storage drivers, images, containers.")
+    p.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT}, or BERTH_ROOT)")
+    p.add_argument("--runroot", help=f"volatile state (default {config_mod.DEFAULT_RUNROOT}, or BERTH_RUNROOT)")
+    p.add_argument("--config", help=f"config file (default {config_mod.DEFAULT_CONFIG}, or BERTH_CONFIG)")
+    p.add_argument("--driver",
+                   help="storage driver: vfs, overlay, btrfs (default: chosen for this host, or BERTH_DRIVER)")
+    p.add_argument("--storage-opt", action="append", metavar="K=V", help="storage driver option (repeatable)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def fmt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
+    fmt(add("info", cmd_info, "show the host, the storage driver and why it was chosen"))
+
+    host = sub.add_parser("host", help="host checks").add_subparsers(dest="host_command", metavar="COMMAND")
+    host.required = True
+    hc = host.add_parser("check", help="check the host for what berth needs (exit 1 if a required check fails)")
+    hc.add_argument("--driver", dest="check_driver", help="also require this storage driver")
+    fmt(hc)
+    hc.set_defaults(fn=cmd_host_check)
+
+    sp = add("import", cmd_import, "create a one-layer image from a rootfs tarball (FILE or - for stdin)")
+    sp.add_argument("file")
+    sp.add_argument("reference", nargs="?")
+    sp.add_argument("-m", "--message", help="commit message recorded in the image history")
+
+    sp = add("images", cmd_images, "list images")
+    fmt(sp)
+    sp.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+
+    sp = add("tag", cmd_tag, "add a name to an image")
+    sp.add_argument("source")
+    sp.add_argument("target")
+
+    sp = add("rmi", cmd_rmi, "remove images (untag; delete when no tag is left)")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("-f", "--force", action="store_true", help="remove an image with several tags by ID")
+
+    sp = add("inspect", cmd_inspect, "show an image's details as JSON")
+    sp.add_argument("refs", nargs="+")
+    sp.add_argument("--format", choices=["json"], default="json")
+
+    sp = add("history", cmd_history, "show an image's layers and how they were made")
+    sp.add_argument("ref")
+    sp.add_argument("--no-trunc", action="store_true")
+    fmt(sp)
+
+    storage = sub.add_parser("storage", help="storage maintenance").add_subparsers(dest="storage_command",
+                                                                                    metavar="COMMAND")
+    storage.required = True
+    sc = storage.add_parser("check", help="finish interrupted operations and report inconsistencies")
+    fmt(sc)
+    sc.set_defaults(fn=cmd_storage_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.fn(a)
+    except BerthError as e:
+        print(f"berth: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:
+        if os.environ.get("BERTH_DEBUG"):
+            traceback.print_exc()
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"berth: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

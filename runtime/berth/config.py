@@ -1,0 +1,80 @@
+"""Where berth keeps things and with which driver: defaults < config file < BERTH_* < flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import yaml
+
+from berth.errors import InvalidInput
+
+DEFAULT_ROOT = "/var/lib/berth"
+DEFAULT_RUNROOT = "/run/berth"
+DEFAULT_CONFIG = "/etc/berth/config.yml"
+CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts"}
+
+
+@dataclass
+class Settings:
+    root: str = DEFAULT_ROOT
+    runroot: str = DEFAULT_RUNROOT
+    driver: str | None = None
+    storage_opts: dict[str, str] = field(default_factory=dict)
+    driver_source: str = "auto"
+
+
+def parse_storage_opts(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise InvalidInput(f"storage option {item!r} is not KEY=VALUE")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load(config_path: str | None = None, root: str | None = None, runroot: str | None = None,
+         driver: str | None = None, storage_opts: list[str] | None = None) -> Settings:
+    s = Settings()
+    path = config_path or os.environ.get("BERTH_CONFIG") or DEFAULT_CONFIG
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise InvalidInput(f"{path}{where}: not valid YAML; fix the file or pass --config") from None
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path}: expected a mapping of settings ({', '.join(sorted(CONFIG_KEYS))})")
+        unknown = set(data) - CONFIG_KEYS
+        if unknown:
+            raise InvalidInput(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                               f"allowed: {', '.join(sorted(CONFIG_KEYS))}")
+        s.root = str(data.get("root", s.root))
+        s.runroot = str(data.get("runroot", s.runroot))
+        if data.get("driver"):
+            s.driver, s.driver_source = str(data["driver"]), f"set in {path}"
+        opts = data.get("storage_opts") or {}
+        if not isinstance(opts, dict):
+            raise InvalidInput(f"{path}: storage_opts must be a mapping of KEY: VALUE")
+        s.storage_opts = {str(k): str(v) for k, v in opts.items()}
+    elif config_path:
+        raise InvalidInput(f"config file {config_path} does not exist")
+    env = os.environ
+    s.root = env.get("BERTH_ROOT") or s.root
+    s.runroot = env.get("BERTH_RUNROOT") or s.runroot
+    if env.get("BERTH_DRIVER"):
+        s.driver, s.driver_source = env["BERTH_DRIVER"], "set by BERTH_DRIVER"
+    if root:
+        s.root = root
+    if runroot:
+        s.runroot = runroot
+    if driver:
+        s.driver, s.driver_source = driver, "set by --driver"
+    if storage_opts:
+        s.storage_opts.update(parse_storage_opts(storage_opts))
+    s.root = os.path.abspath(s.root)
+    s.runroot = os.path.abspath(s.runroot)
+    return s

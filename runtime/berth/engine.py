@@ -1,0 +1,217 @@
+"""berth.Engine: the one facade the CLI, the Ansible modules and the reconciler call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from typing import BinaryIO
+
+from berth import config as config_mod
+from berth.db import Database
+from berth.errors import BerthError, InvalidInput, NotFound, StoreConflict
+from berth.host.probe import HostFacts, check_root
+from berth.host.runtimes import probe_runtimes
+from berth.image.store import BlobStore, Image, ImageStore
+from berth.locks import FileLock
+from berth.storage import registry
+from berth.storage.driver import Driver
+from berth.storage.layers import LayerStore
+
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def _iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Engine:
+    def __init__(self, settings: config_mod.Settings | None = None, **kw: object) -> None:
+        check_root()
+        self.settings = settings or config_mod.load(**kw)  # type: ignore[arg-type]
+        s = self.settings
+        self.root, self.runroot = s.root, s.runroot
+        for d in (self.root, self.runroot):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        self.facts = HostFacts(self.root)
+        self.db = Database(os.path.join(self.root, "berth.db"))
+        self.driver_name, self.driver_reason = self._pick_driver()
+        cls = registry.driver_class(self.driver_name)
+        ok, why = cls.supported(self.facts)
+        if not ok:
+            raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
+        self.driver: Driver = cls(os.path.join(self.root, self.driver_name), self.runroot, s.storage_opts, self.facts)
+        with self.db.write() as c:
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('driver', ?)", (self.driver_name,))
+        self.lock_dir = os.path.join(self.root, "locks")
+        self.layers = LayerStore(self.db, self.driver, self.lock_dir)
+        self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))
+        self.recovered = self.recover()
+
+    def _pick_driver(self) -> tuple[str, str]:
+        recorded = self.db.get_meta("driver")
+        wanted = self.settings.driver
+        if recorded and wanted and wanted != recorded:
+            raise StoreConflict(f"{self.root} was initialised with the {recorded} driver; use --driver {recorded} "
+                                f"or another --root (found {wanted} {self.settings.driver_source})")
+        if recorded:
+            return recorded, f"recorded in {self.root} when it was initialised"
+        if wanted:
+            return wanted, self.settings.driver_source
+        return registry.choose(self.facts)
+
+    def close(self) -> None:
+        self.driver.cleanup()
+        self.db.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- consistency -------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Remove what interrupted operations left behind (incomplete layers, orphan temp files)."""
+        with FileLock(os.path.join(self.lock_dir, "recover"), shared=False) as _:
+            removed = self.layers.recover()
+            blobs = os.path.join(self.root, "blobs", "sha256")
+            if os.path.isdir(blobs):
+                for n in os.listdir(blobs):
+                    if n.startswith(".tmp-"):
+                        pid = n.split("-")[1]
+                        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                            os.unlink(os.path.join(blobs, n))
+                            removed.append(n)
+        return removed
+
+    def storage_check(self) -> dict[str, object]:
+        problems = []
+        for layer in self.layers.all():
+            if not self.driver.exists(layer.id):
+                problems.append(f"layer {layer.id} is recorded but missing from the {self.driver_name} driver")
+        for img in self.images.list():
+            try:
+                self.images.config(img.id)
+            except BerthError as e:
+                problems.append(str(e))
+            if img.top_layer:
+                try:
+                    self.layers.chain(img.top_layer)
+                except NotFound:
+                    problems.append(f"image {img.id} refers to a missing layer {img.top_layer}")
+        return {"recovered": self.recovered, "problems": problems}
+
+    # -- host --------------------------------------------------------------------------------
+    def info(self) -> dict[str, object]:
+        support = registry.driver_support(self.facts)
+        runtimes = probe_runtimes(self.runroot)
+        ok, why = self.driver.native_diff()
+        return {
+            "root": self.root,
+            "runroot": self.runroot,
+            "driver": self.driver_name,
+            "driver_reason": self.driver_reason,
+            "driver_status": dict(self.driver.status()),
+            "native_diff": {"usable": ok, "reason": why},
+            "drivers": {n: {"supported": s, "reason": r} for n, (s, r) in support.items()},
+            **self.facts.as_dict(),
+            "runtimes": [vars(r) for r in runtimes],
+            "images": len(self.images.list()),
+            "layers": len(self.layers.all()),
+        }
+
+    # -- images ------------------------------------------------------------------------------
+    def import_image(self, stream: BinaryIO, ref: str | None, message: str = "") -> Image:
+        """A rootfs tar (optionally compressed) becomes a one-layer image. The image ID depends
+        only on the tar's content: `created` is the newest mtime in the archive."""
+        if ref:
+            from berth.image import reference
+            reference.parse(ref)
+        layer, _new, result = self.layers.create_from_tar(None, stream)
+        created = _iso(result.newest_mtime)
+        history: dict[str, object] = {"created": created, "created_by": "berth import"}
+        if message:
+            history["comment"] = message
+        cfg: dict[str, object] = {
+            "architecture": GOARCH.get(platform.machine(), platform.machine()),
+            "os": "linux",
+            "created": created,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "history": [history],
+        }
+        return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
+
+    def image(self, ref: str) -> Image:
+        return self.images.resolve(ref)
+
+    def tag(self, src: str, dst: str) -> str:
+        return self.images.tag(self.images.resolve(src).id, dst)
+
+    def remove_image(self, ref: str, force: bool = False) -> list[str]:
+        """Untag, and delete the image when no tag is left; returns docker-style Untagged/Deleted lines."""
+        img = self.images.resolve(ref)
+        out = []
+        by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
+        if not by_id:
+            out.append(f"Untagged: {self.images.untag(ref)}")
+            if self.images.get(img.id).tags:
+                return out
+        elif len(img.tags) > 1 and not force:
+            raise InvalidInput(f"image {ref} has {len(img.tags)} tags ({', '.join(img.tags)}); "
+                               "remove them by name or use --force")
+        else:
+            out.extend(f"Untagged: {t}" for t in img.tags)
+        self.images.delete(img.id)
+        out.append(f"Deleted: {img.id}")
+        out.extend(f"Deleted layer: {lid}" for lid in self.gc_layers())
+        return out
+
+    def gc_layers(self) -> list[str]:
+        removed = []
+        for lid in self.layers.unreferenced(self.images.top_layers()):
+            try:
+                self.layers.remove(lid)
+                removed.append(lid)
+            except NotFound:
+                continue
+        return removed
+
+    def inspect_image(self, ref: str) -> dict[str, object]:
+        img = self.images.resolve(ref)
+        cfg = self.images.config(img.id)
+        layers = self.layers.chain(img.top_layer) if img.top_layer else []
+        return {
+            "Id": img.id,
+            "RepoTags": img.tags,
+            "Created": cfg.get("created"),
+            "Architecture": cfg.get("architecture"),
+            "Os": cfg.get("os"),
+            "Config": cfg.get("config", {}),
+            "RootFS": cfg.get("rootfs"),
+            "History": cfg.get("history", []),
+            "Size": img.size,
+            "GraphDriver": {"Name": self.driver_name,
+                            "Data": self.driver.metadata(img.top_layer) if img.top_layer else {}},
+            "Layers": [{"Id": ly.id, "DiffID": ly.diff_id, "ChainID": ly.chain_id, "Size": ly.size} for ly in layers],
+        }
+
+    def history(self, ref: str) -> list[dict[str, object]]:
+        img = self.images.resolve(ref)
+        cfg = self.images.config(img.id)
+        layers = self.layers.chain(img.top_layer) if img.top_layer else []
+        sizes = [ly.size for ly in layers]
+        rows = []
+        li = 0
+        for h in cfg.get("history", []):  # type: ignore[union-attr]
+            empty = bool(h.get("empty_layer"))
+            size = 0 if empty or li >= len(sizes) else sizes[li]
+            if not empty:
+                li += 1
+            rows.append({"created": h.get("created"), "created_by": h.get("created_by", ""),
+                         "size": size, "comment": h.get("comment", "")})
+        rows.reverse()
+        if rows:
+            rows[0]["id"] = img.id
+        return rows

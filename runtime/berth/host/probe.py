@@ -1,0 +1,294 @@
+"""Read what the kernel and the host offer. Probing never changes the host: trial mounts happen in
+a private mount namespace inside a temporary directory that is removed afterwards."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+from berth.errors import BerthError
+from berth.proc import run
+
+OVERLAY_PARAMS = "/sys/module/overlay/parameters"
+FS_MAGIC = {0x9123683E: "btrfs", 0xEF53: "ext4", 0x58465342: "xfs", 0x01021994: "tmpfs",
+            0x794C7630: "overlay", 0x61756673: "aufs", 0x2FC12FC1: "zfs", 0x6969: "nfs",
+            0xF15F: "ecryptfs", 0x65735546: "fuse"}
+
+
+@dataclass
+class RuntimeFacts:
+    name: str
+    path: str | None
+    version: str = ""
+    works: bool = False
+    reason: str = ""
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("rest", ctypes.c_byte * 104)]
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def existing_ancestor(path: str) -> str:
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def fs_type(path: str) -> str:
+    """Name of the file system holding path (its nearest existing ancestor)."""
+    buf = _Statfs()
+    if _libc.statfs(os.fsencode(existing_ancestor(path)), ctypes.byref(buf)) != 0:
+        return "unknown"
+    magic = buf.f_type & 0xFFFFFFFF
+    return FS_MAGIC.get(magic, f"0x{magic:x}")
+
+
+def supports_d_type(path: str) -> bool:
+    """True when readdir on path's file system reports entry types (overlay needs it)."""
+    d = existing_ancestor(path)
+    libc = _libc
+    libc.opendir.restype = ctypes.c_void_p
+    libc.readdir.restype = ctypes.c_void_p
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    dirp = libc.opendir(os.fsencode(d))
+    if not dirp:
+        return False
+    try:
+        while True:
+            ent = libc.readdir(dirp)
+            if not ent:
+                return True
+            # struct dirent64 on Linux: ino(8) off(8) reclen(2) type(1) name
+            d_type = ctypes.c_ubyte.from_address(ent + 18).value
+            name = ctypes.string_at(ent + 19)
+            if name in (b".", b".."):
+                continue
+            return d_type != 0
+    finally:
+        libc.closedir(dirp)
+
+
+def _read(path: str, default: str = "") -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def kernel_filesystems() -> list[str]:
+    out = []
+    for line in _read("/proc/filesystems").splitlines():
+        parts = line.split()
+        if parts:
+            out.append(parts[-1])
+    return out
+
+
+# Run in a child process inside `unshare --mount`: the trial mounts vanish with it.
+_OVERLAY_TRIAL = r"""
+import json, os, sys
+base, opts = sys.argv[1], sys.argv[2]
+res = {}
+def sh(*a):
+    import subprocess
+    return subprocess.run(list(a), capture_output=True, text=True)
+for d in ("l1/d", "l1/d1", "l2/d", "l3", "work", "merged"):
+    os.makedirs(os.path.join(base, d))
+os.setxattr(os.path.join(base, "l2/d"), "trusted.overlay.opaque", b"y")
+data = f"{opts}lowerdir={base}/l2:{base}/l1,upperdir={base}/l3,workdir={base}/work"
+r = sh("mount", "-t", "overlay", "overlay", "-o", data, f"{base}/merged")
+res["multiple_lowers"] = r.returncode == 0
+res["mount_error"] = r.stderr.strip()
+if r.returncode == 0:
+    open(f"{base}/merged/d/f", "w").close()
+    try:
+        os.getxattr(f"{base}/l3/d", "trusted.overlay.opaque")
+        res["native_diff"] = "opaque flag erroneously copied up"
+    except OSError:
+        res["native_diff"] = ""
+    try:
+        os.rename(f"{base}/merged/d1", f"{base}/merged/d2")
+        try:
+            os.getxattr(f"{base}/l3/d2", "trusted.overlay.redirect")
+            res["native_diff"] = res["native_diff"] or "redirect_dir is on (directory renames are redirects)"
+        except OSError:
+            pass
+    except OSError as e:
+        if e.errno != 18:
+            res["native_diff"] = res["native_diff"] or f"rename check failed: {e}"
+    os.chmod(f"{base}/merged/d", 0o700)
+    res["metacopy"] = False
+    sh("umount", f"{base}/merged")
+print(json.dumps(res))
+"""
+
+
+def probe_overlay(options: str) -> dict[str, object]:
+    """Trial-mount overlay with our options (multiple lowers, native-diff checks)."""
+    if "overlay" not in kernel_filesystems():
+        return {"multiple_lowers": False, "mount_error": "overlay is not in /proc/filesystems",
+                "native_diff": "overlay missing"}
+    tmp = tempfile.mkdtemp(prefix="berth-probe-")
+    try:
+        cp = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _OVERLAY_TRIAL,
+                  tmp, options], check=False, timeout=30)
+        if cp.returncode != 0:
+            return {"multiple_lowers": False, "mount_error": cp.stderr.decode(errors="replace").strip()[-300:],
+                    "native_diff": "probe failed"}
+        return json.loads(cp.stdout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def overlay_mount_options() -> str:
+    """Options berth always passes, so that native diff stays valid whatever the module defaults."""
+    opts = []
+    if os.path.exists(f"{OVERLAY_PARAMS}/index"):
+        opts.append("index=off")
+    if os.path.exists(f"{OVERLAY_PARAMS}/redirect_dir"):
+        opts.append("redirect_dir=off")
+    if os.path.exists(f"{OVERLAY_PARAMS}/metacopy"):
+        opts.append("metacopy=off")
+    return ",".join(opts) + ("," if opts else "")
+
+
+@dataclass
+class CgroupFacts:
+    version: str
+    controllers: list[str] = field(default_factory=list)
+    unified_controllers: list[str] = field(default_factory=list)
+
+
+def cgroup_facts() -> CgroupFacts:
+    root = "/sys/fs/cgroup"
+    if fs_type(root) == "0x63677270":
+        ctrl = _read(f"{root}/cgroup.controllers").split()
+        return CgroupFacts("2", ctrl, ctrl)
+    v1 = []
+    for line in _read("/proc/cgroups").splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 4 and parts[3] == "1" and os.path.isdir(f"{root}/{parts[0]}"):
+            v1.append(parts[0])
+    unified = f"{root}/unified"
+    if os.path.isdir(unified) and os.path.exists(f"{unified}/cgroup.controllers"):
+        return CgroupFacts("1 (hybrid)", v1, _read(f"{unified}/cgroup.controllers").split())
+    return CgroupFacts("1", v1)
+
+
+def namespaces() -> list[str]:
+    try:
+        return sorted(os.listdir("/proc/self/ns"))
+    except OSError:
+        return []
+
+
+class HostFacts:
+    """Everything the drivers and `berth info` ask about the host, computed once per process."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    @cached_property
+    def kernel(self) -> str:
+        return platform.release()
+
+    @cached_property
+    def filesystems(self) -> list[str]:
+        return kernel_filesystems()
+
+    @cached_property
+    def backing_fs(self) -> str:
+        return fs_type(self.root)
+
+    @cached_property
+    def d_type(self) -> bool:
+        return supports_d_type(self.root)
+
+    @cached_property
+    def overlay_options(self) -> str:
+        return overlay_mount_options()
+
+    @cached_property
+    def overlay(self) -> dict[str, object]:
+        facts: dict[str, object] = {"present": "overlay" in self.filesystems}
+        params = {}
+        for p in ("redirect_dir", "metacopy", "index", "xino_auto"):
+            v = _read(f"{OVERLAY_PARAMS}/{p}", "")
+            if v:
+                params[p] = v
+        facts["module_defaults"] = params
+        major, minor = (int(x) for x in self.kernel.split(".")[:2])
+        facts["userxattr"] = (major, minor) >= (5, 11)
+        facts["mount_options"] = self.overlay_options
+        if facts["present"]:
+            facts.update(probe_overlay(self.overlay_options))
+        return facts
+
+    @cached_property
+    def devicemapper(self) -> dict[str, object]:
+        control = os.path.exists("/dev/mapper/control")
+        thin = False
+        reason = ""
+        if not control:
+            reason = "/dev/mapper/control is missing (kernel without device-mapper)"
+        elif shutil.which("dmsetup"):
+            cp = run(["dmsetup", "targets"], check=False)
+            thin = b"thin-pool" in cp.stdout
+            if not thin:
+                reason = "the dm thin-pool target is not available (modprobe dm_thin_pool)"
+        else:
+            reason = "dmsetup is not installed (apt-get install dmsetup)"
+        return {"control": control, "thin_pool_target": thin, "reason": reason}
+
+    @cached_property
+    def cgroups(self) -> CgroupFacts:
+        return cgroup_facts()
+
+    @cached_property
+    def namespaces(self) -> list[str]:
+        return namespaces()
+
+    @cached_property
+    def conmon(self) -> dict[str, str | None]:
+        path = shutil.which("conmon")
+        version = ""
+        if path:
+            cp = run([path, "--version"], check=False)
+            version = cp.stdout.decode(errors="replace").splitlines()[0] if cp.stdout else ""
+        return {"path": path, "version": version}
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kernel": self.kernel,
+            "filesystems": self.filesystems,
+            "backing_fs": self.backing_fs,
+            "d_type": self.d_type,
+            "overlay": self.overlay,
+            "btrfs": {"present": "btrfs" in self.filesystems, "root_on_btrfs": self.backing_fs == "btrfs",
+                      "progs": shutil.which("btrfs")},
+            "devicemapper": self.devicemapper,
+            "aufs": {"present": "aufs" in self.filesystems},
+            "cgroup_version": self.cgroups.version,
+            "cgroups": asdict(self.cgroups),
+            "namespaces": self.namespaces,
+            "conmon": self.conmon,
+        }
+
+
+def check_root() -> None:
+    if os.geteuid() != 0:
+        raise BerthError("berth needs root for storage operations (mounts, ownership): run it as root")

@@ -1,0 +1,143 @@
+"""The image store: image configs as content-addressed blobs, image records and tags in the database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from berth.db import Database
+from berth.errors import InvalidInput, NotFound
+from berth.image import reference
+from berth.storage.fsutil import atomic_write
+
+
+def canonical_json(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass
+class Image:
+    id: str
+    top_layer: str | None
+    created: str | None
+    size: int
+    tags: list[str]
+
+
+class BlobStore:
+    """blobs/sha256/<hex>, written temp + fsync + rename, verified on read."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> str:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64:
+            raise InvalidInput(f"invalid digest {digest!r}")
+        return os.path.join(self.root, algo, hexd)
+
+    def put(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        p = self.path(digest)
+        if not os.path.exists(p):
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            atomic_write(p, data)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            with open(self.path(digest), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing from the store (run 'berth storage check')") from None
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise InvalidInput(f"blob {digest} is corrupt on disk")
+        return data
+
+    def remove(self, digest: str) -> None:
+        p = self.path(digest)
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+class ImageStore:
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    def _tags(self, image_id: str) -> list[str]:
+        return [r["name"] for r in self.db.query("SELECT name FROM tags WHERE image_id = ? ORDER BY name", (image_id,))]
+
+    def _image(self, row: object) -> Image:
+        r = row
+        return Image(r["id"], r["top_layer"], r["created"], r["size"], self._tags(r["id"]))  # type: ignore[index]
+
+    def add(self, config: dict[str, object], top_layer: str | None, size: int, tags: list[str]) -> Image:
+        """Store an image config and its record; tags move to it from any image that had them."""
+        data = canonical_json(config)
+        image_id = self.blobs.put(data)
+        names = [str(reference.parse(t)) for t in tags]
+        with self.db.write() as c:
+            c.execute("INSERT OR IGNORE INTO images(id, top_layer, created, size, added) VALUES (?, ?, ?, ?, ?)",
+                      (image_id, top_layer, config.get("created"), size, time.time()))
+            for n in names:
+                c.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?, ?)", (n, image_id))
+        return self.get(image_id)
+
+    def get(self, image_id: str) -> Image:
+        row = self.db.one("SELECT * FROM images WHERE id = ?", (image_id,))
+        if row is None:
+            raise NotFound(f"image {image_id} not found")
+        return self._image(row)
+
+    def config(self, image_id: str) -> dict[str, object]:
+        return json.loads(self.blobs.get(image_id))
+
+    def list(self) -> list[Image]:
+        return [self._image(r) for r in self.db.query("SELECT * FROM images ORDER BY added DESC")]
+
+    def resolve(self, ref: str) -> Image:
+        """An image by tag, full ID, or unambiguous ID prefix (at least 4 hex digits)."""
+        hexpart = ref[7:] if ref.startswith("sha256:") else ref
+        if 4 <= len(hexpart) <= 64 and all(ch in "0123456789abcdef" for ch in hexpart):
+            rows = self.db.query("SELECT * FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",))
+            if len(rows) == 1:
+                return self._image(rows[0])
+            if len(rows) > 1:
+                raise InvalidInput(f"image ID prefix {ref!r} is ambiguous: give more digits")
+            if ref.startswith("sha256:"):
+                raise NotFound(f"no image with ID {ref}")
+        try:
+            name = str(reference.parse(ref))
+        except InvalidInput:
+            raise NotFound(f"no such image: {ref}") from None
+        row = self.db.one("SELECT image_id FROM tags WHERE name = ?", (name,))
+        if row is None:
+            raise NotFound(f"no such image: {ref} (see 'berth images')")
+        return self.get(row["image_id"])
+
+    def tag(self, image_id: str, name: str) -> str:
+        n = str(reference.parse(name))
+        with self.db.write() as c:
+            c.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?, ?)", (n, image_id))
+        return n
+
+    def untag(self, name: str) -> str:
+        n = str(reference.parse(name))
+        with self.db.write() as c:
+            cur = c.execute("DELETE FROM tags WHERE name = ?", (n,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no such tag: {name}")
+        return n
+
+    def delete(self, image_id: str) -> None:
+        with self.db.write() as c:
+            c.execute("DELETE FROM tags WHERE image_id = ?", (image_id,))
+            c.execute("DELETE FROM images WHERE id = ?", (image_id,))
+        self.blobs.remove(image_id)
+
+    def top_layers(self) -> set[str]:
+        return {r["top_layer"] for r in self.db.query("SELECT top_layer FROM images") if r["top_layer"]}

@@ -1,0 +1,58 @@
+"""Per-object advisory locks (flock) and small counters kept beside them.
+
+flock is released by the kernel when a process dies, so a lock that can be taken proves that
+its previous holder is gone: that is how cleanup tells a crashed operation from a running one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from types import TracebackType
+
+
+class FileLock:
+    def __init__(self, path: str, shared: bool = False) -> None:
+        self.path = path
+        self.shared = shared
+        self.fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        flags = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        if not blocking:
+            flags |= fcntl.LOCK_NB
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+def adjust_counter(lock: FileLock, delta: int) -> int:
+    """Add delta to the integer stored in the (held) lock file; returns the new value (>= 0)."""
+    assert lock.fd is not None
+    os.lseek(lock.fd, 0, os.SEEK_SET)
+    raw = os.read(lock.fd, 32).strip()
+    value = max(0, (int(raw) if raw.isdigit() else 0) + delta)
+    os.lseek(lock.fd, 0, os.SEEK_SET)
+    os.ftruncate(lock.fd, 0)
+    os.write(lock.fd, str(value).encode())
+    return value

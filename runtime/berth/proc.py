@@ -1,0 +1,38 @@
+"""The one helper through which berth runs external commands."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from berth.errors import CommandError
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    what: str = "",
+    input: bytes | None = None,
+    cwd: str | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run argv (never through a shell); raise CommandError on failure when check is set."""
+    argv = [str(a) for a in argv]
+    try:
+        cp = subprocess.run(
+            argv, input=input, cwd=cwd, capture_output=True, timeout=timeout, env=env, check=False
+        )
+    except FileNotFoundError as e:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found", what) from e
+    except subprocess.TimeoutExpired as e:
+        raise CommandError(argv, 124, f"timed out after {timeout}s", what) from e
+    if check and cp.returncode != 0:
+        raise CommandError(argv, cp.returncode, cp.stderr.decode(errors="replace"), what)
+    return cp
+
+
+def output(argv: Sequence[str], **kw: object) -> str:
+    """Run argv and return its stdout as text."""
+    return run(argv, **kw).stdout.decode(errors="replace")  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""Small file-system helpers shared by the drivers, the differ and the tar applier."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+
+OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def layer_xattrs(path: str) -> dict[str, bytes]:
+    """The extended attributes that belong in a layer (not overlay's own, not ACL/system ones)."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM):
+            return {}
+        raise
+    out: dict[str, bytes] = {}
+    for n in sorted(names):
+        if n.startswith(OVERLAY_XATTR_PREFIXES) or n.startswith("system.") or n == "security.selinux":
+            continue
+        with contextlib.suppress(OSError):
+            out[n] = os.getxattr(path, n, follow_symlinks=False)
+    return out
+
+
+def is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """overlayfs whiteout: a character device 0:0."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def remove_path(path: str) -> None:
+    """Remove a file, link or whole directory tree without following symlinks; absent is fine."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write a whole file crash-safely: temp name, fsync, rename, fsync of the directory."""
+    d = os.path.dirname(path) or "."
+    tmp = os.path.join(d, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    fsync_dir(d)
+
+
+def dir_size(path: str) -> int:
+    """Bytes in regular files below path, each inode counted once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for n in files + dirs:
+            st = os.lstat(os.path.join(root, n))
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total

@@ -1,0 +1,227 @@
+"""The layer store: content-addressed layers over a driver, with crash-safe create and remove.
+
+A layer row is written with incomplete=1 before anything touches the driver and cleared only
+when the layer is whole. The creating process holds a flock on the layer while it works; a later
+`recover()` removes every incomplete layer whose lock it can take (its creator is gone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from berth.db import Database
+from berth.errors import NotFound
+from berth.locks import FileLock
+from berth.storage.driver import Driver
+from berth.storage.tarapply import ApplyResult
+from berth.storage.tarwriter import Sink
+
+
+def chain_id(parent_chain: str | None, diff_id: str) -> str:
+    """OCI ChainID: ChainID(L0) = DiffID(L0); ChainID(..Ln) = sha256(ChainID(..Ln-1) + ' ' + DiffID(Ln))."""
+    if not parent_chain:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
+
+
+@dataclass
+class Layer:
+    id: str
+    parent: str | None
+    diff_id: str | None
+    chain_id: str | None
+    size: int
+    rw: bool
+    incomplete: bool
+    created: float
+
+
+def _layer(row: object) -> Layer:
+    r = row  # sqlite3.Row
+    return Layer(r["id"], r["parent"], r["diff_id"], r["chain_id"], r["size"], bool(r["rw"]),  # type: ignore[index]
+                 bool(r["incomplete"]), r["created"])  # type: ignore[index]
+
+
+class LayerStore:
+    def __init__(self, db: Database, driver: Driver, lock_dir: str) -> None:
+        self.db = db
+        self.driver = driver
+        self.lock_dir = lock_dir
+
+    def _lock(self, id: str) -> FileLock:
+        return FileLock(os.path.join(self.lock_dir, f"layer-{id}"))
+
+    # -- queries -----------------------------------------------------------------------------
+    def get(self, id: str) -> Layer:
+        row = self.db.one("SELECT * FROM layers WHERE id = ?", (id,))
+        if row is None:
+            raise NotFound(f"layer {id} not found")
+        return _layer(row)
+
+    def by_chain(self, chain: str) -> Layer | None:
+        row = self.db.one("SELECT * FROM layers WHERE chain_id = ? AND incomplete = 0", (chain,))
+        return None if row is None else _layer(row)
+
+    def all(self) -> list[Layer]:
+        return [_layer(r) for r in self.db.query("SELECT * FROM layers ORDER BY created")]
+
+    def chain(self, id: str) -> list[Layer]:
+        """The layer and its ancestors, base first."""
+        out = []
+        cur: str | None = id
+        while cur:
+            layer = self.get(cur)
+            out.append(layer)
+            cur = layer.parent
+        return list(reversed(out))
+
+    # -- creation ----------------------------------------------------------------------------
+    def _begin(self, parent: str | None, rw: bool) -> tuple[str, FileLock]:
+        id = uuid.uuid4().hex + uuid.uuid4().hex
+        lock = self._lock(id)
+        lock.acquire()
+        try:
+            with self.db.write() as c:
+                if parent is not None:
+                    row = c.execute("SELECT incomplete FROM layers WHERE id = ?", (parent,)).fetchone()
+                    if row is None or row["incomplete"]:
+                        raise NotFound(f"parent layer {parent} not found")
+                c.execute("INSERT INTO layers(id, parent, rw, incomplete, created) VALUES (?, ?, ?, 1, ?)",
+                          (id, parent, int(rw), time.time()))
+        except BaseException:
+            lock.release()
+            raise
+        return id, lock
+
+    def _abort(self, id: str) -> None:
+        """Remove a layer's files, then its row, then its lock file (the caller holds the lock)."""
+        self.driver.remove(id)
+        with self.db.write() as c:
+            c.execute("DELETE FROM layers WHERE id = ?", (id,))
+        lockfile = os.path.join(self.lock_dir, f"layer-{id}")
+        if os.path.exists(lockfile):
+            os.unlink(lockfile)
+
+    def create_from_tar(self, parent: str | None, stream: BinaryIO) -> tuple[Layer, bool, ApplyResult]:
+        """Apply a layer tar on top of parent. Returns the layer, whether it was new (an identical
+        layer already stored is reused and the new copy dropped) and what applying it found."""
+        parent_chain = self.get(parent).chain_id if parent else None
+        id, lock = self._begin(parent, rw=False)
+        try:
+            try:
+                self.driver.create(id, parent, rw=False)
+                result = self.driver.apply_diff(id, parent, stream)
+            except BaseException:
+                self._abort(id)
+                raise
+            chain = chain_id(parent_chain, result.diff_id)
+            with self.db.write() as c:
+                row = c.execute("SELECT id FROM layers WHERE chain_id = ? AND incomplete = 0", (chain,)).fetchone()
+                if row is None:
+                    c.execute("UPDATE layers SET diff_id = ?, chain_id = ?, size = ?, incomplete = 0 WHERE id = ?",
+                              (result.diff_id, chain, result.size, id))
+                    existing = None
+                else:
+                    existing = row["id"]
+            if existing is not None:
+                self._abort(id)
+                return self.get(existing), False, result
+            return self.get(id), True, result
+        finally:
+            lock.release()
+
+    def create_rw(self, parent: str | None) -> Layer:
+        id, lock = self._begin(parent, rw=True)
+        try:
+            try:
+                self.driver.create(id, parent, rw=True)
+            except BaseException:
+                self._abort(id)
+                raise
+            with self.db.write() as c:
+                c.execute("UPDATE layers SET incomplete = 0 WHERE id = ?", (id,))
+            return self.get(id)
+        finally:
+            lock.release()
+
+    # -- removal -----------------------------------------------------------------------------
+    def remove(self, id: str) -> None:
+        """Remove one layer (it must have no children). Marked incomplete first, so that a crash
+        half-way leaves something recover() finishes."""
+        with self._lock(id):
+            with self.db.write() as c:
+                if c.execute("SELECT 1 FROM layers WHERE parent = ?", (id,)).fetchone():
+                    raise NotFound(f"layer {id} still has child layers")
+                c.execute("UPDATE layers SET incomplete = 1 WHERE id = ?", (id,))
+            self._abort(id)
+
+    def unreferenced(self, referenced: set[str]) -> list[str]:
+        """Read-only image layers that no image, container or child layer uses (leaves first)."""
+        rows = self.db.query("SELECT id, parent, rw FROM layers WHERE incomplete = 0")
+        keep: set[str] = set()
+        by_id = {r["id"]: r for r in rows}
+        for ref in referenced:
+            cur = ref
+            while cur and cur not in keep:
+                keep.add(cur)
+                cur = by_id[cur]["parent"] if cur in by_id else None
+        out = []
+        for r in rows:
+            if r["rw"] or r["id"] in keep:
+                continue
+            out.append(r["id"])
+        # order: children before parents
+        depth = {}
+        for lid in out:
+            d, cur = 0, by_id[lid]["parent"]
+            while cur:
+                d += 1
+                cur = by_id[cur]["parent"] if cur in by_id else None
+            depth[lid] = d
+        return sorted(out, key=lambda i: -depth[i])
+
+    # -- recovery ----------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Finish what crashed processes left: remove incomplete layers nobody is working on, and
+        driver directories that have no row at all."""
+        removed = []
+        for row in self.db.query("SELECT id FROM layers WHERE incomplete = 1"):
+            lock = self._lock(row["id"])
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                still = self.db.one("SELECT incomplete FROM layers WHERE id = ?", (row["id"],))
+                if still is not None and still["incomplete"]:
+                    if self.db.one("SELECT 1 FROM layers WHERE parent = ?", (row["id"],)):
+                        continue
+                    self._abort(row["id"])
+                    removed.append(row["id"])
+            finally:
+                lock.release()
+        known = {r["id"] for r in self.db.query("SELECT id FROM layers")}
+        for id in self.driver.ids():
+            if id in known:
+                continue
+            lock = self._lock(id)
+            if lock.acquire(blocking=False):
+                try:
+                    if self.db.one("SELECT 1 FROM layers WHERE id = ?", (id,)) is None:
+                        self._abort(id)
+                        removed.append(id)
+                finally:
+                    lock.release()
+        return removed
+
+    # -- diffs -------------------------------------------------------------------------------
+    def diff(self, id: str, sink: Sink, naive: bool = False) -> None:
+        layer = self.get(id)
+        self.driver.diff(id, layer.parent, sink, naive=naive)
+
+    def changes(self, id: str, naive: bool = False) -> list[tuple[str, str]]:
+        layer = self.get(id)
+        return self.driver.changes(id, layer.parent, naive=naive)
