@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from berth import config as config_mod
 from berth.engine import Engine
 from berth.storage import mounts

@@ -9,6 +9,7 @@ import tarfile
 from collections.abc import Callable
 
 import pytest
+
 from berth.errors import InvalidInput
 
 Builder = Callable[[str], list[tuple[tarfile.TarInfo, bytes | None]]]

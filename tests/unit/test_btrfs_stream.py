@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from berth.errors import BerthError
 from berth.storage.btrfs import parse_send_stream
 

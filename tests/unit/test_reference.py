@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from berth.errors import InvalidInput
 from berth.image.reference import parse
 

@@ -84,9 +84,9 @@ class OverlayDriver(Driver):
             self._require(parent)
             plower = self._read(parent, "lower")
             lower = f"{LINK_DIR}/{self._read(parent, 'link')}" + (f":{plower}" if plower else "")
-            if lower.count(":") + 1 > MAX_DEPTH:
-                raise BerthError(f"max depth exceeded: overlay supports at most {MAX_DEPTH} layers; "
-                                 "squash the image")
+            if lower.count(":") + 2 > MAX_DEPTH:
+                raise BerthError(f"max depth exceeded: overlay supports chains of at most {MAX_DEPTH} layers "
+                                 "(container layer included); squash the image")
         os.makedirs(os.path.join(self.home, LINK_DIR), exist_ok=True)
         os.mkdir(self._d(id), 0o700)
         os.mkdir(self._d(id, "diff"), 0o755)

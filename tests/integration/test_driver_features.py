@@ -1,0 +1,124 @@
+"""Snapshots, fallbacks, depth limits, auto-selection, concurrency and probe hygiene."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+
+import pytest
+
+from berth.errors import BerthError
+from berth.storage import mounts
+from tests.conftest import DRIVERS, REPO, berth
+from tests.treeutil import build_base, describe, make_changes, tree_tar
+
+
+@pytest.fixture(scope="module")
+def base_tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    root = str(tmp_path_factory.mktemp("base") / "tree")
+    build_base(root)
+    return tree_tar(root)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_snapshot_is_a_point_in_time_copy(make_engine, driver: str, base_tar: bytes) -> None:  # type: ignore[no-untyped-def]
+    e = make_engine(driver)
+    base, _, _ = e.layers.create_from_tar(None, io.BytesIO(base_tar))
+    rw = e.layers.create_rw(base.id)
+    path = e.driver.mount(rw.id)
+    try:
+        make_changes(path)
+        before = describe(path)
+        e.driver.snapshot(rw.id, "snap-" + rw.id[:8])
+        with open(os.path.join(path, "after-snapshot"), "w") as f:
+            f.write("later\n")
+        os.unlink(os.path.join(path, "new.txt"))
+    finally:
+        e.driver.unmount(rw.id)
+    snap_path = e.driver.mount("snap-" + rw.id[:8])
+    try:
+        assert describe(snap_path) == before
+    finally:
+        e.driver.unmount("snap-" + rw.id[:8])
+        e.driver.remove("snap-" + rw.id[:8])
+
+
+def test_overlay_falls_back_to_naive_and_says_so(make_engine, base_tar: bytes) -> None:  # type: ignore[no-untyped-def]
+    e = make_engine("overlay")
+    base, _, _ = e.layers.create_from_tar(None, io.BytesIO(base_tar))
+    rw = e.layers.create_rw(base.id)
+    path = e.driver.mount(rw.id)
+    make_changes(path)
+    good = io.BytesIO()
+    e.layers.diff(rw.id, good)
+    e.facts.overlay["native_diff"] = "kernel has CONFIG_OVERLAY_FS_REDIRECT_DIR enabled"
+    ok, why = e.driver.native_diff()
+    assert not ok and "REDIRECT" in why
+    assert "false" in dict(e.driver.status())["Native Overlay Diff"]
+    fallback = io.BytesIO()
+    e.layers.diff(rw.id, fallback)
+    assert fallback.getvalue() == good.getvalue()
+    e.driver.unmount(rw.id)
+
+
+def test_overlay_depth_limit_is_a_clear_error(make_engine) -> None:  # type: ignore[no-untyped-def]
+    from berth.storage.overlay import MAX_DEPTH
+
+    e = make_engine("overlay")
+    parent = None
+    for i in range(MAX_DEPTH):
+        parent = f"layer{i}"
+        e.driver.create(parent, f"layer{i - 1}" if i else None)
+    with pytest.raises(BerthError, match="max depth exceeded"):
+        e.driver.create("one-too-many", parent)
+    top = e.driver.mount(parent)
+    try:
+        assert os.path.isdir(top)
+    finally:
+        e.driver.unmount(parent)
+
+
+def test_auto_selects_btrfs_on_btrfs(berth_env: dict[str, str], btrfs_dir: str) -> None:
+    env = dict(berth_env, BERTH_ROOT=os.path.join(btrfs_dir, "auto-root"))
+    info = json.loads(berth(env, "info", "--format", "json").stdout)
+    assert info["driver"] == "btrfs" and "btrfs" in info["driver_reason"]
+    assert info["drivers"]["btrfs"]["supported"] is True
+
+
+def test_auto_selects_overlay_on_ext4(berth_env: dict[str, str]) -> None:
+    info = json.loads(berth(berth_env, "info", "--format", "json").stdout)
+    assert info["backing_fs"] in ("ext4", "xfs")
+    assert info["driver"] == "overlay" and "skipped btrfs" in info["driver_reason"]
+
+
+def test_concurrent_imports_on_one_root(berth_env: dict[str, str], busybox_tar: str, base_tar: bytes,
+                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    other = tmp_path / "base.tar"
+    other.write_bytes(base_tar)
+    exe = os.path.join(REPO, ".venv", "bin", "berth")
+    procs = []
+    for i in range(6):
+        src = busybox_tar if i % 2 == 0 else str(other)
+        procs.append(subprocess.Popen([exe, "import", src, f"img{i}"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ids = [o[0].strip() for o in outs]
+    assert len(set(ids[0::2])) == 1 and len(set(ids[1::2])) == 1
+    listed = json.loads(berth(env, "images", "--format", "json").stdout)
+    assert len(listed) == 2 and sum(len(i["RepoTags"]) for i in listed) == 6
+    assert berth(env, "storage", "check").returncode == 0
+    conn_layers = os.listdir(os.path.join(env["BERTH_ROOT"], "overlay"))
+    assert len([n for n in conn_layers if n != "l"]) == 2
+
+
+def test_probing_changes_nothing(berth_env: dict[str, str]) -> None:
+    before = mounts.mountpoints()
+    tmp_before = set(os.listdir("/tmp"))
+    berth(berth_env, "host", "check")
+    berth(berth_env, "info")
+    assert mounts.mountpoints() == before
+    assert {n for n in set(os.listdir("/tmp")) - tmp_before if n.startswith("berth-")} == set()
