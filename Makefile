@@ -31,7 +31,7 @@ $(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
 	scripts/busybox-rootfs.sh $@
 
 up: setup $(CACHE)/busybox.tar
-	$(BIN)/berth import $(CACHE)/busybox.tar busybox:latest
+	$(BIN)/berth import -c 'CMD ["sh"]' $(CACHE)/busybox.tar busybox:latest
 	$(BIN)/berth info
 	$(BIN)/berth images
 

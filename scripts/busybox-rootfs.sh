@@ -6,6 +6,7 @@ out=${1:?usage: $0 OUT.tar}
 bb=/bin/busybox
 [[ -x $bb ]] || { echo "busybox-static is not installed (apt-get install busybox-static)" >&2; exit 1; }
 tmp=$(mktemp -d)
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,var/log}
 chmod 1777 "$tmp/tmp"

@@ -111,7 +111,7 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: str) -> Iterator[Engin
         else:
             base = tempfile.mkdtemp(dir=str(tmp_path))
         settings = config_mod.Settings(root=os.path.join(base, "root"), runroot=os.path.join(base, "run"),
-                                       driver=driver, driver_source="test")
+                                       driver=driver, driver_source="test", cgroup_parent=CGROUP_PARENT)
         e = Engine(settings)
         made.append((e, base))
         return e
@@ -121,9 +121,57 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: str) -> Iterator[Engin
     finally:
         for e, base in made:
             try:
+                for c in e.containers.store.list():
+                    try:
+                        e.containers.remove(c.id, force=True)
+                    except Exception:
+                        pass
                 e.close()
             finally:
+                stop_leftovers(e.runroot)
                 remove_tree(base)
+
+
+CGROUP_PARENT = f"berth-test-{os.getpid()}"
+
+
+def stop_leftovers(runroot: str) -> None:
+    """Kill conmon and container processes a failed test left, by the PIDs berth recorded."""
+    import signal
+
+    cdir = os.path.join(runroot, "containers")
+    if not os.path.isdir(cdir):
+        return
+    for cid in os.listdir(cdir):
+        for name in ("pidfile", "conmon.pid"):
+            try:
+                with open(os.path.join(cdir, cid, name)) as f:
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+
+def remove_cgroups(parent: str) -> None:
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", ctrl, parent)
+        if os.path.isdir(d):
+            for root, dirs, _ in os.walk(d, topdown=False):
+                for sub in dirs:
+                    try:
+                        os.rmdir(os.path.join(root, sub))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cgroup_cleanup() -> Iterator[None]:
+    yield
+    remove_cgroups(CGROUP_PARENT)
 
 
 @pytest.fixture
@@ -133,11 +181,24 @@ def berth_env(tmp_path: str) -> Iterator[dict[str, str]]:
     env["BERTH_ROOT"] = os.path.join(str(tmp_path), "root")
     env["BERTH_RUNROOT"] = os.path.join(str(tmp_path), "run")
     env["BERTH_CONFIG"] = os.path.join(str(tmp_path), "no-config.yml")
+    env["BERTH_CGROUP_PARENT"] = CGROUP_PARENT
     env.pop("BERTH_DRIVER", None)
     try:
         yield env
     finally:
-        unmount_below(str(tmp_path))
+        _teardown_root(env)
+
+
+def _teardown_root(env: dict[str, str]) -> None:
+    """Remove every container of a test root through berth, then whatever is left by PID/path."""
+    db = os.path.join(env["BERTH_ROOT"], "berth.db")
+    if os.path.exists(db):
+        ids = berth(env, "ps", "-aq", check=False).stdout.split()
+        if ids:
+            berth(env, "rm", "-f", *ids, check=False)
+    stop_leftovers(env["BERTH_RUNROOT"])
+    unmount_below(os.path.dirname(env["BERTH_ROOT"]))
+    unmount_below(env["BERTH_RUNROOT"])
 
 
 def berth(env: dict[str, str], *args: str, input: bytes | None = None,

@@ -12,7 +12,7 @@ from berth.errors import InvalidInput
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
 DEFAULT_CONFIG = "/etc/berth/config.yml"
-CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts"}
+CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent"}
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Settings:
     driver: str | None = None
     storage_opts: dict[str, str] = field(default_factory=dict)
     driver_source: str = "auto"
+    cgroup_parent: str = "berth"
 
 
 def parse_storage_opts(items: list[str]) -> dict[str, str]:
@@ -60,11 +61,15 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
         if not isinstance(opts, dict):
             raise InvalidInput(f"{path}: storage_opts must be a mapping of KEY: VALUE")
         s.storage_opts = {str(k): str(v) for k, v in opts.items()}
+        s.cgroup_parent = str(data.get("cgroup_parent", s.cgroup_parent))
     elif config_path:
         raise InvalidInput(f"config file {config_path} does not exist")
     env = os.environ
     s.root = env.get("BERTH_ROOT") or s.root
     s.runroot = env.get("BERTH_RUNROOT") or s.runroot
+    s.cgroup_parent = env.get("BERTH_CGROUP_PARENT") or s.cgroup_parent
+    if not s.cgroup_parent.strip("/") or ".." in s.cgroup_parent.split("/"):
+        raise InvalidInput(f"invalid cgroup parent {s.cgroup_parent!r}: use a relative path such as berth")
     if env.get("BERTH_DRIVER"):
         s.driver, s.driver_source = env["BERTH_DRIVER"], "set by BERTH_DRIVER"
     if root:

@@ -26,6 +26,29 @@ CREATE TABLE IF NOT EXISTS images (
     size INTEGER NOT NULL DEFAULT 0,
     added REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    image_id TEXT NOT NULL,
+    rw_layer TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created REAL NOT NULL,
+    state TEXT NOT NULL,
+    pid INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    runtime TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    container_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (container_id, name)
+);
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)

@@ -33,7 +33,7 @@ class Engine:
         self.root, self.runroot = s.root, s.runroot
         for d in (self.root, self.runroot):
             os.makedirs(d, mode=0o700, exist_ok=True)
-        self.facts = HostFacts(self.root)
+        self.facts = HostFacts(self.root, self.runroot)
         self.db = Database(os.path.join(self.root, "berth.db"))
         self.driver_name, self.driver_reason = self._pick_driver()
         cls = registry.driver_class(self.driver_name)
@@ -46,6 +46,9 @@ class Engine:
         self.lock_dir = os.path.join(self.root, "locks")
         self.layers = LayerStore(self.db, self.driver, self.lock_dir)
         self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))
+        from berth.container.manager import ContainerManager
+
+        self.containers = ContainerManager(self)
         self.recovered = self.recover()
 
     def _pick_driver(self) -> tuple[str, str]:
@@ -122,12 +125,16 @@ class Engine:
         }
 
     # -- images ------------------------------------------------------------------------------
-    def import_image(self, stream: BinaryIO, ref: str | None, message: str = "") -> Image:
+    def import_image(self, stream: BinaryIO, ref: str | None, message: str = "",
+                     changes: list[str] | None = None) -> Image:
         """A rootfs tar (optionally compressed) becomes a one-layer image. The image ID depends
         only on the tar's content: `created` is the newest mtime in the archive."""
+        from berth.image import changes as changes_mod
+        from berth.image import reference
+
         if ref:
-            from berth.image import reference
             reference.parse(ref)
+        image_config = changes_mod.apply({}, changes or [])
         layer, _new, result = self.layers.create_from_tar(None, stream)
         created = _iso(result.newest_mtime)
         history: dict[str, object] = {"created": created, "created_by": "berth import"}
@@ -137,7 +144,7 @@ class Engine:
             "architecture": GOARCH.get(platform.machine(), platform.machine()),
             "os": "linux",
             "created": created,
-            "config": {},
+            "config": image_config,
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
             "history": [history],
         }
@@ -152,6 +159,10 @@ class Engine:
     def remove_image(self, ref: str, force: bool = False) -> list[str]:
         """Untag, and delete the image when no tag is left; returns docker-style Untagged/Deleted lines."""
         img = self.images.resolve(ref)
+        users = self.containers.store.using_image(img.id)
+        if users and (img.id.startswith("sha256:" + ref.removeprefix("sha256:")) or len(img.tags) <= 1):
+            raise InvalidInput(f"image {ref} is used by container(s) {', '.join(c.name for c in users)}: "
+                               "remove them first")
         out = []
         by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
         if not by_id:
@@ -170,7 +181,8 @@ class Engine:
 
     def gc_layers(self) -> list[str]:
         removed = []
-        for lid in self.layers.unreferenced(self.images.top_layers()):
+        referenced = self.images.top_layers() | {c.rw_layer for c in self.containers.store.list()}
+        for lid in self.layers.unreferenced(referenced):
             try:
                 self.layers.remove(lid)
                 removed.append(lid)

@@ -9,9 +9,9 @@ import traceback
 from collections.abc import Callable
 
 from berth import config as config_mod
-from berth.cli import output
+from berth.cli import containers, output
 from berth.engine import Engine
-from berth.errors import BerthError
+from berth.errors import BerthError, NotFound
 from berth.host.checks import run_checks
 from berth.host.probe import HostFacts
 
@@ -36,7 +36,7 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 def cmd_host_check(a: argparse.Namespace) -> int:
     s = _settings(a)
-    checks = run_checks(HostFacts(s.root), a.check_driver or s.driver, s.runroot)
+    checks = run_checks(HostFacts(s.root), a.check_driver or s.driver, s.runroot if os.path.isdir(s.runroot) else None)
     failed = [c for c in checks if c.required and not c.ok]
     if a.format == "json":
         output.print_json([vars(c) for c in checks])
@@ -48,14 +48,14 @@ def cmd_host_check(a: argparse.Namespace) -> int:
 def cmd_import(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         if a.file == "-":
-            img = e.import_image(sys.stdin.buffer, a.reference, a.message or "")
+            img = e.import_image(sys.stdin.buffer, a.reference, a.message or "", a.change)
         else:
             try:
                 f = open(a.file, "rb")  # noqa: SIM115
             except OSError as err:
                 raise BerthError(f"cannot read {a.file}: {err.strerror}") from None
             with f:
-                img = e.import_image(f, a.reference, a.message or "")
+                img = e.import_image(f, a.reference, a.message or "", a.change)
     print(img.id)
     return 0
 
@@ -93,8 +93,17 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:
+    data = []
     with _engine(a) as e:
-        data = [e.inspect_image(r) for r in a.refs]
+        for r in a.refs:
+            if a.type in ("container", "any"):
+                try:
+                    data.append(e.containers.inspect(r))
+                    continue
+                except NotFound:
+                    if a.type == "container":
+                        raise
+            data.append(e.inspect_image(r))
     output.print_json(data)
     return 0
 
@@ -156,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.add_argument("reference", nargs="?")
     sp.add_argument("-m", "--message", help="commit message recorded in the image history")
+    sp.add_argument("-c", "--change", action="append", default=[],
+                    help="Dockerfile instruction applied to the image config (CMD, ENTRYPOINT, ENV, …)")
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)
@@ -169,14 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("images", nargs="+")
     sp.add_argument("-f", "--force", action="store_true", help="remove an image with several tags by ID")
 
-    sp = add("inspect", cmd_inspect, "show an image's details as JSON")
+    sp = add("inspect", cmd_inspect, "show a container's or an image's details as JSON")
     sp.add_argument("refs", nargs="+")
+    sp.add_argument("--type", choices=["any", "container", "image"], default="any")
     sp.add_argument("--format", choices=["json"], default="json")
 
     sp = add("history", cmd_history, "show an image's layers and how they were made")
     sp.add_argument("ref")
     sp.add_argument("--no-trunc", action="store_true")
     fmt(sp)
+
+    containers.register(sub, _engine)
 
     storage = sub.add_parser("storage", help="storage maintenance").add_subparsers(dest="storage_command",
                                                                                     metavar="COMMAND")

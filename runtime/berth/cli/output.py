@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
+from berth.container.store import Container
 from berth.host.checks import Check
 from berth.image.store import Image
 
@@ -37,6 +38,42 @@ def since(iso: str | None) -> str:
             k = int(secs // n)
             return f"{k} {unit}{'s' if k > 1 else ''} ago"
     return "Less than a minute ago"
+
+
+def since_ts(ts: float | None) -> str:
+    if not ts:
+        return "N/A"
+    return since(dt.datetime.fromtimestamp(ts, dt.UTC).isoformat())
+
+
+def container_status(c: Container) -> str:
+    now = dt.datetime.now(dt.UTC).timestamp()
+    if c.state == "running":
+        return f"Up {_duration(now - (c.started_at or now))}"
+    if c.state == "exited":
+        return f"Exited ({c.exit_code}) {since_ts(c.finished_at)}"
+    return c.state.capitalize()
+
+
+def _duration(secs: float) -> str:
+    if secs < 60:
+        return f"{int(secs)} seconds" if secs >= 2 else "Less than a second"
+    if secs < 3600:
+        return f"{int(secs // 60)} minutes"
+    if secs < 86400:
+        return f"{int(secs // 3600)} hours"
+    return f"{int(secs // 86400)} days"
+
+
+def print_containers(cs: list[Container], images: dict[str, str]) -> None:
+    rows = []
+    for c in cs:
+        cmd = " ".join(c.config.command or [])
+        if len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        rows.append([c.id[:12], images.get(c.image_id, c.config.image), f'"{cmd}"', since_ts(c.created),
+                     container_status(c), c.name])
+    table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"])
 
 
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:

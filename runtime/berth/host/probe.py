@@ -11,6 +11,7 @@ import platform
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
@@ -197,10 +198,12 @@ def namespaces() -> list[str]:
 
 
 class HostFacts:
-    """Everything the drivers and `berth info` ask about the host, computed once per process."""
+    """Everything the drivers and `berth info` ask about the host, computed once per process; the
+    trial mounts are remembered in the runroot (keyed by boot, kernel and options)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, cache_dir: str | None = None) -> None:
         self.root = root
+        self.cache_dir = cache_dir
 
     @cached_property
     def kernel(self) -> str:
@@ -235,8 +238,27 @@ class HostFacts:
         facts["userxattr"] = (major, minor) >= (5, 11)
         facts["mount_options"] = self.overlay_options
         if facts["present"]:
-            facts.update(probe_overlay(self.overlay_options))
+            facts.update(self._cached("overlay", self.overlay_options, lambda: probe_overlay(self.overlay_options)))
         return facts
+
+    def _cached(self, name: str, key_extra: str, compute: Callable[[], dict[str, object]]) -> dict[str, object]:
+        key = f"{_read('/proc/sys/kernel/random/boot_id')}|{self.kernel}|{key_extra}"
+        path = os.path.join(self.cache_dir, f"probe-{name}.json") if self.cache_dir else None
+        if path and os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+                if data.get("key") == key:
+                    return data["value"]
+            except (OSError, ValueError, KeyError):
+                pass
+        value = compute()
+        if path and os.path.isdir(self.cache_dir or ""):
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "value": value}, f)
+            os.replace(tmp, path)
+        return value
 
     @cached_property
     def devicemapper(self) -> dict[str, object]:

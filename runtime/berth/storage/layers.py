@@ -149,6 +149,22 @@ class LayerStore:
         finally:
             lock.release()
 
+    def snapshot(self, id: str) -> Layer:
+        """A point-in-time copy of a (rw) layer as a new rw layer with the same parent."""
+        src = self.get(id)
+        new_id, lock = self._begin(src.parent, rw=True)
+        try:
+            try:
+                self.driver.snapshot(id, new_id)
+            except BaseException:
+                self._abort(new_id)
+                raise
+            with self.db.write() as c:
+                c.execute("UPDATE layers SET incomplete = 0 WHERE id = ?", (new_id,))
+            return self.get(new_id)
+        finally:
+            lock.release()
+
     # -- removal -----------------------------------------------------------------------------
     def remove(self, id: str) -> None:
         """Remove one layer (it must have no children). Marked incomplete first, so that a crash

@@ -1,0 +1,350 @@
+"""Container verbs of the CLI (parsing and printing only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from berth.cli import output
+from berth.container.config import ContainerConfig, parse_env, parse_size, parse_volume
+from berth.container.runtime import StartError
+from berth.engine import Engine
+from berth.errors import BerthError, InvalidInput
+
+EngineOpener = Callable[[argparse.Namespace], Engine]
+RUN_ERROR = 125
+
+
+def add_create_flags(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--name", help="container name (default: generated)")
+    sp.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
+    sp.add_argument("--env-file", action="append", default=[], help="read KEY=VALUE lines from a file")
+    sp.add_argument("-w", "--workdir", help="working directory inside the container")
+    sp.add_argument("-u", "--user", help="user[:group] (name or id) to run as")
+    sp.add_argument("--hostname", help="container host name (default: the short ID)")
+    sp.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    sp.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
+    sp.add_argument("--read-only", action="store_true", help="mount the root file system read-only")
+    sp.add_argument("--entrypoint", help="override the image's entrypoint")
+    sp.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
+    sp.add_argument("--network", "--net", default="none", help="none (default) or host")
+    sp.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
+    sp.add_argument("--cpus", type=float, help="CPU quota in CPUs (e.g. 0.5)")
+    sp.add_argument("--pids-limit", type=int, help="maximum number of processes (-1: unlimited)")
+    sp.add_argument("--blkio-weight", type=int, help="block IO weight, 10 to 1000")
+    sp.add_argument("--cap-add", action="append", default=[])
+    sp.add_argument("--cap-drop", action="append", default=[])
+    sp.add_argument("--privileged", action="store_true", help="all capabilities, all devices, no masked paths")
+    sp.add_argument("--runtime", choices=["crun", "runc"], help="OCI runtime (default: crun where it works, else runc)")
+    sp.add_argument("--storage-opt", dest="ctr_storage_opt", action="append", default=[], metavar="size=N")
+    sp.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    sp.add_argument("image")
+    sp.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def config_from_args(a: argparse.Namespace) -> ContainerConfig:
+    labels = {}
+    for item in a.label:
+        k, sep, v = item.partition("=")
+        if not k:
+            raise InvalidInput(f"invalid label {item!r}: use KEY=VALUE")
+        labels[k] = v
+    opts = {}
+    for item in a.ctr_storage_opt:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"invalid --storage-opt {item!r}: use size=N")
+        opts[k] = v
+    return ContainerConfig(
+        image=a.image,
+        command=list(a.command) if a.command else None,
+        entrypoint=([a.entrypoint] if a.entrypoint else []) if a.entrypoint is not None else None,
+        env=parse_env(a.env, a.env_file),
+        workdir=a.workdir,
+        user=a.user,
+        hostname=a.hostname,
+        volumes=[parse_volume(v) for v in a.volume],
+        tmpfs=list(a.tmpfs),
+        read_only=a.read_only,
+        labels=labels,
+        network=a.network,
+        memory=parse_size(a.memory, "memory limit") if a.memory else None,
+        cpus=a.cpus,
+        pids_limit=a.pids_limit,
+        blkio_weight=a.blkio_weight,
+        cap_add=list(a.cap_add),
+        cap_drop=list(a.cap_drop),
+        privileged=a.privileged,
+        runtime=a.runtime,
+        storage_opts=opts,
+        auto_remove=a.rm,
+    )
+
+
+def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    try:
+        with open_engine(a) as e:
+            cfg = config_from_args(a)
+            c = e.containers.create(cfg, a.name)
+            if a.detach:
+                e.containers.start(c.id)
+                print(c.id)
+                return 0
+            if a.interactive or a.tty:
+                return e.containers.run_interactive(c, a.tty)
+            return e.containers.run_attached(c)
+    except StartError as err:
+        print(f"berth: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except BerthError as err:
+        print(f"berth: error: {err}", file=sys.stderr)
+        return RUN_ERROR
+
+
+def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        c = e.containers.create(config_from_args(a), a.name)
+    print(c.id)
+    return 0
+
+
+def cmd_start(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        if a.attach:
+            if len(a.containers) != 1:
+                raise InvalidInput("start --attach takes exactly one container")
+            return e.containers.run_attached(e.containers.get(a.containers[0]))
+        for ref in a.containers:
+            e.containers.start(ref)
+            print(ref)
+    return 0
+
+
+def cmd_stop(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        for ref in a.containers:
+            e.containers.stop(ref, a.time)
+            print(ref)
+    return 0
+
+
+def cmd_restart(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        for ref in a.containers:
+            e.containers.stop(ref, a.time)
+            e.containers.start(ref)
+            print(ref)
+    return 0
+
+
+def cmd_kill(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        for ref in a.containers:
+            e.containers.kill(ref, a.signal)
+            print(ref)
+    return 0
+
+
+def cmd_rm(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    rc = 0
+    with open_engine(a) as e:
+        for ref in a.containers:
+            try:
+                e.containers.remove(ref, force=a.force)
+                print(ref)
+            except BerthError as err:
+                print(f"berth: error: {err}", file=sys.stderr)
+                rc = 1
+    return rc
+
+
+def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        cs = e.containers.list(all_=a.all)
+        if a.quiet:
+            for c in cs:
+                print(c.id[:12])
+            return 0
+        if a.format == "json":
+            output.print_json([e.containers.inspect(c.id) for c in cs])
+            return 0
+        images = {img.id: (img.tags[0] if img.tags else img.id[7:19]) for img in e.images.list()}
+    output.print_containers(cs, images)
+    return 0
+
+
+def cmd_logs(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.container import logs
+
+    with open_engine(a) as e:
+        c = e.containers.get(a.container)
+        path = e.containers.log_path(c.id)
+        for stream, data in logs.render(logs.read(path, a.tail)):
+            logs.write_out(stream, data)
+        if a.follow and c.state == "running":
+            import os
+
+            exit_file = os.path.join(e.containers.exit_dir, c.id)
+            logs.follow(path, lambda: os.path.exists(exit_file) or e.containers.get(c.id).state != "running",
+                        logs.size(path))
+    return 0
+
+
+def cmd_exec(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    if not a.command:
+        raise InvalidInput("exec needs a command to run")
+    with open_engine(a) as e:
+        return e.containers.exec(a.container, list(a.command), parse_env(a.env), a.user, a.workdir, a.tty)
+
+
+def cmd_wait(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        for ref in a.containers:
+            print(e.containers.wait(ref))
+    return 0
+
+
+def cmd_diff(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        changes = e.containers.changes(a.container)
+    if a.format == "json":
+        output.print_json([{"Path": "/" + p, "Kind": k} for p, k in changes])
+    else:
+        for p, k in changes:
+            print(f"{k} /{p}")
+    return 0
+
+
+def cmd_commit(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        img = e.containers.commit(a.container, a.reference, a.message or "", a.change, a.author or "")
+    print(img.id)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        if a.output:
+            import os
+
+            tmp = a.output + ".berth-partial"
+            try:
+                with open(tmp, "wb") as f:
+                    e.containers.export(a.container, f)
+                os.replace(tmp, a.output)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            if sys.stdout.isatty():
+                raise InvalidInput("refusing to write a tar archive to a terminal: use -o FILE or redirect")
+            e.containers.export(a.container, sys.stdout.buffer)
+    return 0
+
+
+def cmd_snapshot(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        m = e.containers
+        if a.snapshot_command == "create":
+            m.snapshot_create(a.container, a.name)
+            print(a.name)
+        elif a.snapshot_command == "ls":
+            snaps = m.snapshot_list(a.container)
+            if a.format == "json":
+                output.print_json(snaps)
+            else:
+                output.table([[str(s["name"]), output.since_ts(float(s["created"]))] for s in snaps],  # type: ignore[arg-type]
+                             ["NAME", "CREATED"])
+        elif a.snapshot_command == "restore":
+            m.snapshot_restore(a.container, a.name)
+            print(a.name)
+        elif a.snapshot_command == "rm":
+            m.snapshot_remove(a.container, a.name)
+            print(a.name)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, open_engine: EngineOpener) -> None:  # type: ignore[type-arg]
+    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=lambda a: fn(a, open_engine))
+        return sp
+
+    sp = add("run", cmd_run, "create and start a container (exit code: the container's; 125 berth error; "
+                             "126 not executable; 127 not found)")
+    sp.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
+    sp.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    sp.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    add_create_flags(sp)
+
+    add_create_flags(add("create", cmd_create, "create a container without starting it"))
+
+    sp = add("start", cmd_start, "start containers")
+    sp.add_argument("-a", "--attach", action="store_true", help="attach to the output and wait for the exit")
+    sp.add_argument("containers", nargs="+")
+
+    for name, fn, text in (("stop", cmd_stop, "stop containers: SIGTERM, then SIGKILL after --time seconds"),
+                           ("restart", cmd_restart, "stop and start containers")):
+        sp = add(name, fn, text)
+        sp.add_argument("-t", "--time", type=float, default=10, help="seconds to wait before SIGKILL (default 10)")
+        sp.add_argument("containers", nargs="+")
+
+    sp = add("kill", cmd_kill, "send a signal to containers")
+    sp.add_argument("-s", "--signal", default="KILL", help="signal name or number (default KILL)")
+    sp.add_argument("containers", nargs="+")
+
+    sp = add("rm", cmd_rm, "remove containers (with their rw layer, logs and snapshots)")
+    sp.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    sp.add_argument("containers", nargs="+")
+
+    sp = add("ps", cmd_ps, "list containers")
+    sp.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    sp.add_argument("-q", "--quiet", action="store_true", help="only IDs")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+
+    sp = add("logs", cmd_logs, "show a container's output")
+    sp.add_argument("-f", "--follow", action="store_true")
+    sp.add_argument("--tail", type=int, help="only the last N lines")
+    sp.add_argument("container")
+
+    sp = add("exec", cmd_exec, "run a command in a running container")
+    sp.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (always on)")
+    sp.add_argument("-t", "--tty", action="store_true")
+    sp.add_argument("-e", "--env", action="append", default=[])
+    sp.add_argument("-u", "--user")
+    sp.add_argument("-w", "--workdir")
+    sp.add_argument("container")
+    sp.add_argument("command", nargs=argparse.REMAINDER)
+
+    sp = add("wait", cmd_wait, "wait for containers to exit and print their exit codes")
+    sp.add_argument("containers", nargs="+")
+
+    sp = add("diff", cmd_diff, "list a container's changes (A added, C changed, D deleted)")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.add_argument("container")
+
+    sp = add("commit", cmd_commit, "make an image from a container's changes")
+    sp.add_argument("-m", "--message")
+    sp.add_argument("-a", "--author")
+    sp.add_argument("-c", "--change", action="append", default=[], help="Dockerfile instruction (CMD, ENV, …)")
+    sp.add_argument("container")
+    sp.add_argument("reference", nargs="?")
+
+    sp = add("export", cmd_export, "write a container's file system as a tar archive")
+    sp.add_argument("-o", "--output", help="file to write (default: stdout)")
+    sp.add_argument("container")
+
+    snap = sub.add_parser("snapshot", help="named, restorable copies of a container's rw layer")
+    ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND")
+    ssub.required = True
+    for name, text in (("create", "snapshot a container's rw layer"), ("restore", "restore a snapshot"),
+                       ("rm", "remove a snapshot")):
+        sp = ssub.add_parser(name, help=text)
+        sp.add_argument("container")
+        sp.add_argument("name")
+        sp.set_defaults(fn=lambda a: cmd_snapshot(a, open_engine))
+    sp = ssub.add_parser("ls", help="list a container's snapshots")
+    sp.add_argument("container")
+    sp.add_argument("--format", choices=["table", "json"], default="table")
+    sp.set_defaults(fn=lambda a: cmd_snapshot(a, open_engine))

@@ -1,0 +1,140 @@
+"""The normalised description a container is created from (recorded with the container, so that
+later comparisons are spec-to-spec) and the parsing of user-facing values (sizes, cpus, volumes)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from berth.errors import InvalidInput
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+NETWORKS = ("none", "host")
+
+
+def parse_size(value: str, what: str = "size") -> int:
+    m = _SIZE_RE.match(value.strip())
+    if not m:
+        raise InvalidInput(f"invalid {what} {value!r}: use a number with an optional unit b, k, m, g (e.g. 64m)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclass
+class Mount:
+    source: str
+    destination: str
+    readonly: bool = False
+
+
+def parse_volume(spec: str) -> Mount:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidInput(f"invalid volume {spec!r}: use /host/path:/container/path[:ro|rw]")
+    src, dst = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise InvalidInput(f"invalid volume mode {mode!r} in {spec!r}: use ro or rw")
+    if not src.startswith("/"):
+        raise InvalidInput(f"invalid volume {spec!r}: the host path must be absolute "
+                           "(named volumes are not supported yet)")
+    if not dst.startswith("/"):
+        raise InvalidInput(f"invalid volume {spec!r}: the container path must be absolute")
+    return Mount(src, dst, mode == "ro")
+
+
+def parse_env(items: list[str], env_files: list[str] | None = None) -> list[str]:
+    """KEY=VALUE entries (env files first, the command line after, so it wins); a bare KEY takes
+    the caller's value (docker's rule) or is dropped."""
+    import os
+
+    out: list[str] = []
+    for path in env_files or []:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise InvalidInput(f"cannot read env file {path}: {e.strerror}") from None
+        for n, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if "=" not in line and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", line):
+                raise InvalidInput(f"{path} line {n}: expected KEY=VALUE")
+            out.append(line)
+    for item in items:
+        key = item.split("=", 1)[0]
+        if not key:
+            raise InvalidInput(f"invalid environment variable {item!r}: the name is empty")
+        out.append(item)
+    resolved: list[str] = []
+    for item in out:
+        if "=" in item:
+            resolved.append(item)
+        elif item in os.environ:
+            resolved.append(f"{item}={os.environ[item]}")
+    return resolved
+
+
+def merge_env(base: list[str], override: list[str]) -> list[str]:
+    """Image env overridden by the container's, keeping the image's order."""
+    order: list[str] = []
+    values: dict[str, str] = {}
+    for item in base + override:
+        k, _, v = item.partition("=")
+        if k not in values:
+            order.append(k)
+        values[k] = v
+    return [f"{k}={values[k]}" for k in order]
+
+
+@dataclass
+class ContainerConfig:
+    image: str
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    volumes: list[Mount] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    read_only: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str = "none"
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    blkio_weight: int | None = None
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    runtime: str | None = None
+    storage_opts: dict[str, str] = field(default_factory=dict)
+    auto_remove: bool = False
+
+    def validate(self) -> None:
+        if self.network not in NETWORKS:
+            raise InvalidInput(f"network {self.network!r} is not supported yet: use one of {', '.join(NETWORKS)}")
+        if self.memory is not None and self.memory < 6 << 20:
+            raise InvalidInput("memory limit must be at least 6m")
+        if self.cpus is not None and not (0.01 <= self.cpus <= 1024):
+            raise InvalidInput(f"invalid --cpus {self.cpus}: use a number between 0.01 and the host's CPU count")
+        if self.pids_limit is not None and self.pids_limit == 0:
+            raise InvalidInput("--pids-limit 0 would forbid every process; use -1 for unlimited")
+        if self.blkio_weight is not None and not (10 <= self.blkio_weight <= 1000):
+            raise InvalidInput(f"invalid --blkio-weight {self.blkio_weight}: use 10 to 1000")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise InvalidInput(f"working directory {self.workdir!r} must be absolute")
+        for t in self.tmpfs:
+            if not t.split(":", 1)[0].startswith("/"):
+                raise InvalidInput(f"tmpfs path {t!r} must be absolute")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> ContainerConfig:
+        d = dict(d)
+        d["volumes"] = [Mount(**m) for m in d.get("volumes", [])]  # type: ignore[union-attr,arg-type]
+        return cls(**d)  # type: ignore[arg-type]

@@ -1,0 +1,90 @@
+"""Container logs in the k8s-file format conmon writes: `<RFC3339Nano> <stream> <P|F> <text>`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass
+class LogLine:
+    time: str
+    stream: str
+    text: bytes
+    partial: bool
+
+
+def parse(data: bytes) -> Iterator[LogLine]:
+    for raw in data.split(b"\n"):
+        if not raw:
+            continue
+        parts = raw.split(b" ", 3)
+        if len(parts) < 3:
+            continue
+        text = parts[3] if len(parts) == 4 else b""
+        yield LogLine(parts[0].decode(errors="replace"), parts[1].decode(errors="replace"), text, parts[2] == b"P")
+
+
+def render(lines: list[LogLine]) -> Iterator[tuple[str, bytes]]:
+    """Join partial records; yield (stream, bytes) with the newline restored for full lines."""
+    for ln in lines:
+        yield ln.stream, ln.text + (b"" if ln.partial else b"\n")
+
+
+def read(path: str, tail: int | None = None) -> list[LogLine]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = list(parse(data))
+    if tail is not None:
+        full_idx = [i for i, ln in enumerate(lines) if not ln.partial]
+        if tail == 0:
+            return []
+        if len(full_idx) > tail:
+            lines = lines[full_idx[-tail - 1] + 1 :]
+    return lines
+
+
+def write_out(stream: str, data: bytes) -> None:
+    out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+def follow(path: str, done: Callable[[], bool], start: int = 0, poll: float = 0.01) -> int:
+    """Copy log records to stdout/stderr from byte offset start until done() and the file is drained."""
+    pos = start
+    pending = b""
+    finished = False
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            pos += len(chunk)
+            pending += chunk
+            complete, _, pending = pending.rpartition(b"\n")
+            for stream, data in render(list(parse(complete))):
+                write_out(stream, data)
+            continue
+        if finished:
+            return pos
+        if done():
+            finished = True  # one more read after the exit is known, then stop
+            continue
+        time.sleep(poll)
+
+
+def size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

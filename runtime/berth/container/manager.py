@@ -1,0 +1,575 @@
+"""Container lifecycle: create, start (conmon + OCI runtime), stop, kill, remove, exec, logs, state.
+
+There is no daemon. A container's exit is recorded by conmon in the exit dir; the next berth
+command that looks at the container (ps, inspect, wait, start, rm…) notices it, records the exit
+code and whether the kernel OOM-killed it, and releases the runtime state, the cgroup and the
+rootfs mount.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal as signal_mod
+import subprocess
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
+
+from berth.container import cgroups, logs, spec, users
+from berth.container.config import ContainerConfig, merge_env
+from berth.container.runtime import OCIRuntime, launch_conmon, select
+from berth.container.store import Container, ContainerStore
+from berth.errors import BerthError, InvalidInput, NotFound
+from berth.image.store import Image
+from berth.locks import FileLock
+from berth.storage.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
+
+SIGNALS = {s.name[3:]: s.value for s in signal_mod.Signals if s.name.startswith("SIG") and "_" not in s.name}
+
+
+def parse_signal(sig: str | int) -> int:
+    if isinstance(sig, int) or str(sig).isdigit():
+        return int(sig)
+    name = str(sig).upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise InvalidInput(f"invalid signal {sig!r} (e.g. TERM, KILL, HUP or a number)")
+    return SIGNALS[name]
+
+
+def _random_name() -> str:
+    adjectives = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+                  "nimble", "proud", "quiet", "rapid", "sharp", "tidy", "vivid", "witty", "young", "zesty"]
+    nouns = ["anchor", "buoy", "cargo", "dock", "ferry", "harbor", "jetty", "keel", "mast", "pier",
+             "quay", "rudder", "sail", "tug", "wharf", "yacht", "hull", "deck", "helm", "berth"]
+    rnd = int.from_bytes(os.urandom(4), "big")
+    return f"{adjectives[rnd % 20]}_{nouns[(rnd >> 8) % 20]}_{(rnd >> 16) % 1000}"
+
+
+class ContainerManager:
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self.store = ContainerStore(engine.db)
+        self.cgroup_parent = engine.settings.cgroup_parent.strip("/")
+        self.exit_dir = os.path.join(engine.runroot, "exits")
+        self.socket_dir = os.path.join(engine.runroot, "socks")
+
+    # -- paths -------------------------------------------------------------------------------
+    def userdata(self, cid: str) -> str:
+        return os.path.join(self.e.root, "containers", cid)
+
+    def state_dir(self, cid: str) -> str:
+        return os.path.join(self.e.runroot, "containers", cid)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.userdata(cid), "ctr.log")
+
+    def cgroups_path(self, cid: str) -> str:
+        return f"/{self.cgroup_parent}/{cid}"
+
+    def _lock(self, cid: str) -> FileLock:
+        return FileLock(os.path.join(self.e.lock_dir, f"ctr-{cid}"))
+
+    # -- create ------------------------------------------------------------------------------
+    def create(self, cfg: ContainerConfig, name: str | None = None) -> Container:
+        cfg.validate()
+        spec.capabilities(cfg)
+        img = self.e.images.resolve(cfg.image)
+        for m in cfg.volumes:
+            if not os.path.exists(m.source):
+                raise InvalidInput(f"volume source {m.source} does not exist on the host; create it first")
+        if cfg.storage_opts:
+            raise InvalidInput(f"the {self.e.driver_name} driver cannot limit a container's size "
+                               "(--storage-opt size= needs xfs project quota or btrfs qgroups)")
+        cid = uuid.uuid4().hex + uuid.uuid4().hex
+        name = name or _random_name()
+        layer = self.e.layers.create_rw(img.top_layer)
+        c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
+                      None, None)
+        try:
+            os.makedirs(self.userdata(cid), mode=0o700, exist_ok=True)
+            self.store.insert(c)
+        except BaseException:
+            self.e.layers.remove(layer.id)
+            shutil.rmtree(self.userdata(cid), ignore_errors=True)
+            raise
+        return c
+
+    # -- state -------------------------------------------------------------------------------
+    def _conmon_alive(self, cid: str) -> bool:
+        try:
+            with open(os.path.join(self.state_dir(cid), "conmon.pid"), encoding="ascii") as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return False
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return b"conmon" in f.read().split(b"\0")[0]
+        except OSError:
+            return False
+
+    def sync(self, c: Container) -> Container:
+        """Notice an exit that happened since the last look, and clean up after it."""
+        if c.state != "running":
+            return c
+        exit_file = os.path.join(self.exit_dir, c.id)
+        if not os.path.exists(exit_file) and self._conmon_alive(c.id):
+            return c
+        with self._lock(c.id):
+            c = self.store.get(c.id)
+            if c.state != "running":
+                return c
+            code: int | None = None
+            finished = time.time()
+            if os.path.exists(exit_file):
+                with contextlib.suppress(OSError, ValueError), open(exit_file, encoding="ascii") as f:
+                    code = int(f.read().strip())
+                finished = os.path.getmtime(exit_file)
+            elif self._conmon_alive(c.id):
+                return c
+            oom = os.path.exists(os.path.join(self.state_dir(c.id), "persist", "oom")) or \
+                cgroups.oom_killed(self.cgroups_path(c.id))
+            self._release(c)
+            self.store.update(c.id, state="exited", exit_code=code if code is not None else 255,
+                              finished_at=finished, oom_killed=int(oom), pid=0)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(exit_file)
+        c = self.store.get(c.id)
+        if c.config.auto_remove:
+            self.remove(c.id, force=True)
+        return c
+
+    def _release(self, c: Container) -> None:
+        """Runtime state, cgroup and rootfs mount of a container that is no longer running."""
+        rt = self._runtime_by_name(c.runtime)
+        if rt is not None:
+            rt.delete(c.id)
+        cgroups.remove(self.cgroups_path(c.id))
+        with contextlib.suppress(BerthError):
+            self.e.driver.unmount(c.rw_layer)
+        shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
+
+    def _runtime_by_name(self, name: str | None) -> OCIRuntime | None:
+        if not name:
+            return None
+        try:
+            return select(self.e.runroot, name)
+        except BerthError:
+            return None
+
+    def get(self, ref: str) -> Container:
+        return self.sync(self.store.resolve(ref))
+
+    def list(self, all_: bool = False) -> list[Container]:
+        out = []
+        for c in self.store.list():
+            with contextlib.suppress(NotFound):
+                c = self.sync(c)
+                if all_ or c.state == "running":
+                    out.append(c)
+        return out
+
+    # -- start -------------------------------------------------------------------------------
+    def _prepare(self, c: Container, terminal: bool = False) -> tuple[OCIRuntime, str]:
+        """Mount the rootfs and write the bundle; returns the runtime and the bundle dir."""
+        cfg = c.config
+        icfg = self.e.images.config(c.image_id).get("config") or {}
+        assert isinstance(icfg, dict)
+        rt = select(self.e.runroot, cfg.runtime)
+        rootfs = self.e.driver.mount(c.rw_layer)
+        try:
+            entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
+            if cfg.command is not None:
+                cmd = cfg.command
+            elif cfg.entrypoint is not None:
+                cmd = []
+            else:
+                cmd = icfg.get("Cmd") or []
+            args = list(entry) + list(cmd)
+            if not args:
+                raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
+            uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None)
+            env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
+            hostname = cfg.hostname or c.id[:12]
+            env = merge_env(env, [f"HOSTNAME={hostname}"] + cfg.env)
+            cwd = cfg.workdir or icfg.get("WorkingDir") or "/"
+            self._ensure_dir(rootfs, cwd)
+            etc = self._etc_files(c, hostname)
+            config = spec.build(cfg, rootfs=rootfs, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
+                                additional_gids=extra_gids, hostname=hostname,
+                                cgroups_path=self.cgroups_path(c.id), etc_files=etc, terminal=terminal)
+            bundle = self.state_dir(c.id)
+            os.makedirs(bundle, mode=0o700, exist_ok=True)
+            atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode())
+        except BaseException:
+            self.e.driver.unmount(c.rw_layer)
+            raise
+        return rt, bundle
+
+    @staticmethod
+    def _ensure_dir(rootfs: str, path: str) -> None:
+        """Create the working directory inside the rootfs unless a component is a symlink (then the
+        runtime resolves it inside the container)."""
+        cur = rootfs
+        for part in [p for p in path.split("/") if p and p != "."]:
+            if part == "..":
+                return
+            cur = os.path.join(cur, part)
+            if os.path.islink(cur):
+                return
+            if not os.path.exists(cur):
+                os.mkdir(cur, 0o755)
+
+    def _etc_files(self, c: Container, hostname: str) -> dict[str, str]:
+        ud = self.userdata(c.id)
+        hosts = os.path.join(ud, "hosts")
+        if c.config.network == "host" and os.path.exists("/etc/hosts"):
+            with open("/etc/hosts", "rb") as f:
+                hosts_data = f.read()
+        else:
+            hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                          f"127.0.1.1\t{hostname}\n").encode()
+        atomic_write(hosts, hosts_data)
+        atomic_write(os.path.join(ud, "hostname"), f"{hostname}\n".encode())
+        resolv = b""
+        with contextlib.suppress(OSError), open("/etc/resolv.conf", "rb") as f:
+            resolv = b"\n".join(ln for ln in f.read().splitlines()
+                                if not ln.strip().startswith(b"nameserver 127.")) + b"\n"
+        atomic_write(os.path.join(ud, "resolv.conf"), resolv)
+        return {"/etc/hosts": hosts, "/etc/hostname": os.path.join(ud, "hostname"),
+                "/etc/resolv.conf": os.path.join(ud, "resolv.conf")}
+
+    def start(self, ref: str) -> Container:
+        c = self.get(ref)
+        if c.state == "running":
+            return c
+        with self._lock(c.id):
+            c = self.store.get(c.id)
+            rt, bundle = self._prepare(c)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.exit_dir, c.id))
+            try:
+                pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
+                                    self.log_path(c.id), self.socket_dir)
+                rt.start(c.id)
+            except BaseException as err:
+                self._release(dataclass_replace(c, runtime=rt.name))
+                self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
+                raise
+            self.store.update(c.id, state="running", pid=pid, started_at=time.time(), runtime=rt.name,
+                              exit_code=None, finished_at=None, oom_killed=0, error=None)
+        return self.store.get(c.id)
+
+    # -- stop / kill -------------------------------------------------------------------------
+    def _wait_exit(self, c: Container, timeout: float | None) -> Container:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            c = self.sync(self.store.get(c.id)) if self._exists(c.id) else c
+            if c.state != "running":
+                return c
+            if deadline is not None and time.monotonic() >= deadline:
+                return c
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _exists(self, cid: str) -> bool:
+        return self.e.db.one("SELECT 1 FROM containers WHERE id = ?", (cid,)) is not None
+
+    def kill(self, ref: str, sig: str | int = "KILL") -> Container:
+        c = self.get(ref)
+        if c.state != "running":
+            raise InvalidInput(f"container {c.name} is not running")
+        rt = select(self.e.runroot, c.runtime)
+        if not rt.kill(c.id, str(parse_signal(sig))):
+            c = self.sync(c)
+            if c.state == "running":
+                raise BerthError(f"could not signal container {c.name}")
+        return c
+
+    def stop(self, ref: str, timeout: float = 10) -> Container:
+        c = self.get(ref)
+        if c.state != "running":
+            return c
+        rt = select(self.e.runroot, c.runtime)
+        rt.kill(c.id, str(signal_mod.SIGTERM.value))
+        c = self._wait_exit(c, timeout)
+        if c.state == "running":
+            rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
+            c = self._wait_exit(c, 30)
+        if c.state == "running":
+            raise BerthError(f"container {c.name} did not stop after SIGKILL")
+        return c
+
+    def wait(self, ref: str) -> int:
+        c = self._wait_exit(self.get(ref), None)
+        return c.exit_code if c.exit_code is not None else 255
+
+    def remove(self, ref: str, force: bool = False) -> str:
+        c = self.get(ref) if self._exists_ref(ref) else self.store.resolve(ref)
+        if c.state == "running":
+            if not force:
+                raise InvalidInput(f"container {c.name} is running: stop it first or use --force")
+            rt = select(self.e.runroot, c.runtime)
+            rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
+            c = self._wait_exit(c, 30)
+        with self._lock(c.id):
+            self.store.update(c.id, state="removing")
+            self._release(c)
+            for s in self.store.snapshots(c.id):
+                with contextlib.suppress(NotFound):
+                    self.e.layers.remove(str(s["layer"]))
+            with contextlib.suppress(NotFound):
+                self.e.layers.remove(c.rw_layer)
+            shutil.rmtree(self.userdata(c.id), ignore_errors=True)
+            self.store.delete(c.id)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.e.lock_dir, f"ctr-{c.id}"))
+        return c.id
+
+    def _exists_ref(self, ref: str) -> bool:
+        try:
+            self.store.resolve(ref)
+            return True
+        except NotFound:
+            return False
+
+    # -- foreground runs ---------------------------------------------------------------------
+    def run_attached(self, c: Container) -> int:
+        """Start a container and copy its output until it exits; signals are passed on."""
+        log = self.log_path(c.id)
+        start_pos = logs.size(log)
+        try:
+            c = self.start(c.id)
+        except BaseException:
+            if c.config.auto_remove:
+                self.remove(c.id, force=True)
+            raise
+        rt = select(self.e.runroot, c.runtime)
+        exit_file = os.path.join(self.exit_dir, c.id)
+
+        def forward(signum: int, _frame: object) -> None:
+            rt.kill(c.id, str(signum))
+
+        old = {s: signal_mod.signal(s, forward) for s in (signal_mod.SIGINT, signal_mod.SIGTERM, signal_mod.SIGHUP)}
+        try:
+            logs.follow(log, lambda: os.path.exists(exit_file) or not self._conmon_alive(c.id), start_pos)
+        finally:
+            for s, h in old.items():
+                signal_mod.signal(s, h)
+        auto_remove = c.config.auto_remove
+        c = self._wait_exit(c, None)
+        code = c.exit_code if c.exit_code is not None else 255
+        if auto_remove and self._exists(c.id):
+            self.remove(c.id, force=True)
+        return code
+
+    def run_interactive(self, c: Container, tty: bool) -> int:
+        """`run -i/-t`: the runtime runs in the foreground on this terminal (no log capture)."""
+        try:
+            with self._lock(c.id):
+                rt, bundle = self._prepare(c, terminal=tty)
+                self.store.update(c.id, state="running", started_at=time.time(), runtime=rt.name, pid=0)
+        except BaseException:
+            if c.config.auto_remove:
+                self.remove(c.id, force=True)
+            raise
+        try:
+            code = subprocess.call(rt.run_attached_argv(c.id, bundle))
+        finally:
+            with self._lock(c.id):
+                oom = cgroups.oom_killed(self.cgroups_path(c.id))
+                self._release(self.store.get(c.id))
+                self.store.update(c.id, state="exited", finished_at=time.time(), oom_killed=int(oom))
+        self.store.update(c.id, exit_code=code)
+        if c.config.auto_remove:
+            self.remove(c.id, force=True)
+        return code
+
+    def exec(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
+             tty: bool) -> int:
+        c = self.get(ref)
+        if c.state != "running":
+            raise InvalidInput(f"container {c.name} is not running")
+        rt = select(self.e.runroot, c.runtime)
+        if user:
+            rootfs = self.e.driver.mount(c.rw_layer)
+            try:
+                uid, gid, _extra, _home = users.resolve(rootfs, user)
+            finally:
+                self.e.driver.unmount(c.rw_layer)
+            user = f"{uid}:{gid}"
+        return subprocess.call(rt.exec_argv(c.id, args, env, user, workdir, tty))
+
+    # -- file-system views -------------------------------------------------------------------
+    def changes(self, ref: str) -> list[tuple[str, str]]:
+        c = self.get(ref)
+        return self.e.layers.changes(c.rw_layer)
+
+    def export(self, ref: str, sink: BinaryIO) -> None:
+        """The container's whole file system as a tar (docker export)."""
+        from berth.storage import differ
+
+        c = self.get(ref)
+        root = self.e.driver.mount(c.rw_layer)
+        try:
+            differ.write_tar(differ.Differ(root, None).plan(), root, sink)
+        finally:
+            self.e.driver.unmount(c.rw_layer)
+
+    # -- commit and snapshots ----------------------------------------------------------------
+    def commit(self, ref: str, target: str | None, message: str = "", changes: list[str] | None = None,
+               author: str = "") -> Image:
+        """The container's rw layer becomes the top layer of a new image. The diff streams through a
+        pipe straight into the new layer (no temporary tar on disk)."""
+        from berth.image import changes as changes_mod
+        from berth.image import reference
+
+        if target:
+            reference.parse(target)
+        c = self.get(ref)
+        base = self.e.images.get(c.image_id)
+        base_cfg = self.e.images.config(c.image_id)
+        r, w = os.pipe()
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            with os.fdopen(w, "wb", buffering=1 << 20) as sink:
+                try:
+                    self.e.layers.diff(c.rw_layer, sink)
+                except BaseException as err:  # reported by the consumer
+                    errors.append(err)
+
+        t = threading.Thread(target=produce, daemon=True)
+        t.start()
+        try:
+            with os.fdopen(r, "rb", buffering=1 << 20) as stream:
+                layer, _new, _res = self.e.layers.create_from_tar(base.top_layer, stream)
+        finally:
+            t.join()
+        if errors:
+            raise errors[0]
+        icfg = dict(base_cfg.get("config") or {})  # type: ignore[call-overload]
+        cc = c.config
+        if cc.command is not None:
+            icfg["Cmd"] = cc.command
+        if cc.entrypoint is not None:
+            icfg["Entrypoint"] = cc.entrypoint
+        if cc.env:
+            icfg["Env"] = merge_env(list(icfg.get("Env") or []), cc.env)
+        if cc.workdir:
+            icfg["WorkingDir"] = cc.workdir
+        if cc.user:
+            icfg["User"] = cc.user
+        icfg = changes_mod.apply(icfg, changes or [])
+        now = _iso(time.time()).split(".")[0] + "Z"
+        history = list(base_cfg.get("history") or [])  # type: ignore[call-overload]
+        entry: dict[str, object] = {"created": now, "created_by": f"berth commit {c.name}"}
+        if message:
+            entry["comment"] = message
+        if author:
+            entry["author"] = author
+        history.append(entry)
+        rootfs = dict(base_cfg["rootfs"])  # type: ignore[call-overload]
+        rootfs["diff_ids"] = list(rootfs["diff_ids"]) + [layer.diff_id]
+        cfg = dict(base_cfg, created=now, config=icfg, rootfs=rootfs, history=history)
+        if author:
+            cfg["author"] = author
+        size = base.size + layer.size
+        return self.e.images.add(cfg, layer.id, size, [target] if target else [])
+
+    def snapshot_create(self, ref: str, name: str) -> dict[str, object]:
+        c = self.get(ref)
+        if not name or "/" in name:
+            raise InvalidInput(f"invalid snapshot name {name!r}")
+        with contextlib.suppress(NotFound):
+            self.store.snapshot(c.id, name)
+            raise InvalidInput(f"snapshot {name!r} already exists for container {c.name}")
+        rt = select(self.e.runroot, c.runtime) if c.state == "running" else None
+        paused = rt is not None and rt.pause(c.id)
+        try:
+            layer = self.e.layers.snapshot(c.rw_layer)
+        finally:
+            if paused and rt is not None:
+                rt.resume(c.id)
+        try:
+            self.store.add_snapshot(c.id, name, layer.id, time.time())
+        except BaseException:
+            self.e.layers.remove(layer.id)
+            raise
+        return self.store.snapshot(c.id, name)
+
+    def snapshot_list(self, ref: str) -> list[dict[str, object]]:
+        c = self.store.resolve(ref)
+        return self.store.snapshots(c.id)
+
+    def snapshot_remove(self, ref: str, name: str) -> None:
+        c = self.store.resolve(ref)
+        snap = self.store.snapshot(c.id, name)
+        self.store.remove_snapshot(c.id, name)
+        self.e.layers.remove(str(snap["layer"]))
+
+    def snapshot_restore(self, ref: str, name: str) -> Container:
+        """Put the rw layer back exactly as it was; a running container is stopped and restarted."""
+        c = self.get(ref)
+        snap = self.store.snapshot(c.id, name)
+        was_running = c.state == "running"
+        if was_running:
+            c = self.stop(c.id)
+        with self._lock(c.id):
+            fresh = self.e.layers.snapshot(str(snap["layer"]))
+            old = c.rw_layer
+            self.store.update(c.id, rw_layer=fresh.id)
+            self.e.layers.remove(old)
+        if was_running:
+            return self.start(c.id)
+        return self.store.get(c.id)
+
+    def inspect(self, ref: str) -> dict[str, object]:
+        c = self.get(ref)
+        cfg = c.config
+        return {
+            "Id": c.id,
+            "Name": c.name,
+            "Image": c.image_id,
+            "ImageName": cfg.image,
+            "Created": _iso(c.created),
+            "State": {
+                "Status": c.state,
+                "Running": c.state == "running",
+                "Pid": c.pid,
+                "ExitCode": c.exit_code if c.exit_code is not None else 0,
+                "OOMKilled": c.oom_killed,
+                "StartedAt": _iso(c.started_at),
+                "FinishedAt": _iso(c.finished_at),
+                "Error": c.error or "",
+            },
+            "Config": cfg.to_dict(),
+            "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
+                           "CgroupsPath": self.cgroups_path(c.id)},
+            "GraphDriver": {"Name": self.e.driver_name, "Data": self.e.driver.metadata(c.rw_layer),
+                            "Layer": c.rw_layer},
+            "LogPath": self.log_path(c.id),
+            "Snapshots": [s["name"] for s in self.store.snapshots(c.id)],
+        }
+
+
+def _iso(ts: float | None) -> str:
+    if not ts:
+        return "0001-01-01T00:00:00Z"
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dataclass_replace(c: Container, **kw: object) -> Container:
+    import dataclasses
+
+    return dataclasses.replace(c, **kw)  # type: ignore[arg-type]
+

@@ -1,0 +1,167 @@
+"""The OCI runtime (runc or crun) and its monitor (conmon)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from berth.errors import BerthError, InvalidInput
+from berth.host.runtimes import probe_runtimes
+from berth.proc import run
+
+CONMON_API = "1"
+
+
+class StartError(BerthError):
+    """The runtime could not start the process; exit_code follows docker (126 / 127 / 125)."""
+
+    def __init__(self, message: str) -> None:
+        low = message.lower()
+        if "executable file not found" in low or "no such file or directory" in low:
+            self.exit_code = 127
+        elif "permission denied" in low or "exec format error" in low:
+            self.exit_code = 126
+        else:
+            self.exit_code = 125
+        super().__init__(message)
+
+
+def select(runroot: str, wanted: str | None) -> OCIRuntime:
+    """crun where it really starts a container here, else runc; an explicit choice must work."""
+    facts = probe_runtimes(runroot)
+    by_name = {f.name: f for f in facts}
+    if wanted:
+        f = by_name.get(wanted)
+        if f is None:
+            raise InvalidInput(f"unknown runtime {wanted!r}: use one of {', '.join(by_name)}")
+        if not f.path:
+            raise BerthError(f"runtime {wanted} is not installed (apt-get install {wanted})")
+        if not f.works:
+            raise BerthError(f"runtime {wanted} cannot start containers on this host: {f.reason}")
+        return OCIRuntime(f.name, f.path, os.path.join(runroot, "runtime", f.name))
+    for f in facts:
+        if f.works and f.path:
+            return OCIRuntime(f.name, f.path, os.path.join(runroot, "runtime", f.name))
+    reasons = "; ".join(f"{f.name}: {f.reason}" for f in facts)
+    raise BerthError(f"no OCI runtime can start containers here ({reasons}); berth host check says more")
+
+
+class OCIRuntime:
+    def __init__(self, name: str, path: str, state_root: str) -> None:
+        self.name = name
+        self.path = path
+        self.state_root = state_root
+
+    def _argv(self, *args: str) -> list[str]:
+        return [self.path, f"--root={self.state_root}", *args]
+
+    def state(self, cid: str) -> dict[str, object] | None:
+        cp = run(self._argv("state", cid), check=False)
+        if cp.returncode != 0:
+            return None
+        try:
+            return json.loads(cp.stdout)
+        except ValueError:
+            return None
+
+    def start(self, cid: str) -> None:
+        cp = run(self._argv("start", cid), check=False)
+        if cp.returncode != 0:
+            raise StartError(cp.stderr.decode(errors="replace").strip() or f"{self.name} start failed")
+
+    def kill(self, cid: str, signal: str, all_processes: bool = False) -> bool:
+        args = ["kill"] + (["--all"] if all_processes else []) + [cid, signal]
+        return run(self._argv(*args), check=False).returncode == 0
+
+    def pause(self, cid: str) -> bool:
+        return run(self._argv("pause", cid), check=False).returncode == 0
+
+    def resume(self, cid: str) -> None:
+        run(self._argv("resume", cid), check=False)
+
+    def delete(self, cid: str) -> None:
+        run(self._argv("delete", "--force", cid), check=False)
+
+    def exec_argv(self, cid: str, args: list[str], env: list[str], user: str | None, cwd: str | None,
+                  tty: bool) -> list[str]:
+        argv = self._argv("exec")
+        if tty:
+            argv.append("--tty")
+        for e in env:
+            argv += ["--env", e]
+        if user:
+            argv += ["--user", user]
+        if cwd:
+            argv += ["--cwd", cwd]
+        return argv + [cid, *args]
+
+    def run_attached_argv(self, cid: str, bundle: str) -> list[str]:
+        return self._argv("run", "--bundle", bundle, cid)
+
+
+def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
+                  log_path: str, socket_dir: str, timeout: float = 60) -> int:
+    """Start conmon, which creates the container through the runtime; returns the container's pid.
+
+    conmon reports over the sync pipe: {"data": pid} or {"data": -1, "message": "..."}; without the
+    pipe a create failure would be silent.
+    """
+    conmon = shutil.which("conmon")
+    if conmon is None:
+        raise BerthError("conmon is not installed (apt-get install conmon)")
+    for d in (state_dir, exit_dir, socket_dir, rt.state_root):
+        os.makedirs(d, exist_ok=True)
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    argv = [conmon, "--api-version", CONMON_API, "-c", cid, "-u", cid, "-r", rt.path, "-b", bundle,
+            "-p", os.path.join(state_dir, "pidfile"), "-P", os.path.join(state_dir, "conmon.pid"),
+            "-n", name, "--exit-dir", exit_dir, "-0", os.path.join(state_dir, "persist"),
+            "--socket-dir-path", socket_dir, "-l", f"k8s-file:{log_path}", "--log-level", "error",
+            "--runtime-arg", f"--root={rt.state_root}"]
+    os.makedirs(os.path.join(state_dir, "persist"), exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_SOCKET")}
+    env["_OCI_SYNCPIPE"] = str(w)
+    try:
+        proc = subprocess.Popen(argv, env=env, pass_fds=(w,), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    finally:
+        os.close(w)
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+            try:
+                msg = json.loads(data)
+                break
+            except ValueError:
+                continue
+        else:
+            raise BerthError(f"conmon did not report within {timeout}s")
+    finally:
+        os.close(r)
+    _, err = proc.communicate(timeout=timeout)
+    if not data:
+        raise BerthError(f"conmon exited {proc.returncode} without reporting: "
+                         f"{err.decode(errors='replace').strip()[-300:]}")
+    msg = json.loads(data)
+    pid = int(msg.get("data", -1))
+    if pid <= 0:
+        raise StartError(_clean_runtime_message(str(msg.get("message", "the runtime failed to create the container"))))
+    return pid
+
+
+def _clean_runtime_message(msg: str) -> str:
+    """runc wraps its errors in quotes and prefixes; keep the part a user can act on."""
+    msg = msg.strip().strip('"').replace('\\"', '"').replace("\\n", " ")
+    if ' msg="' in msg:
+        msg = msg.split(' msg="', 1)[1].rstrip('"')
+    for prefix in ("runc create failed: ", "crun: ", "unable to start container process: "):
+        msg = msg.removeprefix(prefix)
+    return msg.strip()
