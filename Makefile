@@ -25,6 +25,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 	@$(BIN)/pip install -q --disable-pip-version-check -e . $(PIP_PACKAGES)
+	@$(BIN)/python -m compileall -q runtime  # PYTHONDONTWRITEBYTECODE may be set: ship the bytecode
 
 $(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
 	@mkdir -p $(CACHE)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-
-import yaml
 
 from berth.errors import InvalidInput
+from berth.record import Factory, Record
 
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
@@ -15,12 +13,11 @@ DEFAULT_CONFIG = "/etc/berth/config.yml"
 CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent"}
 
 
-@dataclass
-class Settings:
+class Settings(Record):
     root: str = DEFAULT_ROOT
     runroot: str = DEFAULT_RUNROOT
     driver: str | None = None
-    storage_opts: dict[str, str] = field(default_factory=dict)
+    storage_opts: dict[str, str] = Factory(dict)
     driver_source: str = "auto"
     cgroup_parent: str = "berth"
 
@@ -40,6 +37,8 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
     s = Settings()
     path = config_path or os.environ.get("BERTH_CONFIG") or DEFAULT_CONFIG
     if os.path.exists(path):
+        import yaml
+
         try:
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}

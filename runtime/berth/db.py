@@ -63,7 +63,9 @@ class Database:
         self.conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL: a power cut may lose the last commits but never corrupts the database;
+        # the incomplete markers make the file system agree with whatever survived.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.execute("PRAGMA foreign_keys=ON")
         with self.write() as c:

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import platform
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
 from berth.db import Database
 from berth.errors import BerthError, InvalidInput, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
-from berth.host.runtimes import probe_runtimes
 from berth.image.store import BlobStore, Image, ImageStore
 from berth.locks import FileLock
 from berth.storage import registry
-from berth.storage.driver import Driver
 from berth.storage.layers import LayerStore
+
+if TYPE_CHECKING:
+    from berth.storage.driver import Driver
 
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
 
 def _iso(ts: int) -> str:
+    import datetime as dt
+
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -107,6 +108,8 @@ class Engine:
 
     # -- host --------------------------------------------------------------------------------
     def info(self) -> dict[str, object]:
+        from berth.host.runtimes import probe_runtimes
+
         support = registry.driver_support(self.facts)
         runtimes = probe_runtimes(self.runroot)
         ok, why = self.driver.native_diff()
@@ -119,7 +122,7 @@ class Engine:
             "native_diff": {"usable": ok, "reason": why},
             "drivers": {n: {"supported": s, "reason": r} for n, (s, r) in support.items()},
             **self.facts.as_dict(),
-            "runtimes": [vars(r) for r in runtimes],
+            "runtimes": [r.to_dict() for r in runtimes],
             "images": len(self.images.list()),
             "layers": len(self.layers.all()),
         }
@@ -141,7 +144,7 @@ class Engine:
         if message:
             history["comment"] = message
         cfg: dict[str, object] = {
-            "architecture": GOARCH.get(platform.machine(), platform.machine()),
+            "architecture": GOARCH.get(os.uname().machine, os.uname().machine),
             "os": "linux",
             "created": created,
             "config": image_config,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from berth.cli import output
 from berth.container.config import ContainerConfig, parse_env, parse_size, parse_volume
-from berth.container.runtime import StartError
-from berth.engine import Engine
 from berth.errors import BerthError, InvalidInput
 
-EngineOpener = Callable[[argparse.Namespace], Engine]
+if TYPE_CHECKING:
+    from berth.engine import Engine
+
+EngineOpener = Callable[[argparse.Namespace], "Engine"]
 RUN_ERROR = 125
 
 
@@ -83,6 +85,9 @@ def config_from_args(a: argparse.Namespace) -> ContainerConfig:
 
 
 def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.container.pathres import ExecError
+    from berth.container.runtime import StartError
+
     try:
         with open_engine(a) as e:
             cfg = config_from_args(a)
@@ -91,10 +96,10 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 e.containers.start(c.id)
                 print(c.id)
                 return 0
-            if a.interactive or a.tty:
-                return e.containers.run_interactive(c, a.tty)
+            if a.interactive or a.tty or a.rm:
+                return e.containers.run_foreground(c, a.tty, a.interactive)
             return e.containers.run_attached(c)
-    except StartError as err:
+    except (StartError, ExecError) as err:
         print(f"berth: error: {err}", file=sys.stderr)
         return err.exit_code
     except BerthError as err:
@@ -265,8 +270,13 @@ def cmd_snapshot(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, open_engine: EngineOpener) -> None:  # type: ignore[type-arg]
-    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str) -> argparse.ArgumentParser:
+def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type: ignore[type-arg]
+             want: Callable[[str], bool]) -> None:
+    from berth.cli.main import Skipped
+
+    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str) -> Any:
+        if not want(name):
+            return Skipped()
         sp = sub.add_parser(name, help=help, description=help)
         sp.set_defaults(fn=lambda a: fn(a, open_engine))
         return sp
@@ -335,6 +345,8 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener) -> None
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     sp.add_argument("container")
 
+    if not want("snapshot"):
+        return
     snap = sub.add_parser("snapshot", help="named, restorable copies of a container's rw layer")
     ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND")
     ssub.required = True

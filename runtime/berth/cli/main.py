@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth.cli import containers, output
-from berth.engine import Engine
 from berth.errors import BerthError, NotFound
-from berth.host.checks import run_checks
-from berth.host.probe import HostFacts
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
 
 
 def _engine(a: argparse.Namespace) -> Engine:
+    from berth.engine import Engine
+
     return Engine(_settings(a))
 
 
@@ -35,6 +37,9 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def cmd_host_check(a: argparse.Namespace) -> int:
+    from berth.host.checks import run_checks
+    from berth.host.probe import HostFacts
+
     s = _settings(a)
     checks = run_checks(HostFacts(s.root), a.check_driver or s.driver, s.runroot if os.path.isdir(s.runroot) else None)
     failed = [c for c in checks if c.required and not c.ok]
@@ -133,7 +138,7 @@ def cmd_storage_check(a: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="berth", description="A container runtime: storage drivers, images, containers.")
     p.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT}, or BERTH_ROOT)")
     p.add_argument("--runroot", help=f"volatile state (default {config_mod.DEFAULT_RUNROOT}, or BERTH_RUNROOT)")
@@ -144,7 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def want(name: str) -> bool:
+        return wanted is None or wanted == name
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> Any:
+        if not want(name):
+            return Skipped()
         sp = sub.add_parser(name, help=help, description=help)
         sp.set_defaults(fn=fn)
         return sp
@@ -154,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     fmt(add("info", cmd_info, "show the host, the storage driver and why it was chosen"))
 
-    host = sub.add_parser("host", help="host checks").add_subparsers(dest="host_command", metavar="COMMAND")
+    host = (sub.add_parser("host", help="host checks") if want("host") else Skipped()).add_subparsers(
+        dest="host_command", metavar="COMMAND")
     host.required = True
     hc = host.add_parser("check", help="check the host for what berth needs (exit 1 if a required check fails)")
     hc.add_argument("--driver", dest="check_driver", help="also require this storage driver")
@@ -190,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-trunc", action="store_true")
     fmt(sp)
 
-    containers.register(sub, _engine)
+    containers.register(sub, _engine, want)
 
-    storage = sub.add_parser("storage", help="storage maintenance").add_subparsers(dest="storage_command",
-                                                                                    metavar="COMMAND")
+    storage = (sub.add_parser("storage", help="storage maintenance") if want("storage") else Skipped()
+               ).add_subparsers(dest="storage_command", metavar="COMMAND")
     storage.required = True
     sc = storage.add_parser("check", help="finish interrupted operations and report inconsistencies")
     fmt(sc)
@@ -201,8 +212,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config", "--driver", "--storage-opt")
+
+
+def wanted_command(argv: list[str]) -> str | None:
+    """The command word of argv, so that only its parser is built (None: build them all)."""
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in GLOBAL_WITH_VALUE:
+            skip = True
+        elif tok.startswith("--") and "=" in tok:
+            continue
+        elif tok.startswith("-"):
+            return None
+        else:
+            return tok
+    return None
+
+
+class Skipped:
+    """Stands in for the parser of a command that is not being run (building it costs time)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: self
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(wanted_command(argv))
+    if not parser._subparsers or not parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        parser = build_parser(None)  # an unknown command word: let argparse list the real ones
     a = parser.parse_args(argv)
     try:
         return a.fn(a)
@@ -215,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as e:
         if os.environ.get("BERTH_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         where = f" ({e.filename})" if e.filename else ""
         print(f"berth: error: {e.strerror or e}{where}", file=sys.stderr)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from berth.container.store import Container
-from berth.host.checks import Check
-from berth.image.store import Image
+if TYPE_CHECKING:
+    from berth.container.store import Container
+    from berth.host.checks import Check
+    from berth.image.store import Image
 
 
 def print_json(data: object) -> None:
@@ -25,6 +26,8 @@ def human_size(n: int) -> str:
 
 
 def since(iso: str | None) -> str:
+    import datetime as dt
+
     if not iso:
         return "N/A"
     try:
@@ -41,13 +44,17 @@ def since(iso: str | None) -> str:
 
 
 def since_ts(ts: float | None) -> str:
+    import datetime as dt
+
     if not ts:
         return "N/A"
     return since(dt.datetime.fromtimestamp(ts, dt.UTC).isoformat())
 
 
 def container_status(c: Container) -> str:
-    now = dt.datetime.now(dt.UTC).timestamp()
+    import time
+
+    now = time.time()
     if c.state == "running":
         return f"Up {_duration(now - (c.started_at or now))}"
     if c.state == "exited":

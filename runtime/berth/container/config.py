@@ -4,9 +4,9 @@ later comparisons are spec-to-spec) and the parsing of user-facing values (sizes
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
 
 from berth.errors import InvalidInput
+from berth.record import Factory, Record
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -20,8 +20,7 @@ def parse_size(value: str, what: str = "size") -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-@dataclass
-class Mount:
+class Mount(Record):
     source: str
     destination: str
     readonly: bool = False
@@ -88,29 +87,28 @@ def merge_env(base: list[str], override: list[str]) -> list[str]:
     return [f"{k}={values[k]}" for k in order]
 
 
-@dataclass
-class ContainerConfig:
+class ContainerConfig(Record):
     image: str
     command: list[str] | None = None
     entrypoint: list[str] | None = None
-    env: list[str] = field(default_factory=list)
+    env: list[str] = Factory(list)
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    volumes: list[Mount] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
+    volumes: list[Mount] = Factory(list)
+    tmpfs: list[str] = Factory(list)
     read_only: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = Factory(dict)
     network: str = "none"
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
     blkio_weight: int | None = None
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
+    cap_add: list[str] = Factory(list)
+    cap_drop: list[str] = Factory(list)
     privileged: bool = False
     runtime: str | None = None
-    storage_opts: dict[str, str] = field(default_factory=dict)
+    storage_opts: dict[str, str] = Factory(dict)
     auto_remove: bool = False
 
     def validate(self) -> None:
@@ -129,9 +127,6 @@ class ContainerConfig:
         for t in self.tmpfs:
             if not t.split(":", 1)[0].startswith("/"):
                 raise InvalidInput(f"tmpfs path {t!r} must be absolute")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> ContainerConfig:

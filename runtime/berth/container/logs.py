@@ -6,11 +6,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+
+from berth.record import Record
 
 
-@dataclass
-class LogLine:
+class LogLine(Record):
     time: str
     stream: str
     text: bytes

@@ -16,10 +16,9 @@ import signal as signal_mod
 import subprocess
 import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.container import cgroups, logs, spec, users
+from berth.container import cgroups, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
@@ -87,7 +86,7 @@ class ContainerManager:
         if cfg.storage_opts:
             raise InvalidInput(f"the {self.e.driver_name} driver cannot limit a container's size "
                                "(--storage-opt size= needs xfs project quota or btrfs qgroups)")
-        cid = uuid.uuid4().hex + uuid.uuid4().hex
+        cid = os.urandom(32).hex()
         name = name or _random_name()
         layer = self.e.layers.create_rw(img.top_layer)
         c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
@@ -200,6 +199,7 @@ class ContainerManager:
             env = merge_env(env, [f"HOSTNAME={hostname}"] + cfg.env)
             cwd = cfg.workdir or icfg.get("WorkingDir") or "/"
             self._ensure_dir(rootfs, cwd)
+            pathres.check_executable(rootfs, args[0], env, cwd)
             etc = self._etc_files(c, hostname)
             config = spec.build(cfg, rootfs=rootfs, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
                                 additional_gids=extra_gids, hostname=hostname,
@@ -259,7 +259,7 @@ class ContainerManager:
                                     self.log_path(c.id), self.socket_dir)
                 rt.start(c.id)
             except BaseException as err:
-                self._release(dataclass_replace(c, runtime=rt.name))
+                self._release(c.replace(runtime=rt.name))
                 self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
                 raise
             self.store.update(c.id, state="running", pid=pid, started_at=time.time(), runtime=rt.name,
@@ -370,8 +370,10 @@ class ContainerManager:
             self.remove(c.id, force=True)
         return code
 
-    def run_interactive(self, c: Container, tty: bool) -> int:
-        """`run -i/-t`: the runtime runs in the foreground on this terminal (no log capture)."""
+    def run_foreground(self, c: Container, tty: bool, interactive: bool) -> int:
+        """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdio
+        (signals reach the container through it). No conmon and no log capture: an --rm
+        container's log would be deleted with it anyway."""
         try:
             with self._lock(c.id):
                 rt, bundle = self._prepare(c, terminal=tty)
@@ -380,8 +382,12 @@ class ContainerManager:
             if c.config.auto_remove:
                 self.remove(c.id, force=True)
             raise
+        runtime_log = os.path.join(self.state_dir(c.id), "runtime.log")
         try:
-            code = subprocess.call(rt.run_attached_argv(c.id, bundle))
+            code = subprocess.call(rt.run_attached_argv(c.id, bundle, runtime_log),
+                                   stdin=None if interactive or tty else subprocess.DEVNULL)
+            if code != 0 and _runtime_failed(runtime_log):
+                code = 125
         finally:
             with self._lock(c.id):
                 oom = cgroups.oom_killed(self.cgroups_path(c.id))
@@ -560,6 +566,15 @@ class ContainerManager:
         }
 
 
+def _runtime_failed(log: str) -> bool:
+    """Whether the runtime itself failed (its log has an error), as opposed to the container."""
+    try:
+        with open(log, "rb") as f:
+            return b'"level":"error"' in f.read()
+    except OSError:
+        return False
+
+
 def _iso(ts: float | None) -> str:
     if not ts:
         return "0001-01-01T00:00:00Z"
@@ -568,8 +583,4 @@ def _iso(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def dataclass_replace(c: Container, **kw: object) -> Container:
-    import dataclasses
-
-    return dataclasses.replace(c, **kw)  # type: ignore[arg-type]
 

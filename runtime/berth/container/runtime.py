@@ -83,7 +83,8 @@ class OCIRuntime:
         run(self._argv("resume", cid), check=False)
 
     def delete(self, cid: str) -> None:
-        run(self._argv("delete", "--force", cid), check=False)
+        if os.path.exists(os.path.join(self.state_root, cid)):
+            run(self._argv("delete", "--force", cid), check=False)
 
     def exec_argv(self, cid: str, args: list[str], env: list[str], user: str | None, cwd: str | None,
                   tty: bool) -> list[str]:
@@ -98,8 +99,9 @@ class OCIRuntime:
             argv += ["--cwd", cwd]
         return argv + [cid, *args]
 
-    def run_attached_argv(self, cid: str, bundle: str) -> list[str]:
-        return self._argv("run", "--bundle", bundle, cid)
+    def run_attached_argv(self, cid: str, bundle: str, log: str) -> list[str]:
+        return [self.path, f"--root={self.state_root}", "--log", log, "--log-format", "json",
+                "run", "--bundle", bundle, cid]
 
 
 def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from berth.container.config import ContainerConfig
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
+from berth.record import Record
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 STATES = ("creating", "created", "running", "exited", "removing")
 
 
-@dataclass
-class Container:
+class Container(Record):
     id: str
     name: str
     image_id: str

@@ -3,20 +3,17 @@ a private mount namespace inside a temporary directory that is removed afterward
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 from berth.errors import BerthError
 from berth.proc import run
+from berth.record import Factory, Record
 
 OVERLAY_PARAMS = "/sys/module/overlay/parameters"
 FS_MAGIC = {0x9123683E: "btrfs", 0xEF53: "ext4", 0x58465342: "xfs", 0x01021994: "tmpfs",
@@ -24,8 +21,7 @@ FS_MAGIC = {0x9123683E: "btrfs", 0xEF53: "ext4", 0x58465342: "xfs", 0x01021994: 
             0xF15F: "ecryptfs", 0x65735546: "fuse"}
 
 
-@dataclass
-class RuntimeFacts:
+class RuntimeFacts(Record):
     name: str
     path: str | None
     version: str = ""
@@ -33,11 +29,10 @@ class RuntimeFacts:
     reason: str = ""
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("rest", ctypes.c_byte * 104)]
+def _libc():  # type: ignore[no-untyped-def]
+    import ctypes
 
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return ctypes.CDLL("libc.so.6", use_errno=True)
 
 
 def existing_ancestor(path: str) -> str:
@@ -49,8 +44,13 @@ def existing_ancestor(path: str) -> str:
 
 def fs_type(path: str) -> str:
     """Name of the file system holding path (its nearest existing ancestor)."""
-    buf = _Statfs()
-    if _libc.statfs(os.fsencode(existing_ancestor(path)), ctypes.byref(buf)) != 0:
+    import ctypes
+
+    class Statfs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("rest", ctypes.c_byte * 104)]
+
+    buf = Statfs()
+    if _libc().statfs(os.fsencode(existing_ancestor(path)), ctypes.byref(buf)) != 0:
         return "unknown"
     magic = buf.f_type & 0xFFFFFFFF
     return FS_MAGIC.get(magic, f"0x{magic:x}")
@@ -58,8 +58,10 @@ def fs_type(path: str) -> str:
 
 def supports_d_type(path: str) -> bool:
     """True when readdir on path's file system reports entry types (overlay needs it)."""
+    import ctypes
+
     d = existing_ancestor(path)
-    libc = _libc
+    libc = _libc()
     libc.opendir.restype = ctypes.c_void_p
     libc.readdir.restype = ctypes.c_void_p
     libc.readdir.argtypes = [ctypes.c_void_p]
@@ -167,11 +169,10 @@ def overlay_mount_options() -> str:
     return ",".join(opts) + ("," if opts else "")
 
 
-@dataclass
-class CgroupFacts:
+class CgroupFacts(Record):
     version: str
-    controllers: list[str] = field(default_factory=list)
-    unified_controllers: list[str] = field(default_factory=list)
+    controllers: list[str] = Factory(list)
+    unified_controllers: list[str] = Factory(list)
 
 
 def cgroup_facts() -> CgroupFacts:
@@ -207,7 +208,7 @@ class HostFacts:
 
     @cached_property
     def kernel(self) -> str:
-        return platform.release()
+        return os.uname().release
 
     @cached_property
     def filesystems(self) -> list[str]:
@@ -305,7 +306,7 @@ class HostFacts:
             "devicemapper": self.devicemapper,
             "aufs": {"present": "aufs" in self.filesystems},
             "cgroup_version": self.cgroups.version,
-            "cgroups": asdict(self.cgroups),
+            "cgroups": self.cgroups.to_dict(),
             "namespaces": self.namespaces,
             "conmon": self.conmon,
         }

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 
 from berth.host.probe import RuntimeFacts
 from berth.proc import run
@@ -50,7 +49,7 @@ def trial_run(path: str) -> tuple[bool, str]:
     if busybox is None:
         return False, "not verified: no static busybox to start a trial container with (apt-get install busybox-static)"
     bundle = tempfile.mkdtemp(prefix="berth-rt-")
-    cid = f"berth-probe-{uuid.uuid4().hex[:12]}"
+    cid = f"berth-probe-{os.urandom(6).hex()}"
     try:
         os.makedirs(f"{bundle}/rootfs/proc")
         shutil.copy2(busybox, f"{bundle}/rootfs/busybox")
@@ -66,8 +65,21 @@ def trial_run(path: str) -> tuple[bool, str]:
         shutil.rmtree(bundle, ignore_errors=True)
 
 
+_MEMO: dict[str | None, list[RuntimeFacts]] = {}
+
+
 def probe_runtimes(cache_dir: str | None) -> list[RuntimeFacts]:
-    """Each known runtime with its version and whether it starts a container on this host."""
+    """Each known runtime with its version and whether it starts a container on this host.
+
+    The answer is remembered in cache_dir, keyed by the binary (path, size, mtime) and the boot,
+    so only the first call after an upgrade or a reboot runs the trial container."""
+    if cache_dir in _MEMO:
+        return _MEMO[cache_dir]
+    _MEMO[cache_dir] = _probe(cache_dir)
+    return _MEMO[cache_dir]
+
+
+def _probe(cache_dir: str | None) -> list[RuntimeFacts]:
     cache_file = os.path.join(cache_dir, "runtimes.json") if cache_dir else None
     cached: dict[str, dict[str, object]] = {}
     if cache_file and os.path.exists(cache_file):
@@ -83,15 +95,16 @@ def probe_runtimes(cache_dir: str | None) -> list[RuntimeFacts]:
         if path is None:
             out.append(RuntimeFacts(name, None, reason=f"{name} is not installed (apt-get install {name})"))
             continue
-        cp = run([path, "--version"], check=False)
-        version = cp.stdout.decode(errors="replace").splitlines()[0] if cp.stdout else ""
-        key = f"{path}|{version}|{_boot_id()}"
+        st = os.stat(path)
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{_boot_id()}"
         hit = cached.get(name)
         if hit and hit.get("key") == key:
-            out.append(RuntimeFacts(name, path, version, bool(hit["works"]), str(hit["reason"])))
+            out.append(RuntimeFacts(name, path, str(hit.get("version", "")), bool(hit["works"]), str(hit["reason"])))
             continue
+        cp = run([path, "--version"], check=False)
+        version = cp.stdout.decode(errors="replace").splitlines()[0] if cp.stdout else ""
         works, reason = trial_run(path)
-        cached[name] = {"key": key, "works": works, "reason": reason}
+        cached[name] = {"key": key, "works": works, "reason": reason, "version": version}
         changed = True
         out.append(RuntimeFacts(name, path, version, works, reason))
     if cache_file and changed:

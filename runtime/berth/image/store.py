@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
+from berth.record import Record
 from berth.storage.fsutil import atomic_write
 
 
@@ -18,8 +17,7 @@ def canonical_json(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@dataclass
-class Image:
+class Image(Record):
     id: str
     top_layer: str | None
     created: str | None
@@ -40,6 +38,8 @@ class BlobStore:
         return os.path.join(self.root, algo, hexd)
 
     def put(self, data: bytes) -> str:
+        import hashlib
+
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         p = self.path(digest)
         if not os.path.exists(p):
@@ -53,6 +53,8 @@ class BlobStore:
                 data = f.read()
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is missing from the store (run 'berth storage check')") from None
+        import hashlib
+
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise InvalidInput(f"blob {digest} is corrupt on disk")
         return data

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import struct
-import uuid
 
 from berth.errors import BerthError
 from berth.host.probe import HostFacts, fs_type
@@ -132,7 +131,7 @@ class BtrfsDriver(Driver):
             return None
         tmp = os.path.join(self.home, "tmp")
         os.makedirs(tmp, exist_ok=True)
-        tag = uuid.uuid4().hex[:12]
+        tag = os.urandom(6).hex()
         ro_parent, ro_child = os.path.join(tmp, f"{tag}-p"), os.path.join(tmp, f"{tag}-c")
         made: list[str] = []
         try:

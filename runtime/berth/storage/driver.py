@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from berth.errors import BerthError, NotFound
-from berth.host.probe import HostFacts
-from berth.storage import differ
-from berth.storage.differ import Candidates
-from berth.storage.tarapply import ApplyResult, apply_tar
-from berth.storage.tarwriter import Sink
+
+if TYPE_CHECKING:
+    from berth.host.probe import HostFacts
+    from berth.storage import differ
+    from berth.storage.differ import Candidates
+    from berth.storage.tarapply import ApplyResult
+    from berth.storage.tarwriter import Sink
 
 
 class Driver(ABC):
@@ -96,6 +98,8 @@ class Driver(ABC):
             raise NotFound(f"layer {id} does not exist in the {self.name} driver")
 
     def _plan(self, id: str, parent: str | None, naive: bool) -> tuple[list[differ.Item], str]:
+        from berth.storage import differ
+
         self._require(id)
         new_root = self.mount(id)
         try:
@@ -115,6 +119,8 @@ class Driver(ABC):
 
     def diff(self, id: str, parent: str | None, sink: Sink, naive: bool = False) -> None:
         """Write the layer tar of id against parent to sink (OCI layer format, canonical)."""
+        from berth.storage import differ
+
         items, new_root = self._plan(id, parent, naive)
         try:
             differ.write_tar(items, new_root, sink)
@@ -122,11 +128,15 @@ class Driver(ABC):
             self.unmount(id)
 
     def changes(self, id: str, parent: str | None, naive: bool = False) -> list[tuple[str, str]]:
+        from berth.storage import differ
+
         items, _ = self._plan(id, parent, naive)
         self.unmount(id)
         return differ.changes(items)
 
     def diff_size(self, id: str, parent: str | None) -> int:
+        from berth.storage import differ
+
         items, root = self._plan(id, parent, False)
         try:
             return differ.diff_size(items, root)
@@ -138,6 +148,8 @@ class Driver(ABC):
         return self.mount(id), True
 
     def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> ApplyResult:
+        from berth.storage.tarapply import apply_tar
+
         self._require(id)
         target, mounted = self.apply_target(id)
         try:

@@ -7,30 +7,31 @@ when the layer is whole. The creating process holds a flock on the layer while i
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
-import uuid
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from berth.db import Database
 from berth.errors import NotFound
 from berth.locks import FileLock
-from berth.storage.driver import Driver
-from berth.storage.tarapply import ApplyResult
-from berth.storage.tarwriter import Sink
+from berth.record import Record
+
+if TYPE_CHECKING:
+    from berth.storage.driver import Driver
+    from berth.storage.tarapply import ApplyResult
+    from berth.storage.tarwriter import Sink
 
 
 def chain_id(parent_chain: str | None, diff_id: str) -> str:
     """OCI ChainID: ChainID(L0) = DiffID(L0); ChainID(..Ln) = sha256(ChainID(..Ln-1) + ' ' + DiffID(Ln))."""
     if not parent_chain:
         return diff_id
+    import hashlib
+
     return "sha256:" + hashlib.sha256(f"{parent_chain} {diff_id}".encode()).hexdigest()
 
 
-@dataclass
-class Layer:
+class Layer(Record):
     id: str
     parent: str | None
     diff_id: str | None
@@ -82,7 +83,7 @@ class LayerStore:
 
     # -- creation ----------------------------------------------------------------------------
     def _begin(self, parent: str | None, rw: bool) -> tuple[str, FileLock]:
-        id = uuid.uuid4().hex + uuid.uuid4().hex
+        id = os.urandom(32).hex()
         lock = self._lock(id)
         lock.acquire()
         try:

@@ -14,17 +14,19 @@ with redirect_dir=off and metacopy=off so that the upper dir stays a faithful re
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
+from typing import TYPE_CHECKING
 
 from berth.errors import BerthError
-from berth.host.probe import HostFacts
 from berth.locks import FileLock, adjust_counter
 from berth.storage import mounts
-from berth.storage.differ import Candidates
 from berth.storage.driver import Driver
 from berth.storage.fsutil import is_opaque
 from berth.storage.vfs import copy_tree
+
+if TYPE_CHECKING:
+    from berth.host.probe import HostFacts
+    from berth.storage.differ import Candidates
 
 LINK_DIR = "l"
 LINK_LEN = 12
@@ -71,7 +73,7 @@ class OverlayDriver(Driver):
 
     def _new_link(self) -> str:
         while True:
-            link = "".join(secrets.choice(LINK_ALPHABET) for _ in range(LINK_LEN))
+            link = "".join(LINK_ALPHABET[b % len(LINK_ALPHABET)] for b in os.urandom(LINK_LEN))
             if not os.path.lexists(os.path.join(self.home, LINK_DIR, link)):
                 return link
 
@@ -172,6 +174,8 @@ class OverlayDriver(Driver):
     def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
         if not parent or self._read(id, "lower").split(":")[0] != f"{LINK_DIR}/{self._read(parent, 'link')}":
             return None
+        from berth.storage.differ import Candidates
+
         cands = Candidates()
         upper = self._d(id, "diff")
         for root, dirs, files in os.walk(upper):

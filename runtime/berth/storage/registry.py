@@ -1,15 +1,22 @@
-"""Driver registry and automatic selection (btrfs, overlay, devicemapper, vfs — with the reason)."""
+"""Driver registry and automatic selection (btrfs, overlay, devicemapper, vfs — with the reason).
+
+Driver modules are imported only when a driver is asked for, so a command that uses one driver
+does not pay for loading the others.
+"""
 
 from __future__ import annotations
 
-from berth.errors import BerthError
-from berth.host.probe import HostFacts
-from berth.storage.btrfs import BtrfsDriver
-from berth.storage.driver import Driver
-from berth.storage.overlay import OverlayDriver
-from berth.storage.vfs import VfsDriver
+import importlib
+from typing import TYPE_CHECKING
 
-DRIVERS: dict[str, type[Driver]] = {"btrfs": BtrfsDriver, "overlay": OverlayDriver, "vfs": VfsDriver}
+from berth.errors import BerthError
+
+if TYPE_CHECKING:
+    from berth.host.probe import HostFacts
+    from berth.storage.driver import Driver
+
+DRIVERS = {"btrfs": ("berth.storage.btrfs", "BtrfsDriver"), "overlay": ("berth.storage.overlay", "OverlayDriver"),
+           "vfs": ("berth.storage.vfs", "VfsDriver")}
 PLANNED = {
     "devicemapper": "the devicemapper driver is not implemented yet",
     "aufs": "the aufs driver is not implemented yet",
@@ -18,29 +25,26 @@ AUTO_ORDER = ("btrfs", "overlay", "devicemapper", "vfs")
 ALL_NAMES = ("vfs", "overlay", "btrfs", "devicemapper", "aufs")
 
 
+def _support(name: str, facts: HostFacts) -> tuple[bool, str]:
+    if name in DRIVERS:
+        return driver_class(name).supported(facts)
+    if name == "devicemapper":
+        dm = facts.devicemapper
+        return False, str(dm["reason"]) if dm["reason"] else PLANNED[name]
+    present = "aufs" in facts.filesystems
+    return False, (PLANNED[name] if present else "aufs is not in /proc/filesystems (this kernel lacks it; use overlay)")
+
+
 def driver_support(facts: HostFacts) -> dict[str, tuple[bool, str]]:
     """Every known driver with whether it works here and why."""
-    out: dict[str, tuple[bool, str]] = {}
-    for name in ALL_NAMES:
-        if name in DRIVERS:
-            out[name] = DRIVERS[name].supported(facts)
-        elif name == "devicemapper":
-            dm = facts.devicemapper
-            reason = str(dm["reason"]) if dm["reason"] else PLANNED[name]
-            out[name] = (False, reason)
-        else:
-            present = "aufs" in facts.filesystems
-            out[name] = (False, PLANNED[name] if present else
-                         "aufs is not in /proc/filesystems (this kernel lacks it; use overlay)")
-    return out
+    return {name: _support(name, facts) for name in ALL_NAMES}
 
 
 def choose(facts: HostFacts) -> tuple[str, str]:
     """Auto-select a driver: (name, reason)."""
-    support = driver_support(facts)
     skipped = []
     for name in AUTO_ORDER:
-        ok, why = support[name]
+        ok, why = _support(name, facts)
         if ok:
             reason = why if not skipped else f"{why}; skipped {'; '.join(skipped)}"
             return name, reason
@@ -50,7 +54,8 @@ def choose(facts: HostFacts) -> tuple[str, str]:
 
 def driver_class(name: str) -> type[Driver]:
     if name in DRIVERS:
-        return DRIVERS[name]
+        module, cls = DRIVERS[name]
+        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
     if name in PLANNED:
         raise BerthError(f"{PLANNED[name]}; choose one of: {', '.join(DRIVERS)}")
     raise BerthError(f"unknown storage driver {name!r}; choose one of: {', '.join(DRIVERS)}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 from berth.errors import BerthError
-from berth.host.probe import HostFacts
 from berth.proc import run
 from berth.storage.driver import Driver
+
+if TYPE_CHECKING:
+    from berth.host.probe import HostFacts
 
 
 def copy_tree(src: str, dst: str) -> None:
