@@ -122,3 +122,30 @@ def test_probing_changes_nothing(berth_env: dict[str, str]) -> None:
     berth(berth_env, "info")
     assert mounts.mountpoints() == before
     assert {n for n in set(os.listdir("/tmp")) - tmp_before if n.startswith("berth-")} == set()
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_commit_layer_matches_its_diff_id(make_engine, driver: str, base_tar: bytes) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    e = make_engine(driver)
+    base, _, _ = e.layers.create_from_tar(None, io.BytesIO(base_tar))
+    rw = e.layers.create_rw(base.id)
+    path = e.driver.mount(rw.id)
+    try:
+        make_changes(path)
+        expected = describe(path)
+    finally:
+        e.driver.unmount(rw.id)
+    layer = e.layers.commit(rw.id, base.id)
+    assert layer.parent == base.id and not layer.rw
+    buf = io.BytesIO()
+    e.layers.diff(layer.id, buf)
+    assert layer.diff_id == "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()
+    top = e.driver.mount(layer.id)
+    try:
+        assert describe(top) == expected
+    finally:
+        e.driver.unmount(layer.id)
+    again = e.layers.commit(rw.id, base.id)
+    assert again.id == layer.id  # the same changes are stored once

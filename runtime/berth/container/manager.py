@@ -14,7 +14,6 @@ import os
 import shutil
 import signal as signal_mod
 import subprocess
-import threading
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -432,8 +431,8 @@ class ContainerManager:
     # -- commit and snapshots ----------------------------------------------------------------
     def commit(self, ref: str, target: str | None, message: str = "", changes: list[str] | None = None,
                author: str = "") -> Image:
-        """The container's rw layer becomes the top layer of a new image. The diff streams through a
-        pipe straight into the new layer (no temporary tar on disk)."""
+        """The container's rw layer becomes the top layer of a new image (natively copied where the
+        driver can, else streamed as a tar through a pipe: never a temporary tar on disk)."""
         from berth.image import changes as changes_mod
         from berth.image import reference
 
@@ -442,25 +441,7 @@ class ContainerManager:
         c = self.get(ref)
         base = self.e.images.get(c.image_id)
         base_cfg = self.e.images.config(c.image_id)
-        r, w = os.pipe()
-        errors: list[BaseException] = []
-
-        def produce() -> None:
-            with os.fdopen(w, "wb", buffering=1 << 20) as sink:
-                try:
-                    self.e.layers.diff(c.rw_layer, sink)
-                except BaseException as err:  # reported by the consumer
-                    errors.append(err)
-
-        t = threading.Thread(target=produce, daemon=True)
-        t.start()
-        try:
-            with os.fdopen(r, "rb", buffering=1 << 20) as stream:
-                layer, _new, _res = self.e.layers.create_from_tar(base.top_layer, stream)
-        finally:
-            t.join()
-        if errors:
-            raise errors[0]
+        layer = self.e.layers.commit(c.rw_layer, base.top_layer)
         icfg = dict(base_cfg.get("config") or {})  # type: ignore[call-overload]
         cc = c.config
         if cc.command is not None:

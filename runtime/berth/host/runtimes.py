@@ -12,6 +12,14 @@ from berth.proc import run
 from berth.storage.fsutil import atomic_write
 
 RUNTIMES = ("crun", "runc")
+HYBRID_REFUSAL = "cgroups in hybrid mode not supported"
+# crun refuses a cgroup v1 host that also mounts a v2 hierarchy with controllers ("hybrid"). In a
+# private mount namespace without that v2 mount it sees plain cgroup v1 and works; the container's
+# own namespaces are created from there, so nothing else changes.
+CRUN_HYBRID_WRAPPER = """#!/bin/sh
+exec unshare --mount --propagation private -- /bin/sh -c \
+  'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"' {crun} "$@"
+"""
 STATIC_BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 
 
@@ -52,6 +60,7 @@ def trial_run(path: str) -> tuple[bool, str]:
     cid = f"berth-probe-{os.urandom(6).hex()}"
     try:
         os.makedirs(f"{bundle}/rootfs/proc")
+        os.makedirs(f"{bundle}/rootfs/dev")
         shutil.copy2(busybox, f"{bundle}/rootfs/busybox")
         with open(f"{bundle}/config.json", "w", encoding="utf-8") as f:
             json.dump(_trial_config(), f)
@@ -79,6 +88,14 @@ def probe_runtimes(cache_dir: str | None) -> list[RuntimeFacts]:
     return _MEMO[cache_dir]
 
 
+def _write_hybrid_wrapper(cache_dir: str, crun: str) -> str:
+    path = os.path.join(cache_dir, "crun-hybrid")
+    os.makedirs(cache_dir, exist_ok=True)
+    atomic_write(path, CRUN_HYBRID_WRAPPER.format(crun=crun).encode(), mode=0o755)
+    os.chmod(path, 0o755)
+    return path
+
+
 def _probe(cache_dir: str | None) -> list[RuntimeFacts]:
     cache_file = os.path.join(cache_dir, "runtimes.json") if cache_dir else None
     cached: dict[str, dict[str, object]] = {}
@@ -99,14 +116,25 @@ def _probe(cache_dir: str | None) -> list[RuntimeFacts]:
         key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{_boot_id()}"
         hit = cached.get(name)
         if hit and hit.get("key") == key:
-            out.append(RuntimeFacts(name, path, str(hit.get("version", "")), bool(hit["works"]), str(hit["reason"])))
-            continue
+            run_path = str(hit.get("run_path") or path)
+            if os.access(run_path, os.X_OK):
+                out.append(RuntimeFacts(name, run_path, str(hit.get("version", "")), bool(hit["works"]),
+                                        str(hit["reason"])))
+                continue
         cp = run([path, "--version"], check=False)
         version = cp.stdout.decode(errors="replace").splitlines()[0] if cp.stdout else ""
         works, reason = trial_run(path)
-        cached[name] = {"key": key, "works": works, "reason": reason, "version": version}
+        run_path = path
+        if not works and name == "crun" and HYBRID_REFUSAL in reason and cache_dir:
+            wrapper = _write_hybrid_wrapper(cache_dir, path)
+            w_works, w_reason = trial_run(wrapper)
+            if w_works:
+                works, run_path = True, wrapper
+                reason = ("started a trial container in a private mount namespace without the cgroup v2 mount "
+                          f"(crun alone refuses this host: {reason})")
+        cached[name] = {"key": key, "works": works, "reason": reason, "version": version, "run_path": run_path}
         changed = True
-        out.append(RuntimeFacts(name, path, version, works, reason))
+        out.append(RuntimeFacts(name, run_path, version, works, reason))
     if cache_file and changed:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
         atomic_write(cache_file, json.dumps(cached).encode())

@@ -126,6 +126,11 @@ class BtrfsDriver(Driver):
         self._require(id)
         run(["btrfs", "subvolume", "snapshot", self._sv(id), self._sv(new_id)], what="btrfs snapshot")
 
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+        """A snapshot of the container's subvolume is the new layer (no data copied)."""
+        self.snapshot(rw_id, new_id)
+        return True
+
     def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
         if not parent:
             return None

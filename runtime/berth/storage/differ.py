@@ -159,10 +159,11 @@ def changes(items: list[Item]) -> list[tuple[str, str]]:
     return out
 
 
-def write_tar(items: list[Item], new_root: str, sink: Sink) -> None:
-    """Render a planned diff as a layer tar into sink."""
+def write_tar(items: list[Item], new_root: str, sink: Sink) -> int:
+    """Render a planned diff as a layer tar into sink; returns the bytes of regular files in it."""
     w = TarWriter(sink)
     links: dict[tuple[int, int], str] = {}
+    file_bytes = 0
     for it in items:
         if it.kind == "W":
             d, b = os.path.split(it.path)
@@ -182,8 +183,11 @@ def write_tar(items: list[Item], new_root: str, sink: Sink) -> None:
                 entry.type, entry.size, entry.linkname = LNKTYPE, 0, first
             else:
                 links[key] = it.path
+        if entry.type == REGTYPE:
+            file_bytes += entry.size
         w.add(entry, full)
     w.close()
+    return file_bytes
 
 
 def diff_size(items: list[Item], new_root: str) -> int:

@@ -72,6 +72,11 @@ class Driver(ABC):
     def snapshot(self, id: str, new_id: str) -> None:
         """A point-in-time copy of layer id as a new layer with the same parent."""
 
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+        """Make new_id (a read-only layer on parent) hold rw_id's changes without a tar round trip,
+        where the backend can; False means "not here, use diff + apply"."""
+        return False
+
     def status(self) -> list[tuple[str, str]]:
         return [("Backing Filesystem", self.facts.backing_fs)]
 
@@ -117,13 +122,14 @@ class Driver(ABC):
                 self.unmount(parent)
         return items, new_root
 
-    def diff(self, id: str, parent: str | None, sink: Sink, naive: bool = False) -> None:
-        """Write the layer tar of id against parent to sink (OCI layer format, canonical)."""
+    def diff(self, id: str, parent: str | None, sink: Sink, naive: bool = False) -> int:
+        """Write the layer tar of id against parent to sink (OCI layer format, canonical); returns
+        the bytes of regular files it holds."""
         from berth.storage import differ
 
         items, new_root = self._plan(id, parent, naive)
         try:
-            differ.write_tar(items, new_root, sink)
+            return differ.write_tar(items, new_root, sink)
         finally:
             self.unmount(id)
 

@@ -136,6 +136,88 @@ class LayerStore:
         finally:
             lock.release()
 
+    def commit(self, rw_id: str, parent: str | None) -> Layer:
+        """A read-only layer on parent holding rw layer rw_id's changes. Where the driver can copy
+        natively, the copy runs while the canonical tar is hashed for the DiffID; elsewhere the
+        tar streams through a pipe into a new layer."""
+        import threading
+
+        from berth.storage.tarapply import HashingSink
+
+        parent_chain = self.get(parent).chain_id if parent else None
+        id, lock = self._begin(parent, rw=False)
+        try:
+            try:
+                copied: list[bool] = []
+                errors: list[BaseException] = []
+
+                def copy() -> None:
+                    try:
+                        copied.append(self.driver.commit_copy(rw_id, id, parent))
+                    except BaseException as err:
+                        errors.append(err)
+
+                t = threading.Thread(target=copy)
+                t.start()
+                sink = HashingSink()
+                try:
+                    size = self.driver.diff(rw_id, parent, sink)
+                finally:
+                    t.join()
+                if errors:
+                    raise errors[0]
+                if not copied[0]:
+                    self._abort_files(id)
+                    return self._commit_by_tar(rw_id, parent, id, lock)
+                diff_id = sink.digest()
+            except BaseException:
+                self._abort(id)
+                raise
+            return self._finish(id, chain_id(parent_chain, diff_id), diff_id, size)
+        finally:
+            lock.release()
+
+    def _abort_files(self, id: str) -> None:
+        self.driver.remove(id)
+
+    def _commit_by_tar(self, rw_id: str, parent: str | None, id: str, lock: FileLock) -> Layer:
+        import threading
+
+        with self.db.write() as c:
+            c.execute("DELETE FROM layers WHERE id = ?", (id,))
+        lock.release()
+        r, w = os.pipe()
+        errors: list[BaseException] = []
+
+        def produce() -> None:
+            with os.fdopen(w, "wb", buffering=1 << 20) as out:
+                try:
+                    self.driver.diff(rw_id, parent, out)
+                except BaseException as err:
+                    errors.append(err)
+
+        t = threading.Thread(target=produce, daemon=True)
+        t.start()
+        try:
+            with os.fdopen(r, "rb", buffering=1 << 20) as stream:
+                layer, _new, _res = self.create_from_tar(parent, stream)
+        finally:
+            t.join()
+        if errors:
+            raise errors[0]
+        return layer
+
+    def _finish(self, id: str, chain: str, diff_id: str, size: int) -> Layer:
+        """Record a finished read-only layer, or drop it for an identical one already stored."""
+        with self.db.write() as c:
+            row = c.execute("SELECT id FROM layers WHERE chain_id = ? AND incomplete = 0", (chain,)).fetchone()
+            if row is None:
+                c.execute("UPDATE layers SET diff_id = ?, chain_id = ?, size = ?, incomplete = 0 WHERE id = ?",
+                          (diff_id, chain, size, id))
+                return self.get(id)
+        self._abort(id)
+        return self.get(row["id"])
+
     def create_rw(self, parent: str | None) -> Layer:
         id, lock = self._begin(parent, rw=True)
         try:
@@ -235,9 +317,9 @@ class LayerStore:
         return removed
 
     # -- diffs -------------------------------------------------------------------------------
-    def diff(self, id: str, sink: Sink, naive: bool = False) -> None:
+    def diff(self, id: str, sink: Sink, naive: bool = False) -> int:
         layer = self.get(id)
-        self.driver.diff(id, layer.parent, sink, naive=naive)
+        return self.driver.diff(id, layer.parent, sink, naive=naive)
 
     def changes(self, id: str, naive: bool = False) -> list[tuple[str, str]]:
         layer = self.get(id)

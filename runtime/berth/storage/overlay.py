@@ -201,6 +201,14 @@ class OverlayDriver(Driver):
         self.create(new_id, parent, rw=os.path.exists(self._d(id, "rw")))
         copy_tree(self._d(id, "diff"), self._d(new_id, "diff"))
 
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+        """The rw layer's upper dir already is an overlay layer: copy it (reflink where possible)."""
+        if not self.native_diff()[0]:
+            return False
+        self.create(new_id, parent, rw=False)
+        copy_tree(self._d(rw_id, "diff"), self._d(new_id, "diff"))
+        return True
+
     def status(self) -> list[tuple[str, str]]:
         ok, why = self.native_diff()
         return [("Backing Filesystem", self.facts.backing_fs),

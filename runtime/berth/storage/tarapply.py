@@ -68,6 +68,22 @@ def open_uncompressed(raw: BinaryIO) -> BinaryIO:
     return buf  # type: ignore[return-value]
 
 
+class HashingSink:
+    """A write-only sink that hashes a layer tar and counts the bytes of its regular files."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.count += len(data)
+        return len(data)
+
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
 @dataclass
 class ApplyResult:
     diff_id: str
