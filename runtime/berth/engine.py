@@ -45,6 +45,7 @@ class Engine:
         with self.db.write() as c:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('driver', ?)", (self.driver_name,))
         self.lock_dir = os.path.join(self.root, "locks")
+        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         self.layers = LayerStore(self.db, self.driver, self.lock_dir)
         self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))
         from berth.container.manager import ContainerManager
@@ -75,12 +76,22 @@ class Engine:
         self.close()
 
     # -- consistency -------------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Remove what interrupted operations left behind (incomplete layers, orphan temp files)."""
+    def recover(self, full: bool = False) -> list[str]:
+        """Remove what interrupted operations left behind: incomplete layers and containers caught
+        half-way through removal at every start; orphan directories and temp files when full."""
+        if not full and self.db.one("SELECT 1 FROM layers WHERE incomplete = 1 UNION ALL "
+                                    "SELECT 1 FROM containers WHERE state = 'removing' LIMIT 1") is None:
+            return []
         with FileLock(os.path.join(self.lock_dir, "recover"), shared=False) as _:
-            removed = self.layers.recover()
+            removed = []
+            for row in self.db.query("SELECT id FROM containers WHERE state = 'removing'"):
+                try:
+                    removed.append(self.containers.remove(row["id"], force=True))
+                except BerthError:
+                    continue
+            removed += self.layers.recover(full)
             blobs = os.path.join(self.root, "blobs", "sha256")
-            if os.path.isdir(blobs):
+            if full and os.path.isdir(blobs):
                 for n in os.listdir(blobs):
                     if n.startswith(".tmp-"):
                         pid = n.split("-")[1]
@@ -90,6 +101,7 @@ class Engine:
         return removed
 
     def storage_check(self) -> dict[str, object]:
+        self.recovered += self.recover(full=True)
         problems = []
         for layer in self.layers.all():
             if not self.driver.exists(layer.id):

@@ -89,12 +89,23 @@ def test_pids_limit_contains_fork_bomb(ovl: dict[str, str]) -> None:
 
 
 def test_cpus_quota_in_cgroup(ovl: dict[str, str]) -> None:
-    cid = berth(ovl, "run", "-d", "--cpus", "0.5", "--blkio-weight", "300", "busybox", "sleep", "30").stdout.strip()
+    cid = berth(ovl, "run", "-d", "--cpus", "0.5", "busybox", "sleep", "30").stdout.strip()
     assert open(cgroup_file(cid, "cpu", "cpu.cfs_quota_us")).read().strip() == "50000"
     assert open(cgroup_file(cid, "cpu", "cpu.cfs_period_us")).read().strip() == "100000"
     berth(ovl, "rm", "-f", cid)
     assert not os.path.exists(f"/sys/fs/cgroup/cpu/{CGROUP_PARENT}/{cid}")
     assert not os.path.exists(f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/{cid}")
+
+
+def test_blkio_weight_applied_or_refused(ovl: dict[str, str]) -> None:
+    weight_files = [f for f in ("blkio.weight", "blkio.bfq.weight") if os.path.exists(f"/sys/fs/cgroup/blkio/{f}")]
+    cp = berth(ovl, "run", "-d", "--blkio-weight", "300", "busybox", "sleep", "30", check=False)
+    if not weight_files:
+        assert cp.returncode == 125 and "--blkio-weight is not supported" in cp.stderr
+        return
+    cid = cp.stdout.strip()
+    assert open(cgroup_file(cid, "blkio", weight_files[0])).read().split()[-1] == "300"
+    berth(ovl, "rm", "-f", cid)
 
 
 def test_stop_term_then_kill(ovl: dict[str, str]) -> None:
@@ -141,6 +152,9 @@ def test_exec(ovl: dict[str, str]) -> None:
     out = berth(ovl, "exec", "-e", "X=1", "-u", "nobody", "-w", "/tmp", "svc", "sh", "-c", "echo $X; id -u; pwd")
     assert out.stdout.split() == ["1", "65534", "/tmp"]
     assert berth(ovl, "exec", "svc", "sh", "-c", "exit 5", check=False).returncode == 5
+    assert berth(ovl, "exec", "svc", "env").stdout.count("PATH=") == 1
+    cp = berth(ovl, "exec", "svc", "no-such-tool", check=False)
+    assert cp.returncode == 127 and "not found" in cp.stderr
     berth(ovl, "rm", "-f", "svc")
     cp = berth(ovl, "exec", "svc", "true", check=False)
     assert cp.returncode == 1 and "no such container" in cp.stderr

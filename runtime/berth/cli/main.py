@@ -239,7 +239,15 @@ class Skipped:
         return lambda *a, **k: self
 
 
+def _untranslated_argparse() -> None:
+    """argparse looks up a translation catalogue for every message it builds (dozens of stat calls
+    per parser); berth's messages are not translated, so skip the lookups."""
+    argparse._ = lambda s: s  # type: ignore[attr-defined]
+    argparse.ngettext = lambda s, p, n: s if n == 1 else p  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _untranslated_argparse()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(wanted_command(argv))
     if not parser._subparsers or not parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]

@@ -31,6 +31,14 @@ def controller_file(path: str, controller: str, name: str) -> str:
     return os.path.join(CGROUP_ROOT, controller, rel, name)
 
 
+def blkio_weight_supported() -> bool:
+    """cgroup v1 blkio has a weight only with the CFQ/BFQ schedulers; v2 has io.weight."""
+    if is_v2():
+        return os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.subtree_control"))
+    d = os.path.join(CGROUP_ROOT, "blkio")
+    return os.path.exists(os.path.join(d, "blkio.weight")) or os.path.exists(os.path.join(d, "blkio.bfq.weight"))
+
+
 def oom_killed(path: str) -> bool:
     """Whether the kernel OOM-killed a process of this cgroup (v1 oom_control, v2 memory.events)."""
     f = controller_file(path, "memory", "memory.events" if is_v2() else "memory.oom_control")

@@ -78,6 +78,9 @@ class ContainerManager:
     def create(self, cfg: ContainerConfig, name: str | None = None) -> Container:
         cfg.validate()
         spec.capabilities(cfg)
+        if cfg.blkio_weight and not cgroups.blkio_weight_supported():
+            raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
+                               "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
         img = self.e.images.resolve(cfg.image)
         for m in cfg.volumes:
             if not os.path.exists(m.source):
@@ -205,7 +208,7 @@ class ContainerManager:
                                 cgroups_path=self.cgroups_path(c.id), etc_files=etc, terminal=terminal)
             bundle = self.state_dir(c.id)
             os.makedirs(bundle, mode=0o700, exist_ok=True)
-            atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode())
+            atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode(), durable=False)
         except BaseException:
             self.e.driver.unmount(c.rw_layer)
             raise
@@ -234,13 +237,13 @@ class ContainerManager:
         else:
             hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                           f"127.0.1.1\t{hostname}\n").encode()
-        atomic_write(hosts, hosts_data)
-        atomic_write(os.path.join(ud, "hostname"), f"{hostname}\n".encode())
+        atomic_write(hosts, hosts_data, durable=False)
+        atomic_write(os.path.join(ud, "hostname"), f"{hostname}\n".encode(), durable=False)
         resolv = b""
         with contextlib.suppress(OSError), open("/etc/resolv.conf", "rb") as f:
             resolv = b"\n".join(ln for ln in f.read().splitlines()
                                 if not ln.strip().startswith(b"nameserver 127.")) + b"\n"
-        atomic_write(os.path.join(ud, "resolv.conf"), resolv)
+        atomic_write(os.path.join(ud, "resolv.conf"), resolv, durable=False)
         return {"/etc/hosts": hosts, "/etc/hostname": os.path.join(ud, "hostname"),
                 "/etc/resolv.conf": os.path.join(ud, "resolv.conf")}
 
@@ -403,13 +406,24 @@ class ContainerManager:
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
         rt = select(self.e.runroot, c.runtime)
-        if user:
-            rootfs = self.e.driver.mount(c.rw_layer)
-            try:
+        try:
+            with open(os.path.join(self.state_dir(c.id), "config.json"), encoding="utf-8") as f:
+                proc = json.load(f)["process"]
+        except (OSError, ValueError, KeyError):
+            proc = {}
+        # the container's environment, then the caller's additions (runtimes differ in what exec inherits)
+        env = merge_env(list(proc.get("env", [])), env)
+        workdir = workdir or proc.get("cwd") or "/"
+        rootfs = self.e.driver.mount(c.rw_layer)
+        try:
+            if user:
                 uid, gid, _extra, _home = users.resolve(rootfs, user)
-            finally:
-                self.e.driver.unmount(c.rw_layer)
-            user = f"{uid}:{gid}"
+                user = f"{uid}:{gid}"
+            elif proc.get("user"):
+                user = f"{proc['user'].get('uid', 0)}:{proc['user'].get('gid', 0)}"
+            pathres.check_executable(rootfs, args[0], env, workdir)
+        finally:
+            self.e.driver.unmount(c.rw_layer)
         return subprocess.call(rt.exec_argv(c.id, args, env, user, workdir, tty))
 
     # -- file-system views -------------------------------------------------------------------

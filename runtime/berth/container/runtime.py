@@ -20,12 +20,12 @@ class StartError(BerthError):
 
     def __init__(self, message: str) -> None:
         low = message.lower()
-        if "executable file not found" in low or "no such file or directory" in low:
-            self.exit_code = 127
-        elif "permission denied" in low or "exec format error" in low:
-            self.exit_code = 126
-        else:
-            self.exit_code = 125
+        self.exit_code = 125
+        if low.startswith("exec:") or "exec: " in low:
+            if "executable file not found" in low or "no such file or directory" in low:
+                self.exit_code = 127
+            elif "permission denied" in low or "exec format error" in low:
+                self.exit_code = 126
         super().__init__(message)
 
 

@@ -61,8 +61,10 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write a whole file crash-safely: temp name, fsync, rename, fsync of the directory."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Write a whole file crash-safely: temp name, fsync, rename, fsync of the directory. Files
+    that are regenerated anyway (volatile state) skip the fsyncs: the rename alone keeps readers
+    from ever seeing half a file."""
     d = os.path.dirname(path) or "."
     tmp = os.path.join(d, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -71,11 +73,13 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    fsync_dir(d)
+    if durable:
+        fsync_dir(d)
 
 
 def dir_size(path: str) -> int:

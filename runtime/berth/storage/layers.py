@@ -285,10 +285,10 @@ class LayerStore:
         return sorted(out, key=lambda i: -depth[i])
 
     # -- recovery ----------------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Finish what crashed processes left: remove incomplete layers nobody is working on, and
-        driver directories that have no row at all."""
-        removed = []
+    def recover(self, full: bool = False) -> list[str]:
+        """Finish what crashed processes left: remove incomplete layers nobody is working on; with
+        full, also driver directories that have no row at all (`berth storage check`)."""
+        removed: list[str] = []
         for row in self.db.query("SELECT id FROM layers WHERE incomplete = 1"):
             lock = self._lock(row["id"])
             if not lock.acquire(blocking=False):
@@ -302,6 +302,8 @@ class LayerStore:
                     removed.append(row["id"])
             finally:
                 lock.release()
+        if not full:
+            return removed
         known = {r["id"] for r in self.db.query("SELECT id FROM layers")}
         for id in self.driver.ids():
             if id in known:
