@@ -9,7 +9,7 @@ PIP_PACKAGES := pytest pytest-timeout ruff jsonschema
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint unit bench clean
+.PHONY: setup apt venv up test lint unit bench bench-diff bench-containers bench-deps clean
 
 setup: apt venv
 
@@ -42,8 +42,27 @@ lint: venv
 test: setup lint
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: setup
+bench: bench-diff bench-containers
+
+bench-diff: setup
 	$(BIN)/python bench/diff.py
+
+# The peers (docker, podman) and a debootstrap'd Debian with python3 for the commit/diff phases.
+bench-deps: setup
+	@missing=$$(for p in docker.io podman debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+$(CACHE)/debian.tar: scripts/debian-rootfs.sh
+	@mkdir -p $(CACHE)
+	scripts/debian-rootfs.sh $@
+
+$(CACHE)/debroot.done: $(CACHE)/debian.tar
+	rm -rf $(CACHE)/debroot && mkdir -p $(CACHE)/debroot
+	tar --numeric-owner -C $(CACHE)/debroot -xf $<
+	touch $@
+
+bench-containers: bench-deps $(CACHE)/debroot.done
+	$(BIN)/python bench/containers.py --debroot $(CACHE)/debroot
 
 clean:
 	rm -rf $(VENV) $(CACHE)

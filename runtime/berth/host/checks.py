@@ -50,7 +50,7 @@ def run_checks(facts: HostFacts, driver: str | None, cache_dir: str | None) -> l
     out.append(Check("btrfs", bt and facts.backing_fs == "btrfs", driver == "btrfs",
                      "root on btrfs" if facts.backing_fs == "btrfs" else
                      ("kernel has btrfs; the root is not on btrfs" if bt else "kernel has no btrfs"),
-                     "put the berth root on btrfs: berth host prepare --driver btrfs"))
+                     "mkfs.btrfs a device (or a loop file) and mount it at the berth root"))
     dm = facts.devicemapper
     out.append(Check("devicemapper", bool(dm["thin_pool_target"]), driver == "devicemapper",
                      "thin-pool target available" if dm["thin_pool_target"] else str(dm["reason"]),
