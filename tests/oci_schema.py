@@ -20,6 +20,8 @@ def _registry(folder: str) -> Registry:
                 doc = json.load(f)
             res = Resource.from_contents(doc, default_specification=DRAFT4)
             resources.append((name, res))
+            for base in ("https://opencontainers.org/schema/image/", "https://opencontainers.org/schema/"):
+                resources.append((base + name, res))
             if "id" in doc:
                 resources.append((doc["id"], res))
     return Registry().with_resources(resources)

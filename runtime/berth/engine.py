@@ -46,7 +46,7 @@ class Engine:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('driver', ?)", (self.driver_name,))
         self.lock_dir = os.path.join(self.root, "locks")
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        self.layers = LayerStore(self.db, self.driver, self.lock_dir)
+        self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"))
         self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))
         from berth.container.manager import ContainerManager
 
@@ -164,6 +164,30 @@ class Engine:
             "history": [history],
         }
         return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
+
+    def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive") -> None:
+        from berth.image import archive
+
+        archive.save(self, refs, out, fmt)
+
+    def load_images(self, source: str | BinaryIO) -> list[tuple[Image, list[str]]]:
+        """Load an archive (a path, or a stream that is spooled to the root first)."""
+        import shutil
+        import tempfile
+
+        from berth.image import archive
+
+        if isinstance(source, str):
+            if not os.path.exists(source):
+                raise InvalidInput(f"cannot read {source}: no such file or directory")
+            return archive.load(self, source)
+        fd, tmp = tempfile.mkstemp(prefix=".load-", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(source, f, 1 << 20)
+            return archive.load(self, tmp, default_name="localhost/loaded")
+        finally:
+            os.unlink(tmp)
 
     def image(self, ref: str) -> Image:
         return self.images.resolve(ref)

@@ -65,6 +65,36 @@ def cmd_import(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_save(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        if a.format == "oci-dir":
+            if not a.output:
+                raise BerthError("--format oci-dir needs -o DIRECTORY")
+            e.save_images(a.images, a.output, a.format)
+        elif a.output:
+            e.save_images(a.images, a.output, a.format)
+        else:
+            if sys.stdout.isatty():
+                raise BerthError("refusing to write an archive to a terminal: use -o FILE or redirect")
+            e.save_images(a.images, sys.stdout.buffer, a.format)
+    return 0
+
+
+def cmd_load(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        source = sys.stdin.buffer if a.input in (None, "-") else a.input
+        loaded = e.load_images(source)
+    for img, names in loaded:
+        if a.quiet:
+            continue
+        if names:
+            for n in names:
+                print(f"Loaded image: {n}")
+        else:
+            print(f"Loaded image ID: {img.id}")
+    return 0
+
+
 def cmd_images(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         imgs = e.images.list()
@@ -178,6 +208,15 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("-m", "--message", help="commit message recorded in the image history")
     sp.add_argument("-c", "--change", action="append", default=[],
                     help="Dockerfile instruction applied to the image config (CMD, ENTRYPOINT, ENV, …)")
+
+    sp = add("save", cmd_save, "write images to an archive (docker-archive, oci-archive or an OCI layout directory)")
+    sp.add_argument("images", nargs="+")
+    sp.add_argument("-o", "--output", help="file (or directory for oci-dir); default: stdout")
+    sp.add_argument("--format", choices=["docker-archive", "oci-archive", "oci-dir"], default="docker-archive")
+
+    sp = add("load", cmd_load, "load images from an archive or OCI layout (format detected)")
+    sp.add_argument("-i", "--input", help="archive file or OCI layout directory (default: stdin)")
+    sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)

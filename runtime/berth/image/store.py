@@ -79,7 +79,11 @@ class ImageStore:
 
     def add(self, config: dict[str, object], top_layer: str | None, size: int, tags: list[str]) -> Image:
         """Store an image config and its record; tags move to it from any image that had them."""
-        data = canonical_json(config)
+        return self.add_raw(canonical_json(config), top_layer, size, tags)
+
+    def add_raw(self, data: bytes, top_layer: str | None, size: int, tags: list[str]) -> Image:
+        """Like add, keeping the config's bytes as they are (the image ID is their digest)."""
+        config = json.loads(data)
         image_id = self.blobs.put(data)
         names = [str(reference.parse(t)) for t in tags]
         with self.db.write() as c:
@@ -97,6 +101,9 @@ class ImageStore:
 
     def config(self, image_id: str) -> dict[str, object]:
         return json.loads(self.blobs.get(image_id))
+
+    def config_bytes(self, image_id: str) -> bytes:
+        return self.blobs.get(image_id)
 
     def list(self) -> list[Image]:
         return [self._image(r) for r in self.db.query("SELECT * FROM images ORDER BY added DESC")]

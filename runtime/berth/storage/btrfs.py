@@ -68,7 +68,8 @@ class BtrfsDriver(Driver):
         if "btrfs" not in facts.filesystems:
             return False, "the kernel has no btrfs support"
         if facts.backing_fs != "btrfs":
-            return False, f"the berth root is on {facts.backing_fs}, not btrfs (mount a btrfs file system at the root to use it)"
+            return False, (f"the berth root is on {facts.backing_fs}, not btrfs "
+                           "(mount a btrfs file system at the root to use it)")
         return True, "the berth root is on btrfs"
 
     def __init__(self, *a: object, **kw: object) -> None:

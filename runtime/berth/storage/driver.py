@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from berth.storage import differ
     from berth.storage.differ import Candidates
     from berth.storage.tarapply import ApplyResult
+    from berth.storage.tarsplit import Recorder
     from berth.storage.tarwriter import Sink
 
 
@@ -153,13 +154,14 @@ class Driver(ABC):
         """Directory a layer tar is applied to, and whether it must be unmounted afterwards."""
         return self.mount(id), True
 
-    def apply_diff(self, id: str, parent: str | None, stream: BinaryIO) -> ApplyResult:
+    def apply_diff(self, id: str, parent: str | None, stream: BinaryIO,
+                   recorder: Recorder | None = None) -> ApplyResult:
         from berth.storage.tarapply import apply_tar
 
         self._require(id)
         target, mounted = self.apply_target(id)
         try:
-            return apply_tar(stream, target, self.whiteouts)
+            return apply_tar(stream, target, self.whiteouts, recorder)
         finally:
             if mounted:
                 self.unmount(id)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from berth.db import Database
-from berth.errors import NotFound
+from berth.errors import BerthError, NotFound
 from berth.locks import FileLock
 from berth.record import Record
 
@@ -49,10 +50,11 @@ def _layer(row: object) -> Layer:
 
 
 class LayerStore:
-    def __init__(self, db: Database, driver: Driver, lock_dir: str) -> None:
+    def __init__(self, db: Database, driver: Driver, lock_dir: str, split_dir: str) -> None:
         self.db = db
         self.driver = driver
         self.lock_dir = lock_dir
+        self.split_dir = split_dir
 
     def _lock(self, id: str) -> FileLock:
         return FileLock(os.path.join(self.lock_dir, f"layer-{id}"))
@@ -99,24 +101,38 @@ class LayerStore:
             raise
         return id, lock
 
+    def split_path(self, id: str) -> str:
+        return os.path.join(self.split_dir, f"{id}.json.gz")
+
     def _abort(self, id: str) -> None:
         """Remove a layer's files, then its row, then its lock file (the caller holds the lock)."""
         self.driver.remove(id)
+        if os.path.exists(self.split_path(id)):
+            os.unlink(self.split_path(id))
         with self.db.write() as c:
             c.execute("DELETE FROM layers WHERE id = ?", (id,))
         lockfile = os.path.join(self.lock_dir, f"layer-{id}")
         if os.path.exists(lockfile):
             os.unlink(lockfile)
 
-    def create_from_tar(self, parent: str | None, stream: BinaryIO) -> tuple[Layer, bool, ApplyResult]:
+    def create_from_tar(self, parent: str | None, stream: BinaryIO, keep_bytes: bool = True
+                        ) -> tuple[Layer, bool, ApplyResult]:
         """Apply a layer tar on top of parent. Returns the layer, whether it was new (an identical
-        layer already stored is reused and the new copy dropped) and what applying it found."""
+        layer already stored is reused and the new copy dropped) and what applying it found.
+        With keep_bytes the tar's non-content bytes are kept so that it can be rebuilt exactly."""
+        from berth.storage.fsutil import atomic_write
+        from berth.storage.tarsplit import Recorder
+
         parent_chain = self.get(parent).chain_id if parent else None
         id, lock = self._begin(parent, rw=False)
         try:
             try:
                 self.driver.create(id, parent, rw=False)
-                result = self.driver.apply_diff(id, parent, stream)
+                recorder = Recorder() if keep_bytes else None
+                result = self.driver.apply_diff(id, parent, stream, recorder)
+                if recorder is not None:
+                    os.makedirs(self.split_dir, exist_ok=True)
+                    atomic_write(self.split_path(id), recorder.dump())
             except BaseException:
                 self._abort(id)
                 raise
@@ -200,7 +216,7 @@ class LayerStore:
         t.start()
         try:
             with os.fdopen(r, "rb", buffering=1 << 20) as stream:
-                layer, _new, _res = self.create_from_tar(parent, stream)
+                layer, _new, _res = self.create_from_tar(parent, stream, keep_bytes=False)
         finally:
             t.join()
         if errors:
@@ -317,6 +333,56 @@ class LayerStore:
                 finally:
                     lock.release()
         return removed
+
+    # -- layer tars for export -------------------------------------------------------------
+    def tar_source(self, id: str, spool_dir: str) -> tuple[int, Iterator[bytes]]:
+        """(size, chunks) of the layer's tar: the exact bytes it arrived with where berth kept
+        them, else the canonical diff (spooled to a temporary file, as its size is needed first).
+        The chunks are checked against the DiffID as they stream; a mismatch raises at the end."""
+        import hashlib
+        import tempfile
+
+        from berth.storage.tarsplit import TarSplit
+
+        layer = self.get(id)
+        if os.path.exists(self.split_path(id)):
+            with open(self.split_path(id), "rb") as f:
+                split = TarSplit(f.read())
+            root, mounted = self.driver.apply_target(id)
+
+            def exact() -> Iterator[bytes]:
+                h = hashlib.sha256()
+                try:
+                    for chunk in split.assemble(root):
+                        h.update(chunk)
+                        yield chunk
+                finally:
+                    if mounted:
+                        self.driver.unmount(id)
+                if "sha256:" + h.hexdigest() != layer.diff_id:
+                    raise BerthError(f"layer {id} no longer matches its DiffID {layer.diff_id}: its files changed")
+            return split.size, exact()
+        tmp = tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".layer-", delete=False)  # noqa: SIM115
+        try:
+            with tmp:
+                self.driver.diff(id, layer.parent, tmp)
+            size = os.path.getsize(tmp.name)
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+
+        def spooled() -> Iterator[bytes]:
+            h = hashlib.sha256()
+            try:
+                with open(tmp.name, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                        yield chunk
+            finally:
+                os.unlink(tmp.name)
+            if "sha256:" + h.hexdigest() != layer.diff_id:
+                raise BerthError(f"layer {id} no longer matches its DiffID {layer.diff_id}")
+        return size, spooled()
 
     # -- diffs -------------------------------------------------------------------------------
     def diff(self, id: str, sink: Sink, naive: bool = False) -> int:

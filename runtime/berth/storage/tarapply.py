@@ -29,6 +29,7 @@ from typing import BinaryIO
 from berth.errors import HostileInput, InvalidInput
 from berth.storage.differ import OPAQUE_MARKER, WHITEOUT_PREFIX
 from berth.storage.fsutil import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, remove_path
+from berth.storage.tarsplit import Recorder
 
 CHUNK = 1 << 20
 
@@ -36,10 +37,11 @@ CHUNK = 1 << 20
 class HashingReader(io.RawIOBase):
     """Reads through to `inner`, hashing and counting every byte that passes."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: BinaryIO, recorder: Recorder | None = None) -> None:
         self.inner = inner
         self.hash = hashlib.sha256()
         self.count = 0
+        self.recorder = recorder
 
     def readable(self) -> bool:
         return True
@@ -50,6 +52,8 @@ class HashingReader(io.RawIOBase):
         b[:n] = data
         self.hash.update(data)
         self.count += n
+        if self.recorder is not None:
+            self.recorder.feed(data)
         return n
 
 
@@ -295,9 +299,10 @@ def _join(d: str, n: str) -> str:
     return f"{d}/{n}" if d else n
 
 
-def apply_tar(stream: BinaryIO, root: str, whiteouts: str) -> ApplyResult:
-    """Apply a (possibly compressed) layer tar to root; returns its DiffID and unpacked size."""
-    reader = HashingReader(open_uncompressed(stream))
+def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | None = None) -> ApplyResult:
+    """Apply a (possibly compressed) layer tar to root; returns its DiffID and unpacked size.
+    With a recorder, everything but file contents is kept for exact reassembly."""
+    reader = HashingReader(open_uncompressed(stream), recorder)
     applier = Applier(root, whiteouts)
     try:
         buffered = io.BufferedReader(reader, CHUNK)
@@ -305,11 +310,16 @@ def apply_tar(stream: BinaryIO, root: str, whiteouts: str) -> ApplyResult:
         for m in tf:
             if m.issparse():
                 raise InvalidInput(f"archive entry {m.name!r} is a sparse file, which berth cannot apply")
+            if recorder is not None:
+                kept = m.isreg() and not posixpath.basename(m.name).startswith(WHITEOUT_PREFIX)
+                recorder.member(m.name, m.offset_data, m.size, kept)
             applier.entry(m, tf)
         applier.finish()
         # the tar stream may carry padding after the end-of-archive blocks: it is part of the DiffID
         while buffered.read(CHUNK):
             pass
+        if recorder is not None:
+            recorder.finish()
     except tarfile.TarError as e:
         raise InvalidInput(f"not a valid tar archive: {e}") from None
     except (EOFError, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:

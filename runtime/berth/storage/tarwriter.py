@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
@@ -172,6 +173,27 @@ class TarWriter:
                 remaining -= len(chunk)
         finally:
             os.close(fd)
+        pad = -entry.size % BLOCK
+        if pad:
+            self.sink.write(b"\0" * pad)
+
+    def add_bytes(self, name: str, data: bytes, mtime: int = 0, mode: int = 0o644) -> None:
+        self.add_chunks(TarEntry(name, REGTYPE, mode, size=len(data), mtime=mtime), [data])
+
+    def add_dir(self, name: str, mtime: int = 0) -> None:
+        self.add(TarEntry(name, DIRTYPE, 0o755, mtime=mtime))
+
+    def add_chunks(self, entry: TarEntry, chunks: Iterable[bytes]) -> None:
+        """A regular file whose content comes from an iterable; it must add up to entry.size."""
+        self.sink.write(encode_header(entry))
+        n = 0
+        for chunk in chunks:
+            n += len(chunk)
+            if n > entry.size:
+                raise OSError(f"{entry.name}: more data than the {entry.size} bytes announced")
+            self.sink.write(chunk)
+        if n != entry.size:
+            raise OSError(f"{entry.name}: {n} bytes written, {entry.size} announced")
         pad = -entry.size % BLOCK
         if pad:
             self.sink.write(b"\0" * pad)

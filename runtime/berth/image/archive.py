@@ -1,0 +1,457 @@
+"""Images to and from archives: docker-archive (what `docker save` writes and `docker load` reads)
+and the OCI image layout, as a directory or a tar.
+
+Layers are written once however many images share them. Layer tars that berth received are
+rebuilt byte for byte (tar-split), so load -> save keeps every DiffID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, BinaryIO
+
+from berth.errors import BerthError, HostileInput, InvalidInput, NotFound
+from berth.image import reference
+from berth.image.store import Image
+from berth.storage.fsutil import atomic_write
+from berth.storage.tarwriter import REGTYPE, TarEntry, TarWriter
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
+
+FORMATS = ("docker-archive", "oci-archive", "oci-dir")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def _json(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class _Selection:
+    """The images to save with the names asked for, layers deduplicated by ChainID."""
+
+    def __init__(self, engine: Engine, refs: list[str]) -> None:
+        self.images: list[tuple[Image, list[str]]] = []
+        by_id: dict[str, list[str]] = {}
+        order: list[Image] = []
+        for ref in refs:
+            img = engine.images.resolve(ref)
+            if img.id not in by_id:
+                by_id[img.id] = []
+                order.append(img)
+            name = None if ref.startswith("sha256:") or img.id.startswith("sha256:" + ref) else \
+                str(reference.parse(ref))
+            if name and name not in by_id[img.id]:
+                by_id[img.id].append(name)
+        self.images = [(img, by_id[img.id]) for img in order]
+
+
+# ------------------------------------------------------------------------------- save
+def save(engine: Engine, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive") -> None:
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if not refs:
+        raise InvalidInput("save needs at least one image")
+    sel = _Selection(engine, refs)
+    spool = tempfile.mkdtemp(prefix="berth-save-", dir=engine.root)
+    try:
+        if fmt == "oci-dir":
+            assert isinstance(out, str)
+            _save_oci_dir(engine, sel, out, spool)
+            return
+        if isinstance(out, str):
+            tmp = out + ".berth-partial"
+            try:
+                with open(tmp, "wb") as f:
+                    _save_tar(engine, sel, f, fmt, spool)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, out)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            _save_tar(engine, sel, out, fmt, spool)
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def _layer_chain(engine: Engine, img: Image) -> list[str]:
+    return [ly.id for ly in engine.layers.chain(img.top_layer)] if img.top_layer else []
+
+
+def _save_tar(engine: Engine, sel: _Selection, out: BinaryIO, fmt: str, spool: str) -> None:
+    w = TarWriter(out)
+    if fmt == "docker-archive":
+        _docker_archive(engine, sel, w, spool)
+    else:
+        _oci_entries(engine, sel, w, spool)
+    w.close()
+
+
+def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> None:
+    manifest = []
+    repositories: dict[str, dict[str, str]] = {}
+    written: set[str] = set()
+    for img, names in sel.images:
+        layers = engine.layers.chain(img.top_layer) if img.top_layer else []
+        paths = []
+        parent_v1 = ""
+        for ly in layers:
+            v1 = hashlib.sha256(f"{ly.chain_id}".encode()).hexdigest()
+            paths.append(f"{v1}/layer.tar")
+            if v1 not in written:
+                written.add(v1)
+                w.add_dir(v1)
+                w.add_bytes(f"{v1}/VERSION", b"1.0")
+                legacy: dict[str, object] = {"id": v1, "created": "1970-01-01T00:00:00Z",
+                                             "container_config": {"Cmd": None}}
+                if parent_v1:
+                    legacy["parent"] = parent_v1
+                w.add_bytes(f"{v1}/json", _json(legacy))
+                size, chunks = engine.layers.tar_source(ly.id, spool)
+                w.add_chunks(TarEntry(f"{v1}/layer.tar", REGTYPE, 0o644, size=size), chunks)
+            parent_v1 = v1
+        config_name = img.id[7:] + ".json"
+        if config_name not in written:
+            written.add(config_name)
+            w.add_bytes(config_name, engine.images.config_bytes(img.id))
+        manifest.append({"Config": config_name, "RepoTags": names or None, "Layers": paths})
+        for n in names:
+            repo, _, tag = n.rpartition(":")
+            repositories.setdefault(repo, {})[tag] = parent_v1
+    w.add_bytes("manifest.json", _json(manifest))
+    w.add_bytes("repositories", _json(repositories))
+
+
+def _oci_manifest(engine: Engine, img: Image, spool: str, sizes: dict[str, int]
+                  ) -> tuple[bytes, list[tuple[str, int, Iterator[bytes] | None, str]]]:
+    """The image's OCI manifest and its layers as (digest, size, chunks, layer id); a layer seen
+    before (its size in `sizes`) comes without chunks."""
+    cfg = engine.images.config_bytes(img.id)
+    layers = []
+    descs = []
+    for ly in engine.layers.chain(img.top_layer) if img.top_layer else []:
+        chunks: Iterator[bytes] | None = None
+        if ly.id in sizes:
+            size = sizes[ly.id]
+        else:
+            size, chunks = engine.layers.tar_source(ly.id, spool)
+            sizes[ly.id] = size
+        assert ly.diff_id is not None
+        layers.append((ly.diff_id, size, chunks, ly.id))
+        descs.append({"mediaType": OCI_LAYER, "digest": ly.diff_id, "size": size})
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": len(cfg)}, "layers": descs}
+    return _json(manifest), layers
+
+
+def _index_entries(sel: _Selection, manifests: dict[str, tuple[str, int]]) -> bytes:
+    entries = []
+    for img, names in sel.images:
+        digest, size = manifests[img.id]
+        for n in names or [None]:  # type: ignore[list-item]
+            desc: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+            if n:
+                desc["annotations"] = {REF_NAME: n.rpartition(":")[2], CONTAINERD_NAME: n}
+            entries.append(desc)
+    return _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+
+
+def _oci_entries(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> None:
+    w.add_bytes("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
+    w.add_dir("blobs")
+    w.add_dir("blobs/sha256")
+    seen: set[str] = set()
+    sizes: dict[str, int] = {}
+    manifests: dict[str, tuple[str, int]] = {}
+    for img, _names in sel.images:
+        data, layers = _oci_manifest(engine, img, spool, sizes)
+        for digest, size, chunks, _lid in layers:
+            if chunks is None or digest in seen:
+                continue
+            seen.add(digest)
+            w.add_chunks(TarEntry(f"blobs/sha256/{digest[7:]}", REGTYPE, 0o644, size=size), chunks or [])
+        cfg = engine.images.config_bytes(img.id)
+        for blob in (cfg, data):
+            d = _digest(blob)
+            if d not in seen:
+                seen.add(d)
+                w.add_bytes(f"blobs/sha256/{d[7:]}", blob)
+        manifests[img.id] = (_digest(data), len(data))
+    w.add_bytes("index.json", _index_entries(sel, manifests))
+
+
+def _save_oci_dir(engine: Engine, sel: _Selection, path: str, spool: str) -> None:
+    if os.path.exists(path) and not os.path.exists(os.path.join(path, "oci-layout")) and os.listdir(path):
+        raise InvalidInput(f"{path} exists and is not an OCI layout: give an empty or new directory")
+    blobs = os.path.join(path, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    atomic_write(os.path.join(path, "oci-layout"), _json({"imageLayoutVersion": "1.0.0"}))
+    manifests: dict[str, tuple[str, int]] = {}
+    sizes: dict[str, int] = {}
+    for img, _names in sel.images:
+        data, layers = _oci_manifest(engine, img, spool, sizes)
+        for digest, _size, chunks, _lid in layers:
+            target = os.path.join(blobs, digest[7:])
+            if chunks is None or os.path.exists(target):
+                continue
+            tmp = target + ".partial"
+            with open(tmp, "wb") as f:
+                for chunk in chunks or []:
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        for blob in (engine.images.config_bytes(img.id), data):
+            atomic_write(os.path.join(blobs, _digest(blob)[7:]), blob)
+        manifests[img.id] = (_digest(data), len(data))
+    index_path = os.path.join(path, "index.json")
+    atomic_write(index_path, _index_entries(sel, manifests))
+
+
+# ------------------------------------------------------------------------------- load
+class _Source:
+    """Random access to an archive's members: a directory or a (seekable) tar file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.tar: tarfile.TarFile | None = None
+        self.members: dict[str, tarfile.TarInfo] = {}
+        if os.path.isdir(path):
+            return
+        try:
+            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
+        except (tarfile.TarError, OSError) as e:
+            raise InvalidInput(f"{path} is not an image archive (tar or OCI layout directory): {e}") from None
+        for m in self.tar.getmembers():
+            self.members[posixpath.normpath(m.name.lstrip("./") or ".")] = m
+
+    def exists(self, name: str) -> bool:
+        if self.tar is None:
+            return os.path.isfile(self._dir_path(name))
+        return posixpath.normpath(name) in self.members
+
+    def _dir_path(self, name: str) -> str:
+        n = posixpath.normpath(name)
+        if n.startswith("../") or n.startswith("/") or n == "..":
+            raise HostileInput(f"archive refers to {name!r}, outside the archive")
+        return os.path.join(self.path, n)
+
+    def open(self, name: str) -> BinaryIO:
+        if self.tar is None:
+            try:
+                return open(self._dir_path(name), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                raise InvalidInput(f"archive is missing {name}") from None
+        n = posixpath.normpath(name)
+        if n.startswith("../") or n.startswith("/"):
+            raise HostileInput(f"archive refers to {name!r}, outside the archive")
+        m = self.members.get(n)
+        while m is not None and m.issym():
+            n = posixpath.normpath(posixpath.join(posixpath.dirname(n), m.linkname))
+            m = self.members.get(n)
+        if m is None or not m.isreg():
+            raise InvalidInput(f"archive is missing {name}")
+        f = self.tar.extractfile(m)
+        assert f is not None
+        return f  # type: ignore[return-value]
+
+    def read(self, name: str, limit: int = 64 << 20) -> bytes:
+        with self.open(name) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise InvalidInput(f"{name} in the archive is implausibly large")
+        return data
+
+    def close(self) -> None:
+        if self.tar is not None:
+            self.tar.close()
+
+
+class _VerifyingReader(io.RawIOBase):
+    """Reads a blob while hashing it; verify() compares with the expected digest."""
+
+    def __init__(self, inner: BinaryIO, expected: str | None) -> None:
+        self.inner = inner
+        self.expected = expected
+        self.h = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(len(b))
+        b[: len(data)] = data
+        self.h.update(data)
+        return len(data)
+
+    def verify(self, what: str) -> None:
+        while self.read(1 << 20):
+            pass
+        if self.expected and "sha256:" + self.h.hexdigest() != self.expected:
+            raise InvalidInput(f"{what} does not match its digest {self.expected}: the archive is corrupt")
+
+
+def load(engine: Engine, path: str, default_name: str | None = None) -> list[tuple[Image, list[str]]]:
+    """Load every image of an archive; returns the images with the names they got."""
+    src = _Source(path)
+    try:
+        if src.exists("manifest.json"):
+            plan = _plan_docker(src)
+        elif src.exists("index.json") and src.exists("oci-layout"):
+            plan = _plan_oci(src, default_name or _default_repo(path))
+        else:
+            raise InvalidInput(f"{path} is neither a docker-archive (manifest.json) nor an OCI layout "
+                               "(oci-layout, index.json)")
+        out = []
+        for config_bytes, layer_blobs, names in plan:
+            out.append((_load_image(engine, src, config_bytes, layer_blobs, names), names))
+        return out
+    finally:
+        src.close()
+
+
+def _default_repo(path: str) -> str:
+    base = os.path.basename(os.path.normpath(path)).lower()
+    for ext in (".tar.gz", ".tgz", ".tar"):
+        base = base.removesuffix(ext)
+    cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in base).strip("._-")
+    return f"localhost/{cleaned or 'image'}"
+
+
+Plan = list[tuple[bytes, list[tuple[str, str | None]], list[str]]]
+
+
+def _plan_docker(src: _Source) -> Plan:
+    try:
+        manifest = json.loads(src.read("manifest.json"))
+    except ValueError:
+        raise InvalidInput("manifest.json in the archive is not valid JSON") from None
+    if not isinstance(manifest, list):
+        raise InvalidInput("manifest.json must be a list of images")
+    plan: Plan = []
+    for entry in manifest:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or \
+                not isinstance(entry.get("Layers"), list):
+            raise InvalidInput("manifest.json entry lacks Config or Layers")
+        config = src.read(entry["Config"])
+        names = [str(reference.parse(t)) for t in entry.get("RepoTags") or []]
+        plan.append((config, [(str(p), None) for p in entry["Layers"]], names))
+    return plan
+
+
+def _host_platform(desc: dict[str, object]) -> bool:
+    p = desc.get("platform") or {}
+    arch = GOARCH.get(os.uname().machine, os.uname().machine)
+    return not p or (p.get("os") in (None, "linux") and p.get("architecture") in (None, arch))  # type: ignore[union-attr]
+
+
+def _blob_name(digest: object) -> str:
+    d = str(digest)
+    algo, _, hexd = d.partition(":")
+    if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
+        raise InvalidInput(f"unsupported or malformed digest {d!r} in the archive")
+    return f"blobs/sha256/{hexd}"
+
+
+def _read_blob(src: _Source, desc: dict[str, object]) -> bytes:
+    data = src.read(_blob_name(desc.get("digest")))
+    if _digest(data) != desc.get("digest"):
+        raise InvalidInput(f"blob {desc.get('digest')} does not match its digest: the archive is corrupt")
+    return data
+
+
+def _plan_oci(src: _Source, default_repo: str) -> Plan:
+    try:
+        index = json.loads(src.read("index.json"))
+    except ValueError:
+        raise InvalidInput("index.json in the archive is not valid JSON") from None
+    plan: Plan = []
+    pending = [(d, None) for d in index.get("manifests", [])]
+    while pending:
+        desc, inherited = pending.pop(0)
+        mt = desc.get("mediaType")
+        ann = desc.get("annotations") or {}
+        name = ann.get(CONTAINERD_NAME) or inherited
+        ref_name = ann.get(REF_NAME)
+        if not name and ref_name:
+            name = ref_name if (":" in ref_name or "/" in ref_name) else f"{default_repo}:{ref_name}"
+        if mt in (OCI_INDEX, DOCKER_LIST):
+            sub = json.loads(_read_blob(src, desc))
+            matches = [d for d in sub.get("manifests", []) if _host_platform(d)]
+            if not matches:
+                raise InvalidInput("the archive's index has no image for this platform")
+            pending.insert(0, (matches[0], name))
+            continue
+        if mt not in (OCI_MANIFEST, DOCKER_MANIFEST, None):
+            raise InvalidInput(f"unsupported manifest type {mt!r} in the archive")
+        manifest = json.loads(_read_blob(src, desc))
+        config = _read_blob(src, manifest["config"])
+        layers = [(_blob_name(ly["digest"]), str(ly["digest"])) for ly in manifest.get("layers", [])]
+        names = [str(reference.parse(name))] if name else []
+        plan.append((config, layers, names))
+    return plan
+
+
+def _load_image(engine: Engine, src: _Source, config_bytes: bytes, layers: list[tuple[str, str | None]],
+                names: list[str]) -> Image:
+    try:
+        config = json.loads(config_bytes)
+        diff_ids = list(config["rootfs"]["diff_ids"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInput("image config in the archive is not valid (rootfs.diff_ids missing)") from None
+    if len(diff_ids) != len(layers):
+        raise InvalidInput(f"image config lists {len(diff_ids)} layers but the manifest has {len(layers)}")
+    from berth.storage.layers import chain_id
+
+    parent: str | None = None
+    chain: str | None = None
+    created: list[str] = []
+    size = 0
+    try:
+        for (member, blob_digest), diff_id in zip(layers, diff_ids, strict=True):
+            chain = chain_id(chain, diff_id)
+            existing = engine.layers.by_chain(chain)
+            if existing is not None:
+                parent = existing.id
+                size += existing.size
+                continue
+            with src.open(member) as raw:
+                reader = _VerifyingReader(raw, blob_digest)
+                layer, new, result = engine.layers.create_from_tar(parent, reader)  # type: ignore[arg-type]
+                reader.verify(f"layer {member}")
+            if new:
+                created.append(layer.id)
+            if result.diff_id != diff_id:
+                raise InvalidInput(f"layer {member} has DiffID {result.diff_id} but the image config says {diff_id}")
+            parent = layer.id
+            size += layer.size
+        return engine.images.add_raw(config_bytes, parent, size, names)
+    except BaseException:
+        for lid in reversed(created):
+            try:
+                engine.layers.remove(lid)
+            except (NotFound, BerthError):
+                pass
+        raise
