@@ -77,3 +77,45 @@ def dockerd(base: str) -> Iterator[list[str]]:
             if target.startswith((short + "/", base + "/")):
                 subprocess.run(["umount", "-l", target], capture_output=True)
         shutil.rmtree(short, ignore_errors=True)
+
+
+@contextmanager
+def registry(base: str) -> Iterator[str]:
+    """`docker-registry serve` on 127.0.0.1 with filesystem storage; yields HOST:PORT."""
+    import socket
+
+    if not shutil.which("docker-registry"):
+        import pytest
+
+        pytest.skip("docker-registry is not installed")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    os.makedirs(base, exist_ok=True)
+    cfg = os.path.join(base, "config.yml")
+    with open(cfg, "w") as f:
+        f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n  delete:\n"
+                f"    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    log = open(os.path.join(base, "registry.log"), "wb")  # noqa: SIM115
+    proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=log, stderr=log, start_new_session=True)
+    try:
+        import urllib.request
+
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(open(os.path.join(base, "registry.log")).read()[-1000:]) from None
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -49,6 +49,25 @@ CREATE TABLE IF NOT EXISTS snapshots (
     created REAL NOT NULL,
     PRIMARY KEY (container_id, name)
 );
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, blob)
+);
+CREATE TABLE IF NOT EXISTS image_manifests (
+    image_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+);
+CREATE TABLE IF NOT EXISTS blob_sources (
+    blob TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    PRIMARY KEY (blob, registry, repository)
+);
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)

@@ -95,6 +95,34 @@ def cmd_load(a: argparse.Namespace) -> int:
     return 0
 
 
+def _tls(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("use true or false")
+
+
+def cmd_pull(a: argparse.Namespace) -> int:
+    from berth.image import distribution
+
+    with _engine(a) as e:
+        img, _digest = distribution.pull(e, a.reference, a.tls_verify, a.ca_file, a.authfile,
+                                         distribution.default_progress(a.quiet))
+    print(img.id)
+    return 0
+
+
+def cmd_push(a: argparse.Namespace) -> int:
+    from berth.image import distribution
+
+    with _engine(a) as e:
+        digest = distribution.push(e, a.source, a.destination, a.tls_verify, a.ca_file, a.authfile,
+                                   distribution.default_progress(a.quiet))
+    print(digest)
+    return 0
+
+
 def cmd_images(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         imgs = e.images.list()
@@ -217,6 +245,20 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp = add("load", cmd_load, "load images from an archive or OCI layout (format detected)")
     sp.add_argument("-i", "--input", help="archive file or OCI layout directory (default: stdin)")
     sp.add_argument("-q", "--quiet", action="store_true")
+
+    for name, fn, text in (("pull", cmd_pull, "pull an image from a registry (HOST[:PORT]/REPO[:TAG|@DIGEST])"),
+                           ("push", cmd_push, "push an image to a registry (to DESTINATION, or its own name)")):
+        sp = add(name, fn, text)
+        if name == "pull":
+            sp.add_argument("reference")
+        else:
+            sp.add_argument("source")
+            sp.add_argument("destination", nargs="?")
+        sp.add_argument("--tls-verify", type=_tls, default=True, metavar="BOOL",
+                        help="use https and verify certificates (false: plain http, for local registries)")
+        sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
+        sp.add_argument("--authfile", help="credentials in docker config.json format (default ~/.docker/config.json)")
+        sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
@@ -58,6 +59,39 @@ class BlobStore:
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise InvalidInput(f"blob {digest} is corrupt on disk")
         return data
+
+    def has(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def put_stream(self, chunks: Iterable[bytes], expected: str | None = None,
+                   size: int | None = None) -> tuple[str, int]:
+        """Store a blob from chunks: hashed while written to a temp file, verified against the
+        expected digest and size when given, fsynced, renamed into place. Nothing is kept on a
+        mismatch."""
+        import hashlib
+
+        os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
+        tmp = os.path.join(self.root, "sha256", f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        h = hashlib.sha256()
+        n = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    n += len(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = "sha256:" + h.hexdigest()
+            if expected is not None and digest != expected:
+                raise InvalidInput(f"blob {expected} arrived with digest {digest}: refusing it")
+            if size is not None and n != size:
+                raise InvalidInput(f"blob {expected or digest} arrived with {n} bytes, {size} announced: refusing it")
+            os.rename(tmp, self.path(digest))
+            return digest, n
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def remove(self, digest: str) -> None:
         p = self.path(digest)

@@ -1,0 +1,325 @@
+"""pull and push over the OCI distribution API.
+
+Blobs are verified (digest and size) before anything is kept. Pulled layer blobs stay in the blob
+store as they arrived, and the manifest with them, so pushing the image again — to any
+repository — sends the same bytes: manifest and layer digests survive pull -> push.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from berth.errors import InvalidInput, NotFound
+from berth.image.archive import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    _host_platform,
+)
+from berth.image.registry import Client, split_reference
+from berth.image.store import Image
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
+
+ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+CHUNK = 1 << 20
+MONOLITHIC_MAX = 8 << 20
+UPLOAD_CHUNK = 16 << 20
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+def default_progress(quiet: bool) -> Progress:
+    if quiet:
+        return _quiet
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+    return say
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _short(d: str) -> str:
+    return d[7:19]
+
+
+def _iter_body(resp_body: object) -> Iterator[bytes]:
+    while True:
+        chunk = resp_body.read(CHUNK)  # type: ignore[attr-defined]
+        if not chunk:
+            return
+        yield chunk
+
+
+def _client(host: str, tls_verify: bool, ca_file: str | None, authfile: str | None) -> Client:
+    return Client(host, tls_verify=tls_verify, ca_file=ca_file, authfile=authfile)
+
+
+# ------------------------------------------------------------------------------- pull
+def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+         authfile: str | None = None, progress: Progress = _quiet) -> tuple[Image, str]:
+    host, repo, tag = split_reference(ref)
+    c = _client(host, tls_verify, ca_file, authfile)
+    r = c.request("GET", f"/v2/{repo}/manifests/{tag}", {"Accept": ACCEPT})
+    body = r.read()
+    r.close()
+    mt = r.headers.get("content-type", "").split(";")[0]
+    digest = _digest(body)
+    if tag.startswith("sha256:") and digest != tag:
+        raise InvalidInput(f"the registry sent a manifest with digest {digest}, not {tag}: refusing it")
+    doc = json.loads(body)
+    mt = doc.get("mediaType") or mt
+    if mt in (OCI_INDEX, DOCKER_LIST):
+        matches = [d for d in doc.get("manifests", []) if _host_platform(d)]
+        if not matches:
+            raise NotFound(f"{ref} has no image for this platform")
+        want = matches[0]
+        r = c.request("GET", f"/v2/{repo}/manifests/{want['digest']}", {"Accept": ACCEPT})
+        body = r.read()
+        r.close()
+        digest = _digest(body)
+        if digest != want["digest"]:
+            raise InvalidInput(f"manifest {want['digest']} arrived with digest {digest}: refusing it")
+        doc = json.loads(body)
+        mt = doc.get("mediaType") or want.get("mediaType") or OCI_MANIFEST
+    if mt not in (OCI_MANIFEST, DOCKER_MANIFEST):
+        raise InvalidInput(f"unsupported manifest type {mt!r} for {ref} (schema 1 manifests are not supported)")
+    progress(f"Manifest {digest}")
+    cdesc = doc["config"]
+    cr = c.request("GET", f"/v2/{repo}/blobs/{cdesc['digest']}")
+    config_bytes = cr.read()
+    cr.close()
+    if _digest(config_bytes) != cdesc["digest"] or len(config_bytes) != cdesc.get("size", len(config_bytes)):
+        raise InvalidInput(f"config blob {cdesc['digest']} does not match its digest or size: refusing it")
+    config = json.loads(config_bytes)
+    diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
+    layers = doc.get("layers", [])
+    if len(diff_ids) != len(layers):
+        raise InvalidInput(f"{ref}: the config lists {len(diff_ids)} layers, the manifest {len(layers)}")
+    from berth.storage.layers import chain_id
+
+    blobs = engine.images.blobs
+    parent: str | None = None
+    chain: str | None = None
+    size = 0
+    created: list[str] = []
+    try:
+        for desc, diff_id in zip(layers, diff_ids, strict=True):
+            chain = chain_id(chain, diff_id)
+            bd = str(desc["digest"])
+            existing = engine.layers.by_chain(chain)
+            if existing is not None and blobs.has(bd):
+                progress(f"Layer {_short(bd)}: already present")
+                parent, size = existing.id, size + existing.size
+                continue
+            if not blobs.has(bd):
+                progress(f"Copying blob {_short(bd)} ({desc.get('size', '?')} bytes)")
+                br = c.request("GET", f"/v2/{repo}/blobs/{bd}")
+                try:
+                    blobs.put_stream(_iter_body(br.body), expected=bd, size=desc.get("size"))
+                finally:
+                    br.close()
+            else:
+                progress(f"Blob {_short(bd)}: already downloaded")
+            _record_blob(engine, diff_id, bd, str(desc.get("mediaType", OCI_LAYER_GZIP)), int(desc.get("size", 0)),
+                         host, repo)
+            if existing is not None:
+                parent, size = existing.id, size + existing.size
+                continue
+            with open(blobs.path(bd), "rb") as f:
+                layer, new, result = engine.layers.create_from_tar(parent, f)
+            if new:
+                created.append(layer.id)
+            if result.diff_id != diff_id:
+                raise InvalidInput(f"layer {bd} unpacks to DiffID {result.diff_id}, the config says {diff_id}")
+            parent, size = layer.id, size + layer.size
+        img = engine.images.add_raw(config_bytes, parent, size, [ref] if not tag.startswith("sha256:") else [])
+        blobs.put(body)
+        with engine.db.write() as w:
+            w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
+                      (img.id, digest, mt))
+            w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
+                      (cdesc["digest"], host, repo))
+        progress(f"Image {img.id}")
+        return img, digest
+    except BaseException:
+        for lid in reversed(created):
+            try:
+                engine.layers.remove(lid)
+            except Exception:  # noqa: BLE001 - best effort, the original error matters
+                pass
+        raise
+
+
+def _record_blob(engine: Engine, diff_id: str, blob: str, media_type: str, size: int, host: str, repo: str) -> None:
+    with engine.db.write() as w:
+        w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
+                  (diff_id, blob, media_type, size))
+        w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
+                  (blob, host, repo))
+
+
+# ------------------------------------------------------------------------------- push
+def _manifest_for(engine: Engine, img: Image, progress: Progress) -> tuple[bytes, str]:
+    """The image's manifest: the one it was pulled with if there is one (exact bytes), else a new
+    OCI manifest with gzip layers (compressed once, then kept)."""
+    blobs = engine.images.blobs
+    for row in engine.db.query("SELECT digest, media_type FROM image_manifests WHERE image_id = ?", (img.id,)):
+        if blobs.has(row["digest"]):
+            data = blobs.get(row["digest"])
+            doc = json.loads(data)
+            if all(blobs.has(str(ly["digest"])) for ly in doc.get("layers", [])):
+                return data, str(row["media_type"])
+    descs = []
+    spool = os.path.join(engine.root, "tmp")
+    os.makedirs(spool, exist_ok=True)
+    for ly in engine.layers.chain(img.top_layer) if img.top_layer else []:
+        rows = engine.db.query("SELECT blob, media_type, size FROM layer_blobs WHERE diff_id = ?", (ly.diff_id,))
+        row = next((r for r in rows if blobs.has(r["blob"])), None)
+        if row is None:
+            progress(f"Compressing layer {_short(str(ly.diff_id))}")
+            _size, chunks = engine.layers.tar_source(ly.id, spool)
+            digest, n = blobs.put_stream(_gzip_chunks(chunks))
+            with engine.db.write() as w:
+                w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
+                          (ly.diff_id, digest, OCI_LAYER_GZIP, n))
+            descs.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": n})
+        else:
+            descs.append({"mediaType": row["media_type"], "digest": row["blob"], "size": row["size"]})
+    cfg = engine.images.config_bytes(img.id)
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": len(cfg)}, "layers": descs}
+    data = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = blobs.put(data)
+    with engine.db.write() as w:
+        w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
+                  (img.id, digest, OCI_MANIFEST))
+    return data, OCI_MANIFEST
+
+
+class _GzipSink:
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def write(self, b: bytes) -> int:
+        self.out.append(bytes(b))
+        return len(b)
+
+    def flush(self) -> None:
+        return None
+
+
+def _gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Deterministic gzip (no name, mtime 0) of a stream of chunks."""
+    sink = _GzipSink()
+    gz = gzip.GzipFile(filename="", mode="wb", compresslevel=6, fileobj=sink, mtime=0)  # type: ignore[arg-type]
+    for chunk in chunks:
+        gz.write(chunk)
+        if sink.out:
+            yield b"".join(sink.out)
+            sink.out.clear()
+    gz.close()
+    if sink.out:
+        yield b"".join(sink.out)
+
+
+def _upload(c: Client, engine: Engine, repo: str, digest: str, size: int, progress: Progress) -> None:
+    host = c.registry
+    r = c.request("HEAD", f"/v2/{repo}/blobs/{digest}", ok=(200, 404))
+    r.close()
+    if r.status == 200:
+        progress(f"Blob {_short(digest)}: already in {repo}")
+        return
+    location = None
+    for row in engine.db.query("SELECT repository FROM blob_sources WHERE blob = ? AND registry = ? "
+                               "AND repository != ?", (digest, host, repo)):
+        q = urllib.parse.urlencode({"mount": digest, "from": row["repository"]})
+        m = c.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", {"Content-Length": "0"}, data=b"", ok=(201, 202))
+        m.close()
+        if m.status == 201:
+            progress(f"Blob {_short(digest)}: mounted from {row['repository']}")
+            return
+        location = m.headers.get("location")
+        break
+    if location is None:
+        s = c.request("POST", f"/v2/{repo}/blobs/uploads/", {"Content-Length": "0"}, data=b"", ok=(202,))
+        s.close()
+        location = s.headers.get("location")
+    if not location:
+        raise InvalidInput(f"{host}: the registry gave no upload location")
+    location = urllib.parse.urljoin(c.url("/"), location)
+    path = engine.images.blobs.path(digest)
+    progress(f"Copying blob {_short(digest)} ({size} bytes)")
+    with open(path, "rb") as f:
+        if size <= MONOLITHIC_MAX:
+            data = f.read()
+            u = c.request("PUT", _with_digest(location, digest),
+                          {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
+                          data=data, ok=(201,))
+            u.close()
+            return
+        offset = 0
+        while True:
+            chunk = f.read(UPLOAD_CHUNK)
+            if not chunk:
+                break
+            p = c.request("PATCH", location, {"Content-Type": "application/octet-stream",
+                                              "Content-Length": str(len(chunk)),
+                                              "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
+                          data=chunk, ok=(202,))
+            p.close()
+            offset += len(chunk)
+            location = urllib.parse.urljoin(location, p.headers.get("location", location))
+        u = c.request("PUT", _with_digest(location, digest), {"Content-Length": "0"}, data=b"", ok=(201,))
+        u.close()
+
+
+def _with_digest(location: str, digest: str) -> str:
+    sep = "&" if "?" in location else "?"
+    return f"{location}{sep}{urllib.parse.urlencode({'digest': digest})}"
+
+
+def push(engine: Engine, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+         authfile: str | None = None, progress: Progress = _quiet) -> str:
+    img = engine.images.resolve(src)
+    target = dest or src
+    host, repo, tag = split_reference(target)
+    if tag.startswith("sha256:"):
+        raise InvalidInput("push to a tag, not a digest")
+    data, mt = _manifest_for(engine, img, progress)
+    doc = json.loads(data)
+    c = _client(host, tls_verify, ca_file, authfile)
+    for ly in doc.get("layers", []):
+        _upload(c, engine, repo, str(ly["digest"]), int(ly["size"]), progress)
+    _upload(c, engine, repo, str(doc["config"]["digest"]), int(doc["config"]["size"]), progress)
+    r = c.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": mt, "Content-Length": str(len(data))},
+                  data=data, ok=(201,))
+    r.close()
+    digest = _digest(data)
+    sent = r.headers.get("docker-content-digest")
+    if sent and sent != digest:
+        raise InvalidInput(f"{host} stored the manifest as {sent}, berth sent {digest}")
+    with engine.db.write() as w:
+        for d in [str(ly["digest"]) for ly in doc.get("layers", [])] + [str(doc["config"]["digest"])]:
+            w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
+                      (d, host, repo))
+    progress(f"Pushed {target}@{digest}")
+    return digest

@@ -1,0 +1,108 @@
+"""push / pull against a real registry (docker-registry on 127.0.0.1), with skopeo as the peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import berth
+from tests.peers import registry
+
+
+@pytest.fixture
+def reg(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    with registry(str(tmp_path / "registry")) as r:
+        yield r
+
+
+@pytest.fixture
+def env(berth_env: dict[str, str], busybox_tar: str) -> dict[str, str]:
+    e = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(e, "import", "-c", 'CMD ["echo", "hi"]', busybox_tar, "busybox:bb")
+    return e
+
+
+def other_root(env: dict[str, str], tmp_path, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return dict(env, BERTH_ROOT=str(tmp_path / name / "root"), BERTH_RUNROOT=str(tmp_path / name / "run"))
+
+
+def skopeo_digest(ref: str) -> str:
+    cp = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"], capture_output=True, text=True)
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)["Digest"]
+
+
+def test_push_pull_round_trip_keeps_digests(env, reg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    d1 = berth(env, "push", "--tls-verify=false", "busybox:bb", f"{reg}/team/bb:v1").stdout.strip()
+    assert skopeo_digest(f"{reg}/team/bb:v1") == d1
+    # a second repository on the same registry: blobs are mounted, nothing re-uploaded
+    out = berth(env, "push", "--tls-verify=false", "busybox:bb", f"{reg}/other/bb:v1")
+    assert out.stdout.strip() == d1 and "mounted from team/bb" in out.stderr
+    env2 = other_root(env, tmp_path, "second")
+    pulled = berth(env2, "pull", "--tls-verify=false", f"{reg}/team/bb:v1")
+    assert "Copying blob" in pulled.stderr
+    assert berth(env2, "run", "--rm", f"{reg}/team/bb:v1").stdout == "hi\n"
+    d2 = berth(env2, "push", "--tls-verify=false", f"{reg}/team/bb:v1", f"{reg}/third/bb:v1").stdout.strip()
+    assert d2 == d1
+    # pulling again: everything is already there
+    again = berth(env2, "pull", "--tls-verify=false", f"{reg}/team/bb:v1")
+    assert "Copying blob" not in again.stderr
+    by_digest = berth(env2, "pull", "--tls-verify=false", f"{reg}/team/bb@{d1}")
+    assert by_digest.returncode == 0
+
+
+def test_image_pushed_by_skopeo_survives_berth_pull_push(env, reg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    layout = str(tmp_path / "layout")
+    berth(env, "save", "--format", "oci-dir", "-o", layout, "busybox:bb")
+    # skopeo compresses the layer itself (gzip), so the blob digests are skopeo's, not berth's
+    subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-compress", f"oci:{layout}:bb",
+                    f"docker://{reg}/from/skopeo:v1"], check=True, capture_output=True)
+    original = skopeo_digest(f"{reg}/from/skopeo:v1")
+    env2 = other_root(env, tmp_path, "puller")
+    berth(env2, "pull", "--tls-verify=false", f"{reg}/from/skopeo:v1")
+    pushed = berth(env2, "push", "--tls-verify=false", f"{reg}/from/skopeo:v1", f"{reg}/to/berth:v1").stdout.strip()
+    assert pushed == original == skopeo_digest(f"{reg}/to/berth:v1")
+
+
+def test_large_layer_uses_chunked_upload(env, reg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    berth(env, "run", "--name", "big", "busybox:bb", "sh", "-c",
+          "head -c 20000000 /dev/urandom > /blob && echo done")
+    berth(env, "commit", "big", "bigimg:1")
+    digest = berth(env, "push", "--tls-verify=false", "bigimg:1", f"{reg}/big/img:1").stdout.strip()
+    assert skopeo_digest(f"{reg}/big/img:1") == digest
+    env2 = other_root(env, tmp_path, "bigpull")
+    berth(env2, "pull", "--tls-verify=false", f"{reg}/big/img:1")
+    out = berth(env2, "run", "--rm", f"{reg}/big/img:1", "sh", "-c", "wc -c < /blob").stdout.strip()
+    assert out == "20000000"
+
+
+def test_corrupt_blob_is_refused_and_nothing_kept(env, reg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    berth(env, "push", "--tls-verify=false", "busybox:bb", f"{reg}/victim/bb:v1")
+    data_root = tmp_path / "registry" / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    blobs = sorted((p for p in data_root.rglob("data")), key=lambda p: p.stat().st_size)
+    layer = blobs[-1]
+    raw = bytearray(layer.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    layer.write_bytes(bytes(raw))
+    env2 = other_root(env, tmp_path, "victim")
+    cp = berth(env2, "pull", "--tls-verify=false", f"{reg}/victim/bb:v1", check=False)
+    assert cp.returncode == 1 and "digest" in cp.stderr and "Traceback" not in cp.stderr
+    assert json.loads(berth(env2, "images", "--format", "json").stdout) == []
+    blobdir = os.path.join(env2["BERTH_ROOT"], "blobs", "sha256")
+    assert not os.path.isdir(blobdir) or [n for n in os.listdir(blobdir) if n.startswith(".tmp")] == []
+    assert [n for n in os.listdir(os.path.join(env2["BERTH_ROOT"], "overlay")) if n != "l"] == []
+
+
+def test_registry_errors_are_one_line(env, reg) -> None:  # type: ignore[no-untyped-def]
+    cp = berth(env, "pull", "--tls-verify=false", f"{reg}/nothing/here:v1", check=False)
+    assert cp.returncode == 1 and "not found" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    cp = berth(env, "pull", "--tls-verify=false", "127.0.0.1:1/x/y:z", check=False)
+    assert cp.returncode == 1 and "failed" in cp.stderr and "Traceback" not in cp.stderr
+    cp = berth(env, "push", "busybox:bb", check=False)
+    assert cp.returncode == 1 and "names no registry" in cp.stderr
