@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file \
 	docker.io skopeo umoci \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
-PIP_PACKAGES := pytest pytest-timeout ruff jsonschema
+PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt
 CACHE := .cache
 PYTEST_ARGS ?=
 

@@ -80,8 +80,9 @@ def dockerd(base: str) -> Iterator[list[str]]:
 
 
 @contextmanager
-def registry(base: str) -> Iterator[str]:
-    """`docker-registry serve` on 127.0.0.1 with filesystem storage; yields HOST:PORT."""
+def registry(base: str, tls: tuple[str, str] | None = None, htpasswd: str | None = None) -> Iterator[str]:
+    """`docker-registry serve` on 127.0.0.1 with filesystem storage (optionally TLS with the given
+    certificate and key, and basic auth from an htpasswd file); yields HOST:PORT."""
     import socket
 
     if not shutil.which("docker-registry"):
@@ -97,14 +98,16 @@ def registry(base: str) -> Iterator[str]:
     with open(cfg, "w") as f:
         f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {base}/data\n  delete:\n"
                 f"    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+        if tls:
+            f.write(f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n")
+        if htpasswd:
+            f.write(f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n")
     log = open(os.path.join(base, "registry.log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(["docker-registry", "serve", cfg], stdout=log, stderr=log, start_new_session=True)
     try:
-        import urllib.request
-
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
                 if proc.poll() is not None:

@@ -106,3 +106,34 @@ def test_registry_errors_are_one_line(env, reg) -> None:  # type: ignore[no-unty
     assert cp.returncode == 1 and "failed" in cp.stderr and "Traceback" not in cp.stderr
     cp = berth(env, "push", "busybox:bb", check=False)
     assert cp.returncode == 1 and "names no registry" in cp.stderr
+
+
+def test_basic_auth_over_tls(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import base64
+
+    bcrypt = pytest.importorskip("bcrypt")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    cert, key = str(certs / "cert.pem"), str(certs / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    htpasswd = certs / "htpasswd"
+    htpasswd.write_text("fleet:" + bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=5)).decode() + "\n")
+    with registry(str(tmp_path / "secure"), tls=(cert, key), htpasswd=str(htpasswd)) as reg:
+        ref = f"{reg}/private/bb:v1"
+        cp = berth(env, "push", "--ca-file", cert, "busybox:bb", ref, check=False)
+        assert cp.returncode == 1 and "authentication required" in cp.stderr
+        cp = berth(env, "push", "busybox:bb", ref, check=False)  # no CA: the certificate is not trusted
+        assert cp.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in cp.stderr.upper().replace(" ", "_")
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {reg: {"auth": base64.b64encode(b"fleet:s3cret").decode()}}}))
+        digest = berth(env, "push", "--ca-file", cert, "--authfile", str(auth), "busybox:bb", ref).stdout.strip()
+        wrong = tmp_path / "wrong.json"
+        wrong.write_text(json.dumps({"auths": {reg: {"auth": base64.b64encode(b"fleet:nope").decode()}}}))
+        env2 = other_root(env, tmp_path, "securepull")
+        cp = berth(env2, "pull", "--ca-file", cert, "--authfile", str(wrong), ref, check=False)
+        assert cp.returncode == 1 and "authentication" in cp.stderr
+        berth(env2, "pull", "--ca-file", cert, "--authfile", str(auth), ref)
+        assert berth(env2, "push", "--ca-file", cert, "--authfile", str(auth), ref,
+                     f"{reg}/private/copy:v1").stdout.strip() == digest

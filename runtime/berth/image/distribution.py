@@ -53,6 +53,26 @@ def default_progress(quiet: bool) -> Progress:
     return say
 
 
+def with_bar(chunks: Iterator[bytes], label: str, total: int | None, progress: Progress) -> Iterator[bytes]:
+    """Pass chunks through; on a terminal (and not --quiet) redraw one progress line as they go."""
+    if progress is _quiet or not sys.stderr.isatty():
+        yield from chunks
+        return
+    done = 0
+    width = 30
+    for chunk in chunks:
+        done += len(chunk)
+        if total:
+            filled = min(width, done * width // total)
+            bar = "=" * filled + ">" + " " * (width - filled)
+            sys.stderr.write(f"\r{label} [{bar[:width]}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
+        else:
+            sys.stderr.write(f"\r{label} {done / 1e6:7.1f} MB")
+        sys.stderr.flush()
+        yield chunk
+    sys.stderr.write("\n")
+
+
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -134,7 +154,8 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
                 progress(f"Copying blob {_short(bd)} ({desc.get('size', '?')} bytes)")
                 br = c.request("GET", f"/v2/{repo}/blobs/{bd}")
                 try:
-                    blobs.put_stream(_iter_body(br.body), expected=bd, size=desc.get("size"))
+                    blobs.put_stream(with_bar(_iter_body(br.body), _short(bd), desc.get("size"), progress),
+                                     expected=bd, size=desc.get("size"))
                 finally:
                     br.close()
             else:
@@ -288,6 +309,7 @@ def _upload(c: Client, engine: Engine, repo: str, digest: str, size: int, progre
             p.close()
             offset += len(chunk)
             location = urllib.parse.urljoin(location, p.headers.get("location", location))
+            progress(f"  {_short(digest)}: {offset}/{size} bytes")
         u = c.request("PUT", _with_digest(location, digest), {"Content-Length": "0"}, data=b"", ok=(201,))
         u.close()
 
