@@ -10,7 +10,7 @@ PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint unit bench bench-diff bench-containers bench-deps clean
+.PHONY: setup apt venv up test lint unit bench bench-diff bench-containers bench-images bench-deps clean
 
 setup: apt venv
 
@@ -43,7 +43,7 @@ lint: venv
 test: setup lint
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: bench-diff bench-containers
+bench: bench-diff bench-containers bench-images
 
 bench-diff: setup
 	$(BIN)/python bench/diff.py
@@ -64,6 +64,9 @@ $(CACHE)/debroot.done: $(CACHE)/debian.tar
 
 bench-containers: bench-deps $(CACHE)/debroot.done
 	$(BIN)/python bench/containers.py --debroot $(CACHE)/debroot
+
+bench-images: bench-deps $(CACHE)/debroot.done
+	$(BIN)/python bench/images.py --debroot $(CACHE)/debroot
 
 clean:
 	rm -rf $(VENV) $(CACHE)

@@ -13,6 +13,7 @@ import base64
 import gzip
 import json
 import os
+from collections import deque
 from collections.abc import Iterator
 
 from berth.errors import BerthError
@@ -24,7 +25,8 @@ class Recorder:
     """Fed every byte of the uncompressed stream; told where file contents are."""
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[int, bytes]] = []  # (absolute offset, bytes) outside skipped contents
+        # (absolute offset, bytes) of what lies outside skipped contents, oldest first
+        self.chunks: deque[tuple[int, memoryview]] = deque()
         self.pos = 0
         self.skip_from = -1
         self.skip_to = -1
@@ -37,26 +39,31 @@ class Recorder:
         start, end = self.pos, self.pos + len(data)
         self.pos = end
         a, b = self.skip_from, self.skip_to
+        view = memoryview(bytes(data))
         if b <= start or a >= end:
-            self.chunks.append((start, bytes(data)))
+            self.chunks.append((start, view))
             return
         if a > start:
-            self.chunks.append((start, bytes(data[: a - start])))
+            self.chunks.append((start, view[: a - start]))
         if b < end:
-            self.chunks.append((b, bytes(data[b - start :])))
+            self.chunks.append((b, view[b - start :]))
 
     def _take(self, upto: int) -> bytes:
         """Recorded bytes in [prev_end, upto); drops everything before upto."""
         out = bytearray()
-        keep: list[tuple[int, bytes]] = []
-        for off, data in self.chunks:
+        chunks = self.chunks
+        while chunks:
+            off, data = chunks[0]
+            if off >= upto:
+                break
             end = off + len(data)
             lo, hi = max(off, self.prev_end), min(end, upto)
             if lo < hi:
                 out += data[lo - off : hi - off]
             if end > upto:
-                keep.append((max(off, upto), data[max(0, upto - off):]))
-        self.chunks = keep
+                chunks[0] = (upto, data[upto - off :])
+                break
+            chunks.popleft()
         if len(out) != upto - self.prev_end:
             raise BerthError("internal error: tar bytes went unrecorded")
         return bytes(out)

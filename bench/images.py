@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Image save / load throughput: berth against docker (via ../shared/bench/peers.sh) on the same
+Debian image in one run, each on a fresh loop-mounted ext4, with the floor (tar -c | sha256sum of
+the same tree) measured by peers.sh too.
+
+    python bench/images.py [--reps 3] [--json OUT] [--debroot DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from containers import BERTH, PEERS, REPO, BerthBench, settle  # noqa: E402
+
+
+def peers(cmd: list[str], debroot: str, out: str) -> dict[str, object]:
+    subprocess.run(["bash", PEERS, *cmd, "--json", out], env=dict(os.environ, DEBROOT=debroot), check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--debroot", default=os.path.join(REPO, ".cache", "debroot"))
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bib-", dir="/tmp")
+    res: dict[str, object] = {}
+    try:
+        if not args.no_peers:
+            print(f"[{time.strftime('%T')}] docker save/load ...", file=sys.stderr)
+            d = peers(["bench", "--engine", "docker", "--driver", "overlay2", "--fs", "ext4", "--phases", "save,load",
+                       "--reps-io", str(args.reps)], args.debroot, os.path.join(work, "docker.json"))
+            print(f"[{time.strftime('%T')}] floor ...", file=sys.stderr)
+            f = peers(["floor", "--fs", "ext4", "--reps-floor", str(args.reps), "--reps-run", "1"], args.debroot,
+                      os.path.join(work, "floor.json"))
+            res["docker"] = {"metrics": d.get("metrics"), "info": d.get("info"), "errors": d.get("errors")}
+            res["floor"] = {"metrics": f.get("metrics"), "errors": f.get("errors")}
+        print(f"[{time.strftime('%T')}] berth ...", file=sys.stderr)
+        deb_tar = os.path.join(work, "debian.tar")
+        subprocess.run(["tar", "--numeric-owner", "-C", args.debroot, "-cf", deb_tar, "."], check=True)
+        bargs = argparse.Namespace()
+        with BerthBench(os.path.join(work, "berth"), bargs) as bb:
+            bb.berth("import", deb_tar, "debian:bench")
+            out = os.path.join(bb.mnt, "save.tar")
+            for _ in range(args.reps):
+                if os.path.exists(out):
+                    os.unlink(out)
+                settle()
+                bb.timed("save_s", "save", "-o", out, "debian:bench")
+            size = os.path.getsize(out)
+            loader = dict(bb.env, BERTH_ROOT=os.path.join(bb.mnt, "berth-load"))
+            for _ in range(args.reps):
+                settle()
+                t0 = time.perf_counter()
+                subprocess.run([BERTH, "load", "-q", "-i", out], env=loader, check=True)
+                bb.samples.setdefault("load_s", []).append(time.perf_counter() - t0)
+                subprocess.run([BERTH, "rmi", "debian:bench"], env=loader, check=True, capture_output=True)
+        res["berth"] = {k: {"median": statistics.median(v), "samples": v} for k, v in bb.samples.items()}
+        res["save_tar_bytes"] = size
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", work], check=False)
+    _print(res)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+def _print(res: dict[str, object]) -> None:
+    size = int(res["save_tar_bytes"])  # type: ignore[call-overload]
+    b = res["berth"]
+    d = (res.get("docker") or {}).get("metrics") or {}  # type: ignore[union-attr]
+    fl = (res.get("floor") or {}).get("metrics") or {}  # type: ignore[union-attr]
+    print(f"debian image tar: {size / 1e6:.1f} MB")
+    print(f"{'phase':<8} {'berth':>10} {'MB/s':>7} {'docker':>10} {'MB/s':>7} {'berth/docker time':>18}")
+    for key in ("save_s", "load_s"):
+        bt = b[key]["median"]  # type: ignore[index]
+        dt = (d.get(key) or {}).get("median")
+        ratio = f"{bt / dt:18.2f}" if dt else f"{'-':>18}"
+        dmb = f"{size / dt / 1e6:7.1f}" if dt else f"{'-':>7}"
+        dts = f"{dt:9.2f}s" if dt else f"{'-':>10}"
+        print(f"{key[:-2]:<8} {bt:9.2f}s {size / bt / 1e6:7.1f} {dts} {dmb} {ratio}")
+    for key, m in fl.items():
+        if "tar" in key and "sha" in key and key.endswith("_s"):
+            print(f"floor {key}: {m['median']:.2f}s ({size / m['median'] / 1e6:.1f} MB/s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
