@@ -13,7 +13,6 @@ loop-mounted btrfs: never on the host's root file system.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -28,17 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from berth import config as config_mod  # noqa: E402
 from berth.engine import Engine  # noqa: E402
 from berth.storage import differ  # noqa: E402
-
-
-class HashSink:
-    def __init__(self) -> None:
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def write(self, b: bytes) -> int:
-        self.h.update(b)
-        self.n += len(b)
-        return len(b)
+from berth.storage.tarapply import HashingSink  # noqa: E402
 
 
 def sh(*argv: str) -> str:
@@ -100,10 +89,10 @@ def measure(e: Engine, layer_id: str, reps: int) -> dict[str, object]:
             timed(lambda naive=naive: e.layers.changes(layer_id, naive=naive)) for _ in range(reps))
         times = []
         for _ in range(reps):
-            sink = HashSink()
+            sink = HashingSink()
             times.append(timed(lambda sink=sink, naive=naive: e.layers.diff(layer_id, sink, naive=naive)))
-            digests.add(sink.h.hexdigest())
-            res["tar_bytes"] = sink.n
+            digests.add(sink.digest())
+            res["tar_bytes"] = sink.count
         res[f"diff_{mode}_s"] = statistics.median(times)
     res["identical_bytes"] = len(digests) == 1
     if native_ok:

@@ -178,3 +178,37 @@ def test_multi_image_archive_writes_shared_layers_once(env, tmp_path) -> None:  
     out2 = berth(env, "load", "-i", out).stdout
     assert out2.count("Loaded image:") == 3
     assert berth(env, "run", "--rm", "derived:1", "cat", "/x").stdout == "x\n"
+
+
+def test_loads_zstd_and_gzip_layers(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An OCI layout whose layer blob is zstd (as containers/image can write) or gzip loads."""
+    import gzip
+
+    zstandard = pytest.importorskip("zstandard")
+    layout = tmp_path / "layout"
+    berth(env, "save", "--format", "oci-dir", "-o", str(layout), "busybox:bb")
+    index = json.load(open(layout / "index.json"))
+    mdesc = index["manifests"][0]
+    manifest = json.load(open(layout / "blobs" / "sha256" / mdesc["digest"][7:]))
+    raw = (layout / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]).read_bytes()
+    for name, data, media in (("zstd", zstandard.ZstdCompressor().compress(raw),
+                               "application/vnd.oci.image.layer.v1.tar+zstd"),
+                              ("gzip", gzip.compress(raw, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip")):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        m = dict(manifest, layers=[{"mediaType": media, "digest": digest, "size": len(data)}])
+        mbytes = json.dumps(m).encode()
+        mdig = "sha256:" + hashlib.sha256(mbytes).hexdigest()
+        (layout / "blobs" / "sha256" / mdig[7:]).write_bytes(mbytes)
+        idx = {"schemaVersion": 2, "manifests": [{"mediaType": m["mediaType"], "digest": mdig, "size": len(mbytes),
+                                                  "annotations": {"io.containerd.image.name": f"comp/{name}:1"}}]}
+        (layout / "index.json").write_text(json.dumps(idx))
+        out = berth(env, "load", "-i", str(layout)).stdout
+        assert f"Loaded image: comp/{name}:1" in out
+        assert berth(env, "run", "--rm", f"comp/{name}:1").stdout == "hello from berth\n"
+        # a corrupt compressed blob is refused where the layer is not already present
+        (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data[:-8] + bytes(8))
+        fresh = dict(env, BERTH_ROOT=str(tmp_path / f"fresh-{name}" / "root"))
+        cp = berth(fresh, "load", "-i", str(layout), check=False)
+        assert cp.returncode == 1 and "Traceback" not in cp.stderr
+        assert json.loads(berth(fresh, "images", "--format", "json").stdout) == []

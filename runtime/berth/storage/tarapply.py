@@ -68,7 +68,12 @@ def open_uncompressed(raw: BinaryIO) -> BinaryIO:
     if magic.startswith(b"\xfd7zXZ\x00"):
         return lzma.LZMAFile(buf)  # type: ignore[return-value]
     if magic.startswith(b"\x28\xb5\x2f\xfd"):
-        raise InvalidInput("zstd-compressed layers are not supported yet: decompress with 'zstd -d' first")
+        try:
+            import zstandard
+        except ImportError:
+            raise InvalidInput("this layer is zstd-compressed and the zstandard module is missing "
+                               "(pip install zstandard)") from None
+        return zstandard.ZstdDecompressor().stream_reader(buf, read_size=CHUNK)  # type: ignore[no-any-return]
     return buf  # type: ignore[return-value]
 
 
@@ -326,6 +331,10 @@ def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | 
         if isinstance(e, OSError) and e.errno is not None:
             raise
         raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
+    except Exception as e:
+        if type(e).__module__.startswith("zstandard"):
+            raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
+        raise
     return ApplyResult(diff_id="sha256:" + reader.hash.hexdigest(), size=applier.size,
                        tar_bytes=reader.count, newest_mtime=applier.newest_mtime,
                        skipped=applier.skipped)
