@@ -137,3 +137,60 @@ def test_basic_auth_over_tls(env, tmp_path) -> None:  # type: ignore[no-untyped-
         berth(env2, "pull", "--ca-file", cert, "--authfile", str(auth), ref)
         assert berth(env2, "push", "--ca-file", cert, "--authfile", str(auth), ref,
                      f"{reg}/private/copy:v1").stdout.strip() == digest
+
+
+def test_retries_on_5xx_and_dropped_connections(env, reg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through a proxy that answers 503 or drops the connection on every other request."""
+    import http.server
+    import threading
+    import urllib.request
+
+    berth(env, "push", "--tls-verify=false", "busybox:bb", f"{reg}/flaky/bb:v1")
+    failures = {"n": 0, "calls": 0}
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def _proxy(self) -> None:
+            failures["calls"] += 1
+            if failures["calls"] % 2 == 1:
+                failures["n"] += 1
+                if failures["n"] % 2:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                return
+            req = urllib.request.Request(f"http://{reg}{self.path}", method=self.command,
+                                         headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+            try:
+                r = urllib.request.urlopen(req)
+            except urllib.error.HTTPError as e:
+                r = e
+            body = r.read()
+            self.send_response(r.status if hasattr(r, "status") else r.code)
+            for k, v in r.headers.items():
+                if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = _proxy
+
+        def log_message(self, *a: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        port = server.server_address[1]
+        env2 = other_root(env, tmp_path, "flaky")
+        cp = berth(env2, "pull", "--tls-verify=false", f"127.0.0.1:{port}/flaky/bb:v1")
+        assert cp.returncode == 0
+        assert failures["n"] >= 3
+        assert berth(env2, "run", "--rm", f"127.0.0.1:{port}/flaky/bb:v1").stdout == "hi\n"
+    finally:
+        server.shutdown()
+        server.server_close()
