@@ -165,10 +165,12 @@ class Engine:
         }
         return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
 
-    def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive") -> None:
+    def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
+                    quiet: bool = True) -> None:
         from berth.image import archive
+        from berth.progress import default_progress
 
-        archive.save(self, refs, out, fmt)
+        archive.save(self, refs, out, fmt, default_progress(quiet))
 
     def load_images(self, source: str | BinaryIO) -> list[tuple[Image, list[str]]]:
         """Load an archive (a path, or a stream that is spooled to the root first)."""

@@ -72,7 +72,7 @@ def cmd_save(a: argparse.Namespace) -> int:
                 raise BerthError("--format oci-dir needs -o DIRECTORY")
             e.save_images(a.images, a.output, a.format)
         elif a.output:
-            e.save_images(a.images, a.output, a.format)
+            e.save_images(a.images, a.output, a.format, quiet=a.quiet)
         else:
             if sys.stdout.isatty():
                 raise BerthError("refusing to write an archive to a terminal: use -o FILE or redirect")
@@ -105,20 +105,22 @@ def _tls(value: str) -> bool:
 
 def cmd_pull(a: argparse.Namespace) -> int:
     from berth.image import distribution
+    from berth.progress import default_progress
 
     with _engine(a) as e:
         img, _digest = distribution.pull(e, a.reference, a.tls_verify, a.ca_file, a.authfile,
-                                         distribution.default_progress(a.quiet))
+                                         default_progress(a.quiet))
     print(img.id)
     return 0
 
 
 def cmd_push(a: argparse.Namespace) -> int:
     from berth.image import distribution
+    from berth.progress import default_progress
 
     with _engine(a) as e:
         digest = distribution.push(e, a.source, a.destination, a.tls_verify, a.ca_file, a.authfile,
-                                   distribution.default_progress(a.quiet))
+                                   default_progress(a.quiet))
     print(digest)
     return 0
 
@@ -241,6 +243,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("images", nargs="+")
     sp.add_argument("-o", "--output", help="file (or directory for oci-dir); default: stdout")
     sp.add_argument("--format", choices=["docker-archive", "oci-archive", "oci-dir"], default="docker-archive")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     sp = add("load", cmd_load, "load images from an archive or OCI layout (format detected)")
     sp.add_argument("-i", "--input", help="archive file or OCI layout directory (default: stdin)")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from berth.errors import BerthError, HostileInput, InvalidInput, NotFound
 from berth.image import reference
 from berth.image.store import Image
+from berth.progress import Progress, _quiet, with_bar
 from berth.storage.fsutil import atomic_write
 from berth.storage.tarwriter import REGTYPE, TarEntry, TarWriter
 
@@ -50,7 +51,8 @@ def _digest(data: bytes) -> str:
 class _Selection:
     """The images to save with the names asked for, layers deduplicated by ChainID."""
 
-    def __init__(self, engine: Engine, refs: list[str]) -> None:
+    def __init__(self, engine: Engine, refs: list[str], progress: Progress = _quiet) -> None:
+        self.progress = progress
         self.images: list[tuple[Image, list[str]]] = []
         by_id: dict[str, list[str]] = {}
         order: list[Image] = []
@@ -67,12 +69,13 @@ class _Selection:
 
 
 # ------------------------------------------------------------------------------- save
-def save(engine: Engine, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive") -> None:
+def save(engine: Engine, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
+         progress: Progress = _quiet) -> None:
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not refs:
         raise InvalidInput("save needs at least one image")
-    sel = _Selection(engine, refs)
+    sel = _Selection(engine, refs, progress)
     spool = tempfile.mkdtemp(prefix="berth-save-", dir=engine.root)
     try:
         if fmt == "oci-dir":
@@ -130,7 +133,8 @@ def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -
                     legacy["parent"] = parent_v1
                 w.add_bytes(f"{v1}/json", _json(legacy))
                 size, chunks = engine.layers.tar_source(ly.id, spool)
-                w.add_chunks(TarEntry(f"{v1}/layer.tar", REGTYPE, 0o644, size=size), chunks)
+                w.add_chunks(TarEntry(f"{v1}/layer.tar", REGTYPE, 0o644, size=size),
+                             with_bar(chunks, f"layer {str(ly.diff_id)[7:19]}", size, sel.progress))
             parent_v1 = v1
         config_name = img.id[7:] + ".json"
         if config_name not in written:
@@ -191,7 +195,8 @@ def _oci_entries(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> N
             if chunks is None or digest in seen:
                 continue
             seen.add(digest)
-            w.add_chunks(TarEntry(f"blobs/sha256/{digest[7:]}", REGTYPE, 0o644, size=size), chunks or [])
+            w.add_chunks(TarEntry(f"blobs/sha256/{digest[7:]}", REGTYPE, 0o644, size=size),
+                         with_bar(chunks, f"layer {digest[7:19]}", size, sel.progress))
         cfg = engine.images.config_bytes(img.id)
         for blob in (cfg, data):
             d = _digest(blob)

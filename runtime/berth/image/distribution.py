@@ -11,9 +11,8 @@ import gzip
 import hashlib
 import json
 import os
-import sys
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from berth.errors import InvalidInput, NotFound
@@ -27,6 +26,7 @@ from berth.image.archive import (
 )
 from berth.image.registry import Client, split_reference
 from berth.image.store import Image
+from berth.progress import Progress, _quiet, with_bar
 
 if TYPE_CHECKING:
     from berth.engine import Engine
@@ -37,40 +37,6 @@ CHUNK = 1 << 20
 MONOLITHIC_MAX = 8 << 20
 UPLOAD_CHUNK = 16 << 20
 
-Progress = Callable[[str], None]
-
-
-def _quiet(_msg: str) -> None:
-    return None
-
-
-def default_progress(quiet: bool) -> Progress:
-    if quiet:
-        return _quiet
-
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-    return say
-
-
-def with_bar(chunks: Iterator[bytes], label: str, total: int | None, progress: Progress) -> Iterator[bytes]:
-    """Pass chunks through; on a terminal (and not --quiet) redraw one progress line as they go."""
-    if progress is _quiet or not sys.stderr.isatty():
-        yield from chunks
-        return
-    done = 0
-    width = 30
-    for chunk in chunks:
-        done += len(chunk)
-        if total:
-            filled = min(width, done * width // total)
-            bar = "=" * filled + ">" + " " * (width - filled)
-            sys.stderr.write(f"\r{label} [{bar[:width]}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
-        else:
-            sys.stderr.write(f"\r{label} {done / 1e6:7.1f} MB")
-        sys.stderr.flush()
-        yield chunk
-    sys.stderr.write("\n")
 
 
 def _digest(data: bytes) -> str:
