@@ -3,8 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file \
-	docker.io skopeo umoci \
+APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
+	docker.io skopeo umoci docker-registry \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt
 CACHE := .cache

@@ -10,7 +10,7 @@ from berth.record import Factory, Record
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
 DEFAULT_CONFIG = "/etc/berth/config.yml"
-CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent"}
+CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent", "policy", "sigstore"}
 
 
 class Settings(Record):
@@ -20,6 +20,8 @@ class Settings(Record):
     storage_opts: dict[str, str] = Factory(dict)
     driver_source: str = "auto"
     cgroup_parent: str = "berth"
+    policy: str | None = None
+    sigstore: str | None = None
 
 
 def parse_storage_opts(items: list[str]) -> dict[str, str]:
@@ -61,12 +63,16 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
             raise InvalidInput(f"{path}: storage_opts must be a mapping of KEY: VALUE")
         s.storage_opts = {str(k): str(v) for k, v in opts.items()}
         s.cgroup_parent = str(data.get("cgroup_parent", s.cgroup_parent))
+        s.policy = str(data["policy"]) if data.get("policy") else None
+        s.sigstore = str(data["sigstore"]) if data.get("sigstore") else None
     elif config_path:
         raise InvalidInput(f"config file {config_path} does not exist")
     env = os.environ
     s.root = env.get("BERTH_ROOT") or s.root
     s.runroot = env.get("BERTH_RUNROOT") or s.runroot
     s.cgroup_parent = env.get("BERTH_CGROUP_PARENT") or s.cgroup_parent
+    s.policy = env.get("BERTH_POLICY") or s.policy
+    s.sigstore = env.get("BERTH_SIGSTORE") or s.sigstore
     if not s.cgroup_parent.strip("/") or ".." in s.cgroup_parent.split("/"):
         raise InvalidInput(f"invalid cgroup parent {s.cgroup_parent!r}: use a relative path such as berth")
     if env.get("BERTH_DRIVER"):

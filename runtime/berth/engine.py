@@ -45,6 +45,7 @@ class Engine:
         with self.db.write() as c:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('driver', ?)", (self.driver_name,))
         self.lock_dir = os.path.join(self.root, "locks")
+        self.sigstore = s.sigstore or os.path.join(self.root, "sigstore")
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"))
         self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))

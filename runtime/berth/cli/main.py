@@ -119,9 +119,56 @@ def cmd_push(a: argparse.Namespace) -> int:
     from berth.progress import default_progress
 
     with _engine(a) as e:
+        if a.sign_by:
+            from berth.image import signing
+
+            if a.sigstore:
+                e.sigstore = a.sigstore
+            if a.destination:
+                e.tag(a.source, a.destination)
+            signing.sign(e, a.destination or a.source, a.sign_by, e.sigstore, a.gpg_home)
         digest = distribution.push(e, a.source, a.destination, a.tls_verify, a.ca_file, a.authfile,
                                    default_progress(a.quiet))
     print(digest)
+    return 0
+
+
+def _sig_settings(a: argparse.Namespace, e: Engine) -> None:
+    if getattr(a, "policy", None):
+        e.settings.policy = a.policy
+    if getattr(a, "sigstore", None):
+        e.sigstore = a.sigstore
+
+
+def cmd_sign(a: argparse.Namespace) -> int:
+    from berth.image import signing
+
+    with _engine(a) as e:
+        _sig_settings(a, e)
+        path = signing.sign(e, a.reference, a.sign_by, e.sigstore, a.gpg_home)
+    print(path)
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from berth.image import signing
+
+    with _engine(a) as e:
+        _sig_settings(a, e)
+        result = signing.verify(e, a.reference, signing.load_policy(e.settings.policy), e.sigstore)
+    if a.format == "json":
+        output.print_json(result)
+    else:
+        for c in result["checks"]:  # type: ignore[union-attr]
+            extra = f" by {c['signer']} for {c['identity']}" if "signer" in c else ""
+            print(f"{result['reference']}: accepted ({c['requirement']}{extra})")
+    return 0
+
+
+def cmd_trust_show(a: argparse.Namespace) -> int:
+    from berth.image import signing
+
+    output.print_json(signing.load_policy(a.policy or os.environ.get("BERTH_POLICY")).describe())
     return 0
 
 
@@ -257,11 +304,34 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         else:
             sp.add_argument("source")
             sp.add_argument("destination", nargs="?")
+            sp.add_argument("--sign-by", metavar="FINGERPRINT", help="sign the pushed manifest with this gpg key")
+            sp.add_argument("--gpg-home")
+            sp.add_argument("--sigstore", help="lookaside directory for the signature (default ROOT/sigstore)")
         sp.add_argument("--tls-verify", type=_tls, default=True, metavar="BOOL",
                         help="use https and verify certificates (false: plain http, for local registries)")
         sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
         sp.add_argument("--authfile", help="credentials in docker config.json format (default ~/.docker/config.json)")
         sp.add_argument("-q", "--quiet", action="store_true")
+
+    sp = add("sign", cmd_sign, "sign an image's manifest digest and name with gpg (simple signing)")
+    sp.add_argument("reference")
+    sp.add_argument("--sign-by", required=True, metavar="FINGERPRINT")
+    sp.add_argument("--gpg-home", help="gpg home with the secret key (default: gpg's)")
+    sp.add_argument("--sigstore", help="lookaside directory for signatures (default ROOT/sigstore)")
+
+    sp = add("verify", cmd_verify, "check an image against the trust policy (exit 1 if refused)")
+    sp.add_argument("reference")
+    sp.add_argument("--policy", help="containers-policy.json file (default: BERTH_POLICY, /etc/berth/policy.json, "
+                                     "/etc/containers/policy.json)")
+    sp.add_argument("--sigstore")
+    fmt(sp)
+
+    trust = (sub.add_parser("trust", help="trust policy") if want("trust") else Skipped()).add_subparsers(
+        dest="trust_command", metavar="COMMAND")
+    trust.required = True
+    ts = trust.add_parser("show", help="print the trust policy in force")
+    ts.add_argument("--policy")
+    ts.set_defaults(fn=cmd_trust_show)
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)

@@ -82,6 +82,9 @@ class ContainerManager:
             raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
                                "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
         img = self.e.images.resolve(cfg.image)
+        from berth.image import signing
+
+        signing.check_image(self.e, cfg.image)
         for m in cfg.volumes:
             if not os.path.exists(m.source):
                 raise InvalidInput(f"volume source {m.source} does not exist on the host; create it first")

@@ -88,6 +88,15 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
         mt = doc.get("mediaType") or want.get("mediaType") or OCI_MANIFEST
     if mt not in (OCI_MANIFEST, DOCKER_MANIFEST):
         raise InvalidInput(f"unsupported manifest type {mt!r} for {ref} (schema 1 manifests are not supported)")
+    from berth.image import signing
+
+    policy = signing.load_policy(engine.settings.policy)
+    normalized = signing.normalize(ref)
+    if any(r["type"] != "insecureAcceptAnything" for r in policy.requirements("docker", normalized)):
+        # checked before a single blob is fetched: a refused image leaves nothing behind
+        sigs = signing.Lookaside(engine.sigstore).signatures(normalized, digest)
+        signing.evaluate(policy, normalized, digest, sigs)
+        progress(f"Signature accepted for {normalized}")
     progress(f"Manifest {digest}")
     cdesc = doc["config"]
     cr = c.request("GET", f"/v2/{repo}/blobs/{cdesc['digest']}")
