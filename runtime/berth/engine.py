@@ -249,7 +249,26 @@ class Engine:
             "GraphDriver": {"Name": self.driver_name,
                             "Data": self.driver.metadata(img.top_layer) if img.top_layer else {}},
             "Layers": [{"Id": ly.id, "DiffID": ly.diff_id, "ChainID": ly.chain_id, "Size": ly.size} for ly in layers],
+            "Signatures": self._signatures(img),
         }
+
+    def _signatures(self, img: Image) -> list[dict[str, str]]:
+        """Signatures stored for the image's names (listed, not verified: `berth verify` does that)."""
+        from berth.image.archive import _has_signatures
+        from berth.image.signing import Lookaside, _path_in_lookaside, manifest_digest, normalize
+
+        look = Lookaside(self.sigstore)
+        out = []
+        digest = None
+        for name in img.tags:
+            n = normalize(name)
+            if not _has_signatures(look.base, _path_in_lookaside(n)):
+                continue
+            digest = digest or manifest_digest(self, img.id)
+            d = look.dir_for(n, digest)
+            for i, _sig in enumerate(look.signatures(n, digest), 1):
+                out.append({"Identity": n, "ManifestDigest": digest, "Path": os.path.join(d, f"signature-{i}")})
+        return out
 
     def history(self, ref: str) -> list[dict[str, object]]:
         img = self.images.resolve(ref)

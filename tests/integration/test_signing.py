@@ -92,6 +92,28 @@ def test_sign_verify_interop_and_policy(env, keys, tmp_path) -> None:  # type: i
         ref4 = f"{reg}/team/signed-on-push:v1"
         berth(env, "push", "--tls-verify=false", "--sign-by", fpr, "--gpg-home", home, "busybox:bb", ref4)
         assert "accepted" in berth(env_p, "verify", ref4).stdout
+        # signed -> save -> load (another root, own sigstore) -> push -> pull (a third root): still verifies
+        archive = str(tmp_path / "signed.tar")
+        berth(env, "save", "-q", "-o", archive, ref)
+        env_l = dict(env_p, BERTH_ROOT=str(tmp_path / "rl" / "root"), BERTH_RUNROOT=str(tmp_path / "rl" / "run"),
+                     BERTH_SIGSTORE=str(tmp_path / "rl" / "sigstore"))
+        assert f"Loaded image: {ref}" in berth(env_l, "load", "-i", archive).stdout
+        assert "accepted" in berth(env_l, "verify", ref).stdout
+        ref5 = f"{reg}/moved/bb:v1"
+        berth(env_l, "tag", ref, ref5)
+        pushed = berth(env_l, "push", "--tls-verify=false", ref, ref5).stdout.strip()
+        assert pushed == digest
+        env_t = dict(env_l, BERTH_ROOT=str(tmp_path / "rt" / "root"), BERTH_RUNROOT=str(tmp_path / "rt" / "run"))
+        berth(env_t, "pull", "--tls-verify=false", ref)
+        assert berth(env_t, "run", "--rm", ref).stdout == "trusted\n"
+        # an unsigned archive is refused on load under the policy, and nothing of it stays
+        berth(env, "tag", "busybox:bb", "unsigned/thing:v1")
+        plain = str(tmp_path / "plain.tar")
+        berth(env, "save", "-q", "-o", plain, "unsigned/thing:v1")
+        env_u = dict(env_p, BERTH_ROOT=str(tmp_path / "ru" / "root"), BERTH_RUNROOT=str(tmp_path / "ru" / "run"))
+        cp = berth(env_u, "load", "-i", plain, check=False)
+        assert cp.returncode == 1 and "signature" in cp.stderr
+        assert json.loads(berth(env_u, "images", "--format", "json").stdout) == []
         # with signedBy: a signed image pulls and runs on another root sharing the sigstore
         env2 = dict(env_p, BERTH_ROOT=str(tmp_path / "r2" / "root"), BERTH_RUNROOT=str(tmp_path / "r2" / "run"))
         berth(env2, "pull", "--tls-verify=false", ref)
@@ -152,3 +174,72 @@ def test_invalid_policy_stops_everything(env, tmp_path) -> None:  # type: ignore
     reject.write_text(json.dumps({"default": [{"type": "reject"}]}))
     cp = berth(dict(env, BERTH_POLICY=str(reject)), "run", "--rm", "busybox:bb", check=False)
     assert cp.returncode == 125 and "rejects" in cp.stderr
+
+
+def test_expired_and_revoked_keys_are_refused_and_key_paths(env, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    home, fpr, pub = keys["good"]
+    ref = "registry.example:5000/team/bb:v1"
+    berth(env, "tag", "busybox:bb", ref)
+    berth(env, "sign", "--sign-by", fpr, "--gpg-home", home, ref)
+    # keyPaths with the good key: accepted
+    keyfile = tmp_path / "good.gpg"
+    keyfile.write_bytes(pub)
+    pol = tmp_path / "paths.json"
+    pol.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPaths": [str(keyfile)]}]}))
+    assert "accepted" in berth(dict(env, BERTH_POLICY=str(pol)), "verify", ref).stdout
+    sigs = json.loads(berth(env, "inspect", ref).stdout)[0]["Signatures"]
+    assert len(sigs) == 1 and sigs[0]["Identity"] == ref and os.path.exists(sigs[0]["Path"])
+    # exactReference identity that does not match
+    pol2 = tmp_path / "exact.json"
+    pol2.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": str(keyfile),
+                                             "signedIdentity": {"type": "exactReference",
+                                                                "dockerReference": "registry.example:5000/x/y:z"}}]}))
+    cp = berth(dict(env, BERTH_POLICY=str(pol2)), "verify", ref, check=False)
+    assert cp.returncode == 1 and "not registry.example:5000/team/bb:v1" in cp.stderr
+    # the key expires: the same signature is refused
+    subprocess.run(["gpg", "--homedir", home, "--batch", "--quick-set-expire", fpr, "seconds=1"], check=True,
+                   capture_output=True)
+    time.sleep(2)
+    expired = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", fpr], check=True,
+                             capture_output=True).stdout
+    cp = berth(dict(env, BERTH_POLICY=policy(tmp_path / "exp.json", expired)), "verify", ref, check=False)
+    assert cp.returncode == 1 and "expired" in cp.stderr
+    # the key is revoked (gpg wrote a revocation certificate when it made the key)
+    subprocess.run(["gpg", "--homedir", home, "--batch", "--quick-set-expire", fpr, "0"], check=True,
+                   capture_output=True)
+    rev = open(os.path.join(home, "openpgp-revocs.d", f"{fpr}.rev")).read().replace(":-----BEGIN", "-----BEGIN")
+    subprocess.run(["gpg", "--homedir", home, "--batch", "--import"], input=rev.encode(), check=True,
+                   capture_output=True)
+    revoked = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", fpr], check=True,
+                             capture_output=True).stdout
+    cp = berth(dict(env, BERTH_POLICY=policy(tmp_path / "rev.json", revoked)), "verify", ref, check=False)
+    assert cp.returncode == 1 and "revoked" in cp.stderr
+
+
+def test_signatures_read_from_an_http_lookaside(env, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import functools
+    import http.server
+    import threading
+
+    home, fpr, pub = keys["good"]
+    ref = "registry.example:5000/team/web:v1"
+    berth(env, "tag", "busybox:bb", ref)
+    berth(env, "sign", "--sign-by", fpr, "--gpg-home", home, ref)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=env["BERTH_SIGSTORE"])
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        env_h = dict(env, BERTH_SIGSTORE=url, BERTH_POLICY=policy(tmp_path / "p.json", pub))
+        assert "accepted" in berth(env_h, "verify", ref).stdout
+        cp = berth(env_h, "sign", "--sign-by", fpr, "--gpg-home", home, ref, check=False)
+        assert cp.returncode == 1 and "read-only" in cp.stderr
+        berth(env, "tag", "busybox:bb", "registry.example:5000/team/other:v1")
+        cp = berth(env_h, "verify", "registry.example:5000/team/other:v1", check=False)
+        assert cp.returncode == 1 and "has none" in cp.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -109,7 +110,61 @@ def _save_tar(engine: Engine, sel: _Selection, out: BinaryIO, fmt: str, spool: s
         _docker_archive(engine, sel, w, spool)
     else:
         _oci_entries(engine, sel, w, spool)
+    for name, content in _signed_extras(engine, sel):
+        if isinstance(content, bytes):
+            w.add_bytes(name, content)
+        else:
+            size = os.path.getsize(content)
+            w.add_chunks(TarEntry(name, REGTYPE, 0o644, size=size), _file_chunks(content))
     w.close()
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
+
+
+EXTRAS = "berth"
+
+
+def _signed_extras(engine: Engine, sel: _Selection) -> list[tuple[str, bytes | str]]:
+    """The saved images' signatures, with the manifest and compressed blobs they bind (so that
+    load -> push sends the signed manifest again). Only images that have signatures."""
+    from berth.image.distribution import _manifest_for
+    from berth.image.signing import Lookaside, _path_in_lookaside, normalize
+
+    look = Lookaside(engine.sigstore)
+    out: list[tuple[str, bytes | str]] = []
+    blobs_seen: set[str] = set()
+    for img, names in sel.images:
+        wanted = [n for n in names if _has_signatures(look.base, _path_in_lookaside(normalize(n)))]
+        if not wanted:
+            continue
+        data, mt = _manifest_for(engine, img, _quiet)
+        digest = _digest(data)
+        found = False
+        for n in wanted:
+            d = look.dir_for(normalize(n), digest)
+            for i, sig in enumerate(look.signatures(normalize(n), digest), 1):
+                out.append((f"{EXTRAS}/signatures/{os.path.relpath(d, look.base)}/signature-{i}", sig))
+                found = True
+        if not found:
+            continue
+        out.append((f"{EXTRAS}/manifests/{digest[7:]}.json", _json({"image": img.id, "mediaType": mt})))
+        out.append((f"{EXTRAS}/manifests/{digest[7:]}", data))
+        for ly in json.loads(data).get("layers", []):
+            bd = str(ly["digest"])
+            if bd not in blobs_seen:
+                blobs_seen.add(bd)
+                out.append((f"{EXTRAS}/blobs/{bd[7:]}", engine.images.blobs.path(bd)))
+    return out
+
+
+def _has_signatures(base: str, repo_path: str) -> bool:
+    parent, _, name = repo_path.rpartition("/")
+    d = os.path.join(base, parent)
+    return os.path.isdir(d) and any(n.startswith(name + "@") for n in os.listdir(d))
 
 
 def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> None:
@@ -233,6 +288,13 @@ def _save_oci_dir(engine: Engine, sel: _Selection, path: str, spool: str) -> Non
         manifests[img.id] = (_digest(data), len(data))
     index_path = os.path.join(path, "index.json")
     atomic_write(index_path, _index_entries(sel, manifests))
+    for name, content in _signed_extras(engine, sel):
+        target = os.path.join(path, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if isinstance(content, bytes):
+            atomic_write(target, content)
+        else:
+            shutil.copyfile(content, target)
 
 
 # ------------------------------------------------------------------------------- load
@@ -251,6 +313,17 @@ class _Source:
             raise InvalidInput(f"{path} is not an image archive (tar or OCI layout directory): {e}") from None
         for m in self.tar.getmembers():
             self.members[posixpath.normpath(m.name.lstrip("./") or ".")] = m
+
+    def names(self, prefix: str) -> list[str]:
+        """Regular files under prefix (archive-relative names)."""
+        if self.tar is None:
+            base = os.path.join(self.path, prefix)
+            out = []
+            for root, _dirs, files in os.walk(base):
+                for f in files:
+                    out.append(os.path.relpath(os.path.join(root, f), self.path))
+            return sorted(out)
+        return sorted(n for n, m in self.members.items() if n.startswith(prefix) and m.isreg())
 
     def exists(self, name: str) -> bool:
         if self.tar is None:
@@ -330,12 +403,80 @@ def load(engine: Engine, path: str, default_name: str | None = None) -> list[tup
         else:
             raise InvalidInput(f"{path} is neither a docker-archive (manifest.json) nor an OCI layout "
                                "(oci-layout, index.json)")
+        before = {img.id for img in engine.images.list()}
         out = []
         for config_bytes, layer_blobs, names in plan:
             out.append((_load_image(engine, src, config_bytes, layer_blobs, names), names))
+        _import_extras(engine, src, out)
+        _enforce_policy(engine, out, before)
         return out
     finally:
         src.close()
+
+
+def _import_extras(engine: Engine, src: _Source, loaded: list[tuple[Image, list[str]]]) -> None:
+    """Signatures, and the signed manifests with their compressed blobs, carried by a berth archive."""
+    from berth.storage.fsutil import atomic_write as write
+
+    ids = {img.id: img for img, _ in loaded}
+    for name in src.names(f"{EXTRAS}/signatures/"):
+        rel = name[len(EXTRAS) + len("/signatures/"):]
+        parts = rel.split("/")
+        if any(p in ("", ".", "..") for p in parts) or not re.fullmatch(r"signature-\d+", parts[-1]):
+            raise HostileInput(f"archive signature path {name!r} is not a lookaside path")
+        sig = src.read(name, limit=1 << 20)
+        d = os.path.join(engine.sigstore, *parts[:-1])
+        os.makedirs(d, exist_ok=True)
+        n = 1
+        while os.path.exists(os.path.join(d, f"signature-{n}")):
+            with open(os.path.join(d, f"signature-{n}"), "rb") as f:
+                if f.read() == sig:
+                    break
+            n += 1
+        else:
+            write(os.path.join(d, f"signature-{n}"), sig)
+    for name in src.names(f"{EXTRAS}/manifests/"):
+        if not name.endswith(".json"):
+            continue
+        meta = json.loads(src.read(name, limit=1 << 16))
+        img = ids.get(str(meta.get("image")))
+        if img is None:
+            continue
+        data = src.read(name[: -len(".json")], limit=4 << 20)
+        digest = "sha256:" + os.path.basename(name[: -len(".json")])
+        if _digest(data) != digest:
+            raise InvalidInput(f"archive manifest {digest} does not match its digest")
+        manifest = json.loads(data)
+        diff_ids = engine.images.config(img.id)["rootfs"]["diff_ids"]  # type: ignore[index]
+        for ly, diff_id in zip(manifest.get("layers", []), diff_ids, strict=False):
+            bd = str(ly["digest"])
+            if not engine.images.blobs.has(bd):
+                with src.open(f"{EXTRAS}/blobs/{bd[7:]}") as f:
+                    engine.images.blobs.put_stream(iter(lambda f=f: f.read(1 << 20), b""), expected=bd)
+            with engine.db.write() as w:
+                w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
+                          (diff_id, bd, str(ly.get("mediaType")), int(ly.get("size", 0))))
+        engine.images.blobs.put(data)
+        with engine.db.write() as w:
+            w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
+                      (img.id, digest, str(meta.get("mediaType") or OCI_MANIFEST)))
+
+
+def _enforce_policy(engine: Engine, loaded: list[tuple[Image, list[str]]], before: set[str]) -> None:
+    """Loaded images must satisfy the trust policy; when one is refused, the images this load
+    added are taken out again (images that were already there are left alone)."""
+    from berth.image import signing
+
+    for _img, names in loaded:
+        for n in names:
+            try:
+                signing.check_image(engine, n)
+            except BerthError:
+                for added, _names in loaded:
+                    if added.id not in before:
+                        engine.images.delete(added.id)
+                engine.gc_layers()
+                raise
 
 
 def _default_repo(path: str) -> str:

@@ -154,28 +154,57 @@ def make_payload(manifest_digest: str, docker_reference: str) -> bytes:
 
 # ------------------------------------------------------------------------------ lookaside
 class Lookaside:
+    """A signature store: a local directory (read and write) or an http(s) URL (read only)."""
+
     def __init__(self, base: str) -> None:
-        self.base = base
+        self.remote = base.startswith(("http://", "https://"))
+        self.base = base.rstrip("/") if self.remote else base
 
     def dir_for(self, normalized: str, digest: str) -> str:
         algo, _, hexd = digest.partition(":")
         if algo != "sha256" or not re.fullmatch(r"[0-9a-f]{64}", hexd):
             raise InvalidInput(f"invalid manifest digest {digest!r}")
-        return os.path.join(self.base, _path_in_lookaside(normalized) + f"@{algo}={hexd}")
+        rel = _path_in_lookaside(normalized) + f"@{algo}={hexd}"
+        return f"{self.base}/{rel}" if self.remote else os.path.join(self.base, rel)
+
+    def _fetch(self, url: str) -> bytes | None:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:  # noqa: S310 - the operator's lookaside URL
+                return r.read(1 << 20)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise BerthError(f"signature store {self.base}: {url} answered {e.code}") from None
+        except OSError as e:
+            raise BerthError(f"signature store {self.base} cannot be read: {e}") from None
 
     def signatures(self, normalized: str, digest: str) -> list[bytes]:
         d = self.dir_for(normalized, digest)
         out = []
         n = 1
-        while os.path.exists(os.path.join(d, f"signature-{n}")):
-            with open(os.path.join(d, f"signature-{n}"), "rb") as f:
-                out.append(f.read())
+        while True:
+            if self.remote:
+                data = self._fetch(f"{d}/signature-{n}")
+                if data is None:
+                    break
+                out.append(data)
+            else:
+                if not os.path.exists(os.path.join(d, f"signature-{n}")):
+                    break
+                with open(os.path.join(d, f"signature-{n}"), "rb") as f:
+                    out.append(f.read())
             n += 1
         return out
 
     def add(self, normalized: str, digest: str, sig: bytes) -> str:
         from berth.storage.fsutil import atomic_write
 
+        if self.remote:
+            raise InvalidInput(f"signature store {self.base} is served over http and is read-only here; "
+                               "sign into a local --sigstore and publish that directory")
         d = self.dir_for(normalized, digest)
         os.makedirs(d, exist_ok=True)
         n = 1
