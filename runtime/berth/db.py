@@ -74,6 +74,11 @@ CREATE TABLE IF NOT EXISTS tags (
 );
 """
 SCHEMA_VERSION = "1"
+# Columns added after a table first shipped: (table, column, declaration).
+MIGRATIONS = (
+    ("containers", "restart_count", "INTEGER NOT NULL DEFAULT 0"),
+    ("containers", "stopped_by_user", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 class Database:
@@ -92,6 +97,10 @@ class Database:
                 if stmt.strip():
                     c.execute(stmt)
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            for table, column, decl in MIGRATIONS:
+                cols = {r["name"] for r in c.execute(f"PRAGMA table_info({table})")}
+                if column not in cols:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -41,6 +41,8 @@ def add_create_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--runtime", choices=["crun", "runc"], help="OCI runtime (default: crun where it works, else runc)")
     sp.add_argument("--storage-opt", dest="ctr_storage_opt", action="append", default=[], metavar="size=N")
     sp.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    sp.add_argument("--restart", default="no", metavar="POLICY",
+                    help="no (default), always, unless-stopped or on-failure[:N] (berth restarts it on exit)")
     sp.add_argument("image")
     sp.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -81,6 +83,7 @@ def config_from_args(a: argparse.Namespace) -> ContainerConfig:
         runtime=a.runtime,
         storage_opts=opts,
         auto_remove=a.rm,
+        restart=a.restart,
     )
 
 
@@ -116,6 +119,12 @@ def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 def cmd_start(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     with open_engine(a) as e:
+        if a.all_restartable:
+            for name in e.containers.start_restartable():
+                print(name)
+            return 0
+        if not a.containers:
+            raise InvalidInput("start needs containers (or --all-restartable)")
         if a.attach:
             if len(a.containers) != 1:
                 raise InvalidInput("start --attach takes exactly one container")
@@ -123,6 +132,13 @@ def cmd_start(a: argparse.Namespace, open_engine: EngineOpener) -> int:
         for ref in a.containers:
             e.containers.start(ref)
             print(ref)
+    return 0
+
+
+def cmd_container_exited(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    """Run by conmon when a container with a restart policy exits (not for people)."""
+    with open_engine(a) as e:
+        e.containers.on_exit(a.container)
     return 0
 
 
@@ -292,7 +308,12 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
 
     sp = add("start", cmd_start, "start containers")
     sp.add_argument("-a", "--attach", action="store_true", help="attach to the output and wait for the exit")
-    sp.add_argument("containers", nargs="+")
+    sp.add_argument("--all-restartable", action="store_true",
+                    help="start every container whose restart policy asks for it (for a boot-time unit)")
+    sp.add_argument("containers", nargs="*")
+
+    sp = add("container-exited", cmd_container_exited, argparse.SUPPRESS)
+    sp.add_argument("container")
 
     for name, fn, text in (("stop", cmd_stop, "stop containers: SIGTERM, then SIGKILL after --time seconds"),
                            ("restart", cmd_restart, "stop and start containers")):

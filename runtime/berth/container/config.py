@@ -110,8 +110,19 @@ class ContainerConfig(Record):
     runtime: str | None = None
     storage_opts: dict[str, str] = Factory(dict)
     auto_remove: bool = False
+    restart: str = "no"
+
+    def restart_policy(self) -> tuple[str, int | None]:
+        """("no" | "always" | "unless-stopped" | "on-failure", max retries or None)."""
+        name, _, n = self.restart.partition(":")
+        return name, int(n) if n else None
 
     def validate(self) -> None:
+        if not re.fullmatch(r"no|always|unless-stopped|on-failure(:\d+)?", self.restart):
+            raise InvalidInput(f"invalid restart policy {self.restart!r}: use no, always, unless-stopped or "
+                               "on-failure[:N]")
+        if self.restart != "no" and self.auto_remove:
+            raise InvalidInput("--restart and --rm conflict: a removed container cannot be restarted")
         if self.network not in NETWORKS:
             raise InvalidInput(f"network {self.network!r} is not supported yet: use one of {', '.join(NETWORKS)}")
         if self.memory is not None and self.memory < 6 << 20:
@@ -131,5 +142,6 @@ class ContainerConfig(Record):
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> ContainerConfig:
         d = dict(d)
+        d.setdefault("restart", "no")
         d["volumes"] = [Mount(**m) for m in d.get("volumes", [])]  # type: ignore[union-attr,arg-type]
         return cls(**d)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal as signal_mod
 import subprocess
+import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -250,7 +251,13 @@ class ContainerManager:
         return {"/etc/hosts": hosts, "/etc/hostname": os.path.join(ud, "hostname"),
                 "/etc/resolv.conf": os.path.join(ud, "resolv.conf")}
 
-    def start(self, ref: str) -> Container:
+    def _exit_command(self, cid: str) -> list[str] | None:
+        """What conmon runs when the container exits: berth itself, to record the exit and apply
+        the restart policy (there is no daemon to do it)."""
+        return [sys.executable, "-m", "berth.cli.main", "--root", self.e.root, "--runroot", self.e.runroot,
+                "container-exited", cid]
+
+    def start(self, ref: str, by_policy: bool = False) -> Container:
         c = self.get(ref)
         if c.state == "running":
             return c
@@ -259,9 +266,12 @@ class ContainerManager:
             rt, bundle = self._prepare(c)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.exit_dir, c.id))
+            if not by_policy:
+                self.store.update(c.id, restart_count=0, stopped_by_user=0)
+            exit_cmd = self._exit_command(c.id) if c.config.restart != "no" else None
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
-                                    self.log_path(c.id), self.socket_dir)
+                                    self.log_path(c.id), self.socket_dir, exit_command=exit_cmd)
                 rt.start(c.id)
             except BaseException as err:
                 self._release(c.replace(runtime=rt.name))
@@ -292,14 +302,50 @@ class ContainerManager:
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
         rt = select(self.e.runroot, c.runtime)
+        if parse_signal(sig) in (signal_mod.SIGKILL, signal_mod.SIGTERM, signal_mod.SIGINT):
+            self.store.update(c.id, stopped_by_user=1)
         if not rt.kill(c.id, str(parse_signal(sig))):
             c = self.sync(c)
             if c.state == "running":
                 raise BerthError(f"could not signal container {c.name}")
         return c
 
+    def on_exit(self, cid: str) -> None:
+        """conmon's exit command: record the exit, then restart if the policy says so."""
+        try:
+            c = self.sync(self.store.get(cid))
+        except NotFound:
+            return
+        if c.state == "running" or c.stopped_by_user:
+            return
+        policy, limit = c.config.restart_policy()
+        if policy == "no":
+            return
+        if policy == "on-failure" and (c.exit_code == 0 or (limit is not None and c.restart_count >= limit)):
+            return
+        time.sleep(min(0.1 * 2 ** min(c.restart_count, 6), 5.0))
+        c = self.store.get(cid)
+        if c.stopped_by_user or c.state == "running":
+            return
+        self.store.update(cid, restart_count=c.restart_count + 1)
+        self.start(cid, by_policy=True)
+
+    def start_restartable(self) -> list[str]:
+        """After a boot: start the containers whose restart policy asks for it."""
+        started = []
+        for c in self.list(all_=True):
+            policy, _limit = c.config.restart_policy()
+            wanted = policy == "always" or (policy == "unless-stopped" and not c.stopped_by_user) or \
+                (policy == "on-failure" and c.state == "exited" and c.exit_code not in (0, None)
+                 and not c.stopped_by_user)
+            if wanted and c.state != "running":
+                self.start(c.id, by_policy=True)
+                started.append(c.name)
+        return started
+
     def stop(self, ref: str, timeout: float = 10) -> Container:
         c = self.get(ref)
+        self.store.update(c.id, stopped_by_user=1)  # also stops a restart that is on its way
         if c.state != "running":
             return c
         rt = select(self.e.runroot, c.runtime)
@@ -318,14 +364,22 @@ class ContainerManager:
 
     def remove(self, ref: str, force: bool = False) -> str:
         c = self.get(ref) if self._exists_ref(ref) else self.store.resolve(ref)
-        if c.state == "running":
-            if not force:
-                raise InvalidInput(f"container {c.name} is running: stop it first or use --force")
-            rt = select(self.e.runroot, c.runtime)
-            rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
-            c = self._wait_exit(c, 30)
+        if c.state == "running" and not force:
+            raise InvalidInput(f"container {c.name} is running: stop it first or use --force")
+        if c.state != "removing":
+            self.store.update(c.id, stopped_by_user=1)  # no restart policy may bring it back now
+        for _ in range(10):
+            if c.state == "running":
+                rt = select(self.e.runroot, c.runtime)
+                rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
+                c = self._wait_exit(c, 30)
+            with self._lock(c.id):
+                c = self.store.get(c.id)
+                if c.state == "running":
+                    continue  # a restart slipped in before the flag was seen: stop it again
+                self.store.update(c.id, state="removing")
+                break
         with self._lock(c.id):
-            self.store.update(c.id, state="removing")
             self._release(c)
             for s in self.store.snapshots(c.id):
                 with contextlib.suppress(NotFound):
@@ -556,7 +610,8 @@ class ContainerManager:
             },
             "Config": cfg.to_dict(),
             "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
-                           "CgroupsPath": self.cgroups_path(c.id)},
+                           "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
+            "RestartCount": c.restart_count,
             "GraphDriver": {"Name": self.e.driver_name, "Data": self.e.driver.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),

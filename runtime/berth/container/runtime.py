@@ -105,7 +105,7 @@ class OCIRuntime:
 
 
 def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
-                  log_path: str, socket_dir: str, timeout: float = 60) -> int:
+                  log_path: str, socket_dir: str, timeout: float = 60, exit_command: list[str] | None = None) -> int:
     """Start conmon, which creates the container through the runtime; returns the container's pid.
 
     conmon reports over the sync pipe: {"data": pid} or {"data": -1, "message": "..."}; without the
@@ -123,6 +123,10 @@ def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: s
             "-n", name, "--exit-dir", exit_dir, "-0", os.path.join(state_dir, "persist"),
             "--socket-dir-path", socket_dir, "-l", f"k8s-file:{log_path}", "--log-level", "error",
             "--runtime-arg", f"--root={rt.state_root}"]
+    if exit_command:
+        argv += ["--exit-command", exit_command[0]]
+        for arg in exit_command[1:]:
+            argv += ["--exit-command-arg", arg]
     os.makedirs(os.path.join(state_dir, "persist"), exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_SOCKET")}
     env["_OCI_SYNCPIPE"] = str(w)

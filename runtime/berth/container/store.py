@@ -29,6 +29,8 @@ class Container(Record):
     finished_at: float | None
     runtime: str | None
     error: str | None
+    restart_count: int = 0
+    stopped_by_user: bool = False
 
 
 def _row(r: object) -> Container:
@@ -36,7 +38,7 @@ def _row(r: object) -> Container:
     return Container(d["id"], d["name"], d["image_id"], d["rw_layer"],
                      ContainerConfig.from_dict(json.loads(d["config"])), d["created"], d["state"], d["pid"],
                      d["exit_code"], bool(d["oom_killed"]), d["started_at"], d["finished_at"], d["runtime"],
-                     d["error"])
+                     d["error"], int(d.get("restart_count") or 0), bool(d.get("stopped_by_user")))
 
 
 class ContainerStore:
