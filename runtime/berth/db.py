@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS blob_sources (
     repository TEXT NOT NULL,
     PRIMARY KEY (blob, registry, repository)
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)

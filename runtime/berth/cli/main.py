@@ -172,6 +172,22 @@ def cmd_trust_show(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(a: argparse.Namespace) -> int:
+    from berth.image import build
+
+    args = {}
+    for item in a.build_arg:
+        k, sep, v = item.partition("=")
+        args[k] = v if sep else os.environ.get(k, "")
+    with _engine(a) as e:
+        dockerfile = a.file or os.path.join(a.context, "Dockerfile")
+        if not os.path.exists(dockerfile):
+            raise BerthError(f"no Dockerfile at {dockerfile} (use -f)")
+        img = build.Builder(e, a.context, dockerfile, args, build.default_say(a.quiet), not a.no_cache).build(a.tag)
+    print(img.id)
+    return 0
+
+
 def cmd_images(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         imgs = e.images.list()
@@ -332,6 +348,15 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     ts = trust.add_parser("show", help="print the trust policy in force")
     ts.add_argument("--policy")
     ts.set_defaults(fn=cmd_trust_show)
+
+    sp = add("build", cmd_build, "build an image from a Dockerfile (FROM RUN COPY ADD ENV ARG WORKDIR USER CMD "
+                                 "ENTRYPOINT LABEL EXPOSE)")
+    sp.add_argument("context")
+    sp.add_argument("-t", "--tag", action="append", default=[])
+    sp.add_argument("-f", "--file", help="Dockerfile (default CONTEXT/Dockerfile)")
+    sp.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    sp.add_argument("--no-cache", action="store_true")
+    sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)

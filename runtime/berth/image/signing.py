@@ -410,8 +410,24 @@ def verify(engine: Engine, ref: str, policy: Policy, sigstore: str) -> dict[str,
 
 
 def check_image(engine: Engine, ref: str) -> None:
-    """Enforce the trust policy for an image about to be used."""
+    """Enforce the trust policy for an image about to be used. An image given by ID is checked
+    under its names (one acceptable name suffices); an untagged one only passes a policy that
+    accepts anything by default."""
     policy = load_policy(engine.settings.policy)
-    if all(r["type"] == "insecureAcceptAnything" for r in policy.requirements("docker", normalize(ref))):
-        return
-    verify(engine, ref, policy, engine.sigstore)
+    img = engine.images.resolve(ref)
+    by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
+    names = list(img.tags) if by_id else [ref]
+    if not names:
+        if all(r["type"] == "insecureAcceptAnything" for r in policy.default):
+            return
+        raise SignatureRefused(f"{ref}: an untagged image cannot be checked against the trust policy")
+    errors = []
+    for name in names:
+        if all(r["type"] == "insecureAcceptAnything" for r in policy.requirements("docker", normalize(name))):
+            return
+        try:
+            verify(engine, name, policy, engine.sigstore)
+            return
+        except SignatureRefused as e:
+            errors.append(str(e))
+    raise SignatureRefused(errors[0] if len(errors) == 1 else "; ".join(errors))
