@@ -82,6 +82,7 @@ SCHEMA_VERSION = "1"
 MIGRATIONS = (
     ("containers", "restart_count", "INTEGER NOT NULL DEFAULT 0"),
     ("containers", "stopped_by_user", "INTEGER NOT NULL DEFAULT 0"),
+    ("containers", "ip", "TEXT"),
 )
 
 

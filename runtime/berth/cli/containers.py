@@ -30,7 +30,11 @@ def add_create_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--read-only", action="store_true", help="mount the root file system read-only")
     sp.add_argument("--entrypoint", help="override the image's entrypoint")
     sp.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
-    sp.add_argument("--network", "--net", default="none", help="none (default) or host")
+    sp.add_argument("--network", "--net", default="none",
+                    help="none (default), host, bridge (the default berth network) or a network's name")
+    sp.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]",
+                    help="publish a container port on the host (bridge networks)")
+    sp.add_argument("--ip", help="fixed IPv4 address on the network")
     sp.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
     sp.add_argument("--cpus", type=float, help="CPU quota in CPUs (e.g. 0.5)")
     sp.add_argument("--pids-limit", type=int, help="maximum number of processes (-1: unlimited)")
@@ -84,6 +88,8 @@ def config_from_args(a: argparse.Namespace) -> ContainerConfig:
         storage_opts=opts,
         auto_remove=a.rm,
         restart=a.restart,
+        ports=list(a.publish),
+        ip=a.ip,
     )
 
 
@@ -139,6 +145,30 @@ def cmd_container_exited(a: argparse.Namespace, open_engine: EngineOpener) -> in
     """Run by conmon when a container with a restart policy exits (not for people)."""
     with open_engine(a) as e:
         e.containers.on_exit(a.container)
+    return 0
+
+
+def cmd_network(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.container.network import Networks
+
+    with open_engine(a) as e:
+        nets = Networks(e)
+        if a.network_command == "create":
+            output.print_json(nets.create(a.name, a.subnet))
+        elif a.network_command == "rm":
+            for n in a.names:
+                nets.remove(n)
+                print(n)
+        elif a.network_command == "inspect":
+            output.print_json([nets.inspect(n) for n in a.names])
+        else:
+            nets.ensure_default()
+            listed = nets.list()
+            if a.format == "json":
+                output.print_json(listed)
+            else:
+                output.table([[str(n["name"]), str(n["subnet"]), str(n["bridge"]), str(len(n["containers"]))]  # type: ignore[arg-type]
+                              for n in listed], ["NAME", "SUBNET", "BRIDGE", "CONTAINERS"])
     return 0
 
 
@@ -366,6 +396,21 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     sp.add_argument("container")
 
+    if want("network"):
+        net = sub.add_parser("network", help="bridge networks (CNI)")
+        nsub = net.add_subparsers(dest="network_command", metavar="COMMAND")
+        nsub.required = True
+        np_ = nsub.add_parser("create", help="create a bridge network")
+        np_.add_argument("name")
+        np_.add_argument("--subnet", help="IPv4 CIDR (default: the next free 10.N.0.0/24)")
+        np_ = nsub.add_parser("ls", help="list networks")
+        np_.add_argument("--format", choices=["table", "json"], default="table")
+        np_ = nsub.add_parser("rm", help="remove networks (no container may use them)")
+        np_.add_argument("names", nargs="+")
+        np_ = nsub.add_parser("inspect", help="show networks as JSON")
+        np_.add_argument("names", nargs="+")
+        for p in nsub.choices.values():
+            p.set_defaults(fn=lambda a: cmd_network(a, open_engine))
     if not want("snapshot"):
         return
     snap = sub.add_parser("snapshot", help="named, restorable copies of a container's rw layer")

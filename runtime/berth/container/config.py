@@ -10,7 +10,6 @@ from berth.record import Factory, Record
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-NETWORKS = ("none", "host")
 
 
 def parse_size(value: str, what: str = "size") -> int:
@@ -111,6 +110,14 @@ class ContainerConfig(Record):
     storage_opts: dict[str, str] = Factory(dict)
     auto_remove: bool = False
     restart: str = "no"
+    ports: list[str] = Factory(list)
+    ip: str | None = None
+
+    def bridge_network(self) -> str | None:
+        """The CNI network the container joins (None for none/host)."""
+        if self.network in ("none", "host"):
+            return None
+        return "berth" if self.network == "bridge" else self.network
 
     def restart_policy(self) -> tuple[str, int | None]:
         """("no" | "always" | "unless-stopped" | "on-failure", max retries or None)."""
@@ -123,8 +130,21 @@ class ContainerConfig(Record):
                                "on-failure[:N]")
         if self.restart != "no" and self.auto_remove:
             raise InvalidInput("--restart and --rm conflict: a removed container cannot be restarted")
-        if self.network not in NETWORKS:
-            raise InvalidInput(f"network {self.network!r} is not supported yet: use one of {', '.join(NETWORKS)}")
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,30}", self.network):
+            raise InvalidInput(f"invalid network {self.network!r}: use none, host, bridge or a network's name")
+        if (self.ports or self.ip) and self.bridge_network() is None:
+            raise InvalidInput("-p and --ip need a bridge network (--network bridge or a network's name)")
+        from berth.container.network import parse_port
+
+        for p in self.ports:
+            parse_port(p)
+        if self.ip:
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(self.ip)
+            except ValueError:
+                raise InvalidInput(f"invalid --ip {self.ip!r}: use an IPv4 address of the network") from None
         if self.memory is not None and self.memory < 6 << 20:
             raise InvalidInput("memory limit must be at least 6m")
         if self.cpus is not None and not (0.01 <= self.cpus <= 1024):
@@ -143,5 +163,7 @@ class ContainerConfig(Record):
     def from_dict(cls, d: dict[str, object]) -> ContainerConfig:
         d = dict(d)
         d.setdefault("restart", "no")
+        d.setdefault("ports", [])
+        d.setdefault("ip", None)
         d["volumes"] = [Mount(**m) for m in d.get("volumes", [])]  # type: ignore[union-attr,arg-type]
         return cls(**d)  # type: ignore[arg-type]

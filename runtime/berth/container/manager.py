@@ -91,6 +91,14 @@ class ContainerManager:
         for m in cfg.volumes:
             if not os.path.exists(m.source):
                 raise InvalidInput(f"volume source {m.source} does not exist on the host; create it first")
+        network = cfg.bridge_network()
+        if network:
+            from berth.container.network import DEFAULT_NETWORK, Networks
+
+            nets = Networks(self.e)
+            if network == DEFAULT_NETWORK:
+                nets.ensure_default()
+            nets.conf(network)
         if cfg.storage_opts:
             raise InvalidInput(f"the {self.e.driver_name} driver cannot limit a container's size "
                                "(--storage-opt size= needs xfs project quota or btrfs qgroups)")
@@ -158,6 +166,7 @@ class ContainerManager:
         if rt is not None:
             rt.delete(c.id)
         cgroups.remove(self.cgroups_path(c.id))
+        self._detach_network(c)
         with contextlib.suppress(BerthError):
             self.e.driver.unmount(c.rw_layer)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
@@ -208,17 +217,43 @@ class ContainerManager:
             cwd = cfg.workdir or icfg.get("WorkingDir") or "/"
             self._ensure_dir(rootfs, cwd)
             pathres.check_executable(rootfs, args[0], env, cwd)
+            netns = None
+            network = cfg.bridge_network()
+            if network:
+                from berth.container.network import Networks, parse_port
+
+                nets = Networks(self.e)
+                ip = nets.attach(c.id, network, [parse_port(p) for p in cfg.ports], cfg.ip)
+                self.store.update(c.id, ip=ip)
+                c = c.replace(ip=ip)
+                netns = nets.netns_path(c.id)
             etc = self._etc_files(c, hostname)
             config = spec.build(cfg, rootfs=rootfs, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
                                 additional_gids=extra_gids, hostname=hostname,
-                                cgroups_path=self.cgroups_path(c.id), etc_files=etc, terminal=terminal)
+                                cgroups_path=self.cgroups_path(c.id), etc_files=etc, terminal=terminal,
+                                netns=netns)
             bundle = self.state_dir(c.id)
             os.makedirs(bundle, mode=0o700, exist_ok=True)
             atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode(), durable=False)
         except BaseException:
+            self._detach_network(c)
             self.e.driver.unmount(c.rw_layer)
             raise
         return rt, bundle
+
+    def _detach_network(self, c: Container) -> None:
+        network = c.config.bridge_network()
+        if not network:
+            return
+        from berth.container.network import Networks, parse_port
+
+        nets = Networks(self.e)
+        with contextlib.suppress(BerthError):
+            nets.detach(c.id, network, [parse_port(p) for p in c.config.ports], quiet=True)
+        if self._exists(c.id):
+            self.store.update(c.id, ip=None)
+        with contextlib.suppress(BerthError, OSError):
+            nets.refresh_hosts(network)
 
     @staticmethod
     def _ensure_dir(rootfs: str, path: str) -> None:
@@ -237,9 +272,14 @@ class ContainerManager:
     def _etc_files(self, c: Container, hostname: str) -> dict[str, str]:
         ud = self.userdata(c.id)
         hosts = os.path.join(ud, "hosts")
+        network = c.config.bridge_network()
         if c.config.network == "host" and os.path.exists("/etc/hosts"):
             with open("/etc/hosts", "rb") as f:
                 hosts_data = f.read()
+        elif network:
+            from berth.container.network import Networks
+
+            hosts_data = Networks(self.e).hosts_for(network, c.name, c.ip, hostname)
         else:
             hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                           f"127.0.1.1\t{hostname}\n").encode()
@@ -281,6 +321,7 @@ class ContainerManager:
                 raise
             self.store.update(c.id, state="running", pid=pid, started_at=time.time(), runtime=rt.name,
                               exit_code=None, finished_at=None, oom_killed=0, error=None)
+        self._announce(c)
         return self.store.get(c.id)
 
     # -- stop / kill -------------------------------------------------------------------------
@@ -344,6 +385,15 @@ class ContainerManager:
                 self.start(c.id, by_policy=True)
                 started.append(c.name)
         return started
+
+    def _announce(self, c: Container) -> None:
+        """Tell the other members of the container's network about it (their /etc/hosts)."""
+        network = c.config.bridge_network()
+        if network:
+            from berth.container.network import Networks
+
+            with contextlib.suppress(BerthError, OSError):
+                Networks(self.e).refresh_hosts(network)
 
     def stop(self, ref: str, timeout: float = 10) -> Container:
         c = self.get(ref)
@@ -439,6 +489,7 @@ class ContainerManager:
             with self._lock(c.id):
                 rt, bundle = self._prepare(c, terminal=tty)
                 self.store.update(c.id, state="running", started_at=time.time(), runtime=rt.name, pid=0)
+            self._announce(c)
         except BaseException:
             if c.config.auto_remove:
                 self.remove(c.id, force=True)
@@ -617,6 +668,7 @@ class ContainerManager:
             "GraphDriver": {"Name": self.e.driver_name, "Data": self.e.driver.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),
+            "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},
             "Snapshots": [s["name"] for s in self.store.snapshots(c.id)],
         }
 

@@ -59,7 +59,7 @@ def rlimits() -> list[dict[str, object]]:
 
 def build(cfg: ContainerConfig, *, rootfs: str, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
           additional_gids: list[int], hostname: str, cgroups_path: str, etc_files: dict[str, str],
-          terminal: bool = False) -> dict[str, object]:
+          terminal: bool = False, netns: str | None = None) -> dict[str, object]:
     mounts: list[dict[str, object]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -84,7 +84,9 @@ def build(cfg: ContainerConfig, *, rootfs: str, args: list[str], env: list[str],
         mounts.append({"destination": m.destination, "type": "bind", "source": m.source,
                        "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
     namespaces = [{"type": t} for t in ("pid", "mount", "ipc", "uts")]
-    if cfg.network != "host":
+    if netns:
+        namespaces.append({"type": "network", "path": netns})
+    elif cfg.network != "host":
         namespaces.append({"type": "network"})
     resources: dict[str, object] = {}
     if cfg.privileged:

@@ -31,6 +31,7 @@ class Container(Record):
     error: str | None
     restart_count: int = 0
     stopped_by_user: bool = False
+    ip: str | None = None
 
 
 def _row(r: object) -> Container:
@@ -38,7 +39,7 @@ def _row(r: object) -> Container:
     return Container(d["id"], d["name"], d["image_id"], d["rw_layer"],
                      ContainerConfig.from_dict(json.loads(d["config"])), d["created"], d["state"], d["pid"],
                      d["exit_code"], bool(d["oom_killed"]), d["started_at"], d["finished_at"], d["runtime"],
-                     d["error"], int(d.get("restart_count") or 0), bool(d.get("stopped_by_user")))
+                     d["error"], int(d.get("restart_count") or 0), bool(d.get("stopped_by_user")), d.get("ip"))
 
 
 class ContainerStore:
