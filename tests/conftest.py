@@ -129,6 +129,7 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: str) -> Iterator[Engin
                 e.close()
             finally:
                 stop_leftovers(e.runroot)
+                remove_networks(e.root)
                 remove_tree(base)
 
 
@@ -169,9 +170,18 @@ def remove_cgroups(parent: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _cgroup_cleanup() -> Iterator[None]:
+def _cgroup_cleanup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield
     remove_cgroups(CGROUP_PARENT)
+    # bridges of every berth root a test made (extra roots are not torn down one by one)
+    for base in (str(tmp_path_factory.getbasetemp()), "/tmp"):
+        for dirpath, dirnames, _files in os.walk(base):
+            if dirpath.count(os.sep) - base.count(os.sep) > 6:
+                dirnames[:] = []
+                continue
+            if os.path.basename(dirpath) == "networks" and os.path.exists(os.path.join(dirpath, "..", "berth.db")):
+                remove_networks(os.path.dirname(dirpath))
+                dirnames[:] = []
 
 
 @pytest.fixture
@@ -189,6 +199,20 @@ def berth_env(tmp_path: str) -> Iterator[dict[str, str]]:
         _teardown_root(env)
 
 
+def remove_networks(root: str) -> None:
+    """Delete the bridges of a test root's networks (interface names are host-global)."""
+    import json
+
+    ndir = os.path.join(root, "networks")
+    if not os.path.isdir(ndir):
+        return
+    for n in os.listdir(ndir):
+        if n.endswith(".conflist"):
+            with open(os.path.join(ndir, n)) as f:
+                bridge = json.load(f)["plugins"][0]["bridge"]
+            sh("ip", "link", "delete", bridge, check=False)
+
+
 def _teardown_root(env: dict[str, str]) -> None:
     """Remove every container of a test root through berth, then whatever is left by PID/path."""
     db = os.path.join(env["BERTH_ROOT"], "berth.db")
@@ -196,6 +220,7 @@ def _teardown_root(env: dict[str, str]) -> None:
         ids = berth(env, "ps", "-aq", check=False).stdout.split()
         if ids:
             berth(env, "rm", "-f", *ids, check=False)
+        remove_networks(env["BERTH_ROOT"])
     stop_leftovers(env["BERTH_RUNROOT"])
     unmount_below(os.path.dirname(env["BERTH_ROOT"]))
     unmount_below(env["BERTH_RUNROOT"])

@@ -73,7 +73,7 @@ def test_networks_are_separate_and_fixed_ip(env) -> None:  # type: ignore[no-unt
     assert cp.returncode == 1 and "used by container" in cp.stderr
     cp = berth(env, "run", "--rm", "--network", "nosuch", "busybox:bb", "true", check=False)
     assert cp.returncode == 125 and "no such network" in cp.stderr
-    cp = berth(env, "run", "--rm", "-p", "80:80", "busybox:bb", "true", check=False)
+    cp = berth(env, "run", "--rm", "--network", "none", "-p", "80:80", "busybox:bb", "true", check=False)
     assert cp.returncode == 125 and "bridge network" in cp.stderr
     berth(env, "rm", "-f", "db")
     berth(env, "network", "rm", "backend")

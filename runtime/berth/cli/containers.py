@@ -30,8 +30,8 @@ def add_create_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--read-only", action="store_true", help="mount the root file system read-only")
     sp.add_argument("--entrypoint", help="override the image's entrypoint")
     sp.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
-    sp.add_argument("--network", "--net", default="none",
-                    help="none (default), host, bridge (the default berth network) or a network's name")
+    sp.add_argument("--network", "--net", default="bridge",
+                    help="bridge (default: the berth network), none, host, or a network's name")
     sp.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]",
                     help="publish a container port on the host (bridge networks)")
     sp.add_argument("--ip", help="fixed IPv4 address on the network")

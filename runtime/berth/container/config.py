@@ -98,7 +98,7 @@ class ContainerConfig(Record):
     tmpfs: list[str] = Factory(list)
     read_only: bool = False
     labels: dict[str, str] = Factory(dict)
-    network: str = "none"
+    network: str = "bridge"
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None

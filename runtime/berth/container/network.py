@@ -69,9 +69,10 @@ class Networks:
             raise InvalidInput(f"network {name} already exists")
         used = {str(n["subnet"]) for n in self.list()}
         if subnet is None:
+            routed = run(["ip", "-4", "route", "show"], check=False).stdout.decode()
             for third in range(89, 255):
                 cand = f"10.{third}.0.0/24"
-                if cand not in used:
+                if cand not in used and cand not in routed:
                     subnet = cand
                     break
         try:
@@ -101,11 +102,21 @@ class Networks:
         return self.inspect(name)
 
     def ensure_default(self) -> None:
-        if not os.path.exists(self._path(DEFAULT_NETWORK)):
-            try:
-                self.create(DEFAULT_NETWORK, DEFAULT_SUBNET)
-            except InvalidInput:
-                pass
+        """The default network, on the first 10.N.0.0/24 (N from 89) the host does not route yet."""
+        if os.path.exists(self._path(DEFAULT_NETWORK)):
+            return
+        cni_path()
+        routed = run(["ip", "-4", "route", "show"], check=False).stdout.decode()
+        used = {str(n["subnet"]) for n in self.list()}
+        for third in range(89, 255):
+            cand = f"10.{third}.0.0/24"
+            if cand not in used and cand not in routed:
+                try:
+                    self.create(DEFAULT_NETWORK, cand)
+                except InvalidInput:
+                    pass
+                return
+        raise BerthError("no free 10.N.0.0/24 subnet for the default network: berth network create one")
 
     def conf(self, name: str) -> dict[str, object]:
         try:
