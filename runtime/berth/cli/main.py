@@ -188,6 +188,35 @@ def cmd_build(a: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(a: argparse.Namespace, e: Engine) -> list[object]:
+    from berth.declare import reconcile, schema
+
+    return reconcile.plan(e, schema.load(a.file), prune=a.prune)  # type: ignore[return-value]
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        actions = _plan(a, e)
+    if a.format == "json":
+        output.print_json([{"action": x.kind, "target": x.target, "reasons": x.reasons} for x in actions])  # type: ignore[attr-defined]
+    elif not actions:
+        print("no changes: the host matches the state")
+    else:
+        for x in actions:
+            print(x.describe())  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_apply(a: argparse.Namespace) -> int:
+    from berth.declare import reconcile
+
+    with _engine(a) as e:
+        actions = _plan(a, e)
+        done = reconcile.apply(e, actions, say=print)  # type: ignore[arg-type]
+    print(f"{len(done)} change(s)" if done else "no changes: the host matches the state")
+    return 0
+
+
 def cmd_images(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         imgs = e.images.list()
@@ -357,6 +386,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     sp.add_argument("--no-cache", action="store_true")
     sp.add_argument("-q", "--quiet", action="store_true")
+
+    for name, fn, text in (("plan", cmd_plan, "show what applying a desired-state file would change, and why"),
+                           ("apply", cmd_apply, "make the host match a desired-state file")):
+        sp = add(name, fn, text)
+        sp.add_argument("-f", "--file", required=True, help="desired-state YAML")
+        sp.add_argument("--prune", action="store_true", help="also remove declared-before containers no longer listed")
+        if name == "plan":
+            fmt(sp)
 
     sp = add("images", cmd_images, "list images")
     fmt(sp)

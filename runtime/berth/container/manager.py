@@ -310,7 +310,9 @@ class ContainerManager:
                 os.unlink(os.path.join(self.exit_dir, c.id))
             if not by_policy:
                 self.store.update(c.id, restart_count=0, stopped_by_user=0)
-            exit_cmd = self._exit_command(c.id) if c.config.restart != "no" else None
+            managed = c.config.labels.get("berth.managed") == "true"
+            # declared containers always get the exit command, so a restart policy changed in place counts
+            exit_cmd = self._exit_command(c.id) if c.config.restart != "no" or managed else None
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
                                     self.log_path(c.id), self.socket_dir, exit_command=exit_cmd)
@@ -385,6 +387,24 @@ class ContainerManager:
                 self.start(c.id, by_policy=True)
                 started.append(c.name)
         return started
+
+    def update_config(self, ref: str, cfg: ContainerConfig) -> Container:
+        """Apply the limits that change in place (memory, cpus, pids, restart policy); the rest of
+        the recorded spec is replaced as well, so later comparisons see the new spec."""
+        c = self.get(ref)
+        if c.state == "running":
+            resources: dict[str, object] = {}
+            if cfg.memory:
+                resources["memory"] = {"limit": cfg.memory, "swap": cfg.memory}
+            if cfg.cpus:
+                resources["cpu"] = {"quota": int(cfg.cpus * spec.CPU_PERIOD), "period": spec.CPU_PERIOD}
+            if cfg.pids_limit:
+                resources["pids"] = {"limit": cfg.pids_limit}
+            select(self.e.runroot, c.runtime).update(c.id, resources)
+        with self.e.db.write() as w:
+            w.execute("UPDATE containers SET config = ? WHERE id = ?",
+                      (json.dumps(cfg.to_dict(), sort_keys=True), c.id))
+        return self.store.get(c.id)
 
     def _announce(self, c: Container) -> None:
         """Tell the other members of the container's network about it (their /etc/hosts)."""

@@ -76,6 +76,20 @@ class OCIRuntime:
         args = ["kill"] + (["--all"] if all_processes else []) + [cid, signal]
         return run(self._argv(*args), check=False).returncode == 0
 
+    def update(self, cid: str, resources: dict[str, object]) -> None:
+        """Change a running container's cgroup limits (LinuxResources JSON)."""
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(resources, f)
+        try:
+            cp = run(self._argv("update", "-r", f.name, cid), check=False)
+            if cp.returncode != 0:
+                raise BerthError(f"{self.name} could not update {cid[:12]}: "
+                                 f"{cp.stderr.decode(errors='replace').strip()[-200:]}")
+        finally:
+            os.unlink(f.name)
+
     def pause(self, cid: str) -> bool:
         return run(self._argv("pause", cid), check=False).returncode == 0
 

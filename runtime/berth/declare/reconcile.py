@@ -1,0 +1,196 @@
+"""Plan and apply a desired state: every action comes with its reasons, and applying a plan twice
+changes nothing the second time. Containers are compared spec to spec (the normalised
+ContainerConfig they were created from), never against runtime-normalised values."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from berth.container.config import ContainerConfig
+from berth.declare.schema import MANAGED_LABEL, Desired
+from berth.errors import BerthError, NotFound
+from berth.record import Factory, Record
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
+
+IN_PLACE = ("memory", "cpus", "pids_limit", "restart")
+IGNORED = ("image", "auto_remove")
+
+
+class Action(Record):
+    kind: str  # image, create, recreate, update, start, stop, remove, snapshot
+    target: str
+    reasons: list[str] = Factory(list)
+    detail: Any = None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.target}: " + "; ".join(self.reasons)
+
+
+def _size(n: object) -> str:
+    if not isinstance(n, int):
+        return str(n)
+    for unit, div in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n % div == 0:
+            return f"{n // div}{unit}"
+    return str(n)
+
+
+def _kv(items: list[str]) -> dict[str, str]:
+    return dict(i.split("=", 1) if "=" in i else (i, "") for i in items)
+
+
+def compare(old: ContainerConfig, new: ContainerConfig) -> tuple[list[str], list[str]]:
+    """(reasons that can be applied in place, reasons that need a new container)."""
+    a, b = old.to_dict(), new.to_dict()
+    in_place: list[str] = []
+    recreate: list[str] = []
+    for key in b:
+        if key in IGNORED or a.get(key) == b.get(key):
+            continue
+        # a limit can be changed in place; setting one first or dropping it needs a new container
+        both = a.get(key) is not None and b.get(key) is not None
+        target = in_place if key in IN_PLACE and (both or key == "restart") else recreate
+        if key == "env":
+            ea, eb = _kv(a.get("env") or []), _kv(b["env"])
+            for k in sorted(ea.keys() - eb.keys()):
+                target.append(f"env {k} removed")
+            for k in sorted(eb.keys() - ea.keys()):
+                target.append(f"env {k} added")
+            for k in sorted(ea.keys() & eb.keys()):
+                if ea[k] != eb[k]:
+                    target.append(f"env {k} changed")
+        elif key == "labels":
+            la, lb = a.get("labels") or {}, b["labels"]
+            for k in sorted(set(la) | set(lb)):
+                if la.get(k) != lb.get(k):
+                    target.append(f"label {k} {'removed' if k not in lb else 'added' if k not in la else 'changed'}")
+        elif key == "volumes":
+            va = {f"{v['source']}:{v['destination']}{':ro' if v['readonly'] else ''}" for v in a.get("volumes") or []}
+            vb = {f"{v['source']}:{v['destination']}{':ro' if v['readonly'] else ''}" for v in b["volumes"]}
+            target.extend(f"mount {m} removed" for m in sorted(va - vb))
+            target.extend(f"mount {m} added" for m in sorted(vb - va))
+        elif key == "memory":
+            target.append(f"memory {_size(a.get(key)) if a.get(key) else 'unlimited'} → "
+                          f"{_size(b[key]) if b[key] else 'unlimited'}")
+        else:
+            target.append(f"{key.replace('_', ' ')} {json.dumps(a.get(key))} → {json.dumps(b[key])}")
+    return in_place, recreate
+
+
+def _short(image_id: str | None) -> str:
+    return image_id[:19] + "…" if image_id else "(none)"
+
+
+def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
+    actions: list[Action] = []
+    missing_images: set[str] = set()
+    for img in desired.images:
+        try:
+            engine.images.resolve(str(img["name"]))
+        except NotFound:
+            src = next(s for s in ("import", "pull", "load", "build") if s in img)
+            actions.append(Action("image", str(img["name"]), [f"image {img['name']} is missing: {src} it"], img))
+            missing_images.add(str(img["name"]))
+    existing = {c.name: c for c in engine.containers.list(all_=True)}
+    for cfg, name, state, snaps in desired.containers:
+        cur = existing.get(name)
+        if state == "absent":
+            if cur is not None:
+                actions.append(Action("remove", name, ["declared absent"]))
+            continue
+        try:
+            want_image: str | None = engine.images.resolve(cfg.image).id
+        except NotFound:
+            if cfg.image not in missing_images:
+                raise BerthError(f"{desired.path}: container {name} uses image {cfg.image}, which neither exists "
+                                 "nor is declared under images") from None
+            want_image = None
+        run = state == "running"
+        if cur is None:
+            actions.append(Action("create", name, [f"container {name} does not exist"], (cfg, run)))
+        else:
+            in_place, recreate = compare(cur.config, cfg)
+            if want_image is None or cur.image_id != want_image:
+                recreate.insert(0, f"image {_short(cur.image_id)} → {_short(want_image) if want_image else cfg.image}")
+            if recreate:
+                actions.append(Action("recreate", name, recreate + in_place, (cfg, run)))
+            else:
+                if in_place:
+                    actions.append(Action("update", name, in_place, cfg))
+                if run and cur.state != "running":
+                    actions.append(Action("start", name, [f"state {cur.state} → running"]))
+                elif state == "stopped" and cur.state == "running":
+                    actions.append(Action("stop", name, ["state running → stopped"]))
+        have = {str(s["name"]) for s in engine.containers.store.snapshots(cur.id)} if cur is not None else set()
+        for s in snaps:
+            if s not in have:
+                actions.append(Action("snapshot", name, [f"snapshot {s} missing"], s))
+    if prune:
+        declared = {name for _cfg, name, _state, _snaps in desired.containers}
+        for c in existing.values():
+            if c.config.labels.get(MANAGED_LABEL) == "true" and c.name not in declared:
+                actions.append(Action("remove", c.name, ["not declared any more (--prune)"]))
+    return actions
+
+
+def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action]:
+    """Carry out a plan in order; returns what was done."""
+    m = engine.containers
+    done = []
+    for a in actions:
+        if say:
+            say(a.describe())
+        if a.kind == "image":
+            _ensure_image(engine, a.detail)
+        elif a.kind == "create":
+            cfg, run = a.detail
+            c = m.create(cfg, a.target)
+            if run:
+                m.start(c.id)
+        elif a.kind == "recreate":
+            cfg, run = a.detail
+            m.remove(a.target, force=True)
+            c = m.create(cfg, a.target)
+            if run:
+                m.start(c.id)
+        elif a.kind == "update":
+            m.update_config(a.target, a.detail)
+        elif a.kind == "start":
+            m.start(a.target)
+        elif a.kind == "stop":
+            m.stop(a.target)
+        elif a.kind == "remove":
+            m.remove(a.target, force=True)
+        elif a.kind == "snapshot":
+            m.snapshot_create(a.target, str(a.detail))
+        done.append(a)
+    return done
+
+
+def _ensure_image(engine: Engine, img: dict[str, Any]) -> None:
+    name = str(img["name"])
+    if "import" in img:
+        with open(str(img["import"]), "rb") as f:
+            engine.import_image(f, name, changes=[str(c) for c in img.get("changes") or []])
+    elif "pull" in img:
+        from berth.image import distribution
+
+        distribution.pull(engine, str(img["pull"]), bool(img.get("tls_verify", True)), img.get("ca_file"),
+                          img.get("authfile"))
+        if str(img["pull"]) != name:
+            engine.tag(str(img["pull"]), name)
+    elif "load" in img:
+        engine.load_images(str(img["load"]))
+        engine.images.resolve(name)
+    elif "build" in img:
+        import os
+
+        from berth.image.build import Builder
+
+        b = img["build"] if isinstance(img["build"], dict) else {"context": img["build"]}
+        ctx = str(b["context"])
+        Builder(engine, ctx, str(b.get("dockerfile") or os.path.join(ctx, "Dockerfile")),
+                {str(k): str(v) for k, v in (b.get("args") or {}).items()}, lambda _m: None).build([name])

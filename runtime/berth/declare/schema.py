@@ -1,0 +1,191 @@
+"""The desired-state document: parsing with line numbers, validation, normalisation.
+
+    images:
+      - name: busybox:latest
+        import: /path/rootfs.tar        # or pull: REF, load: FILE, build: {context: DIR, dockerfile: F}
+        changes: ['CMD ["sh"]']         # with import
+      - name: 127.0.0.1:5000/team/app:v1
+        pull: 127.0.0.1:5000/team/app:v1
+        tls_verify: false
+    containers:
+      - name: web
+        image: busybox:latest
+        command: [httpd, -f, -p, "8080"]
+        env: {GREETING: hello}
+        mounts: ["/srv/www:/www:ro"]
+        memory: 64m
+        cpus: 0.5
+        pids_limit: 100
+        network: host
+        restart: always
+        state: running                  # running | stopped | present | absent
+        snapshots: [before-upgrade]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+
+from berth.container.config import ContainerConfig, parse_size, parse_volume
+from berth.errors import InvalidInput
+
+STATES = ("running", "stopped", "present", "absent")
+IMAGE_SOURCES = ("import", "pull", "load", "build")
+IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", *IMAGE_SOURCES}
+CONTAINER_KEYS = {"name", "image", "command", "entrypoint", "env", "workdir", "user", "hostname", "mounts", "tmpfs",
+                  "read_only", "labels", "network", "ports", "ip", "memory", "cpus", "pids_limit", "blkio_weight",
+                  "cap_add", "cap_drop", "privileged", "runtime", "restart", "state", "snapshots"}
+MANAGED_LABEL = "berth.managed"
+
+
+class Node(dict):  # type: ignore[type-arg]
+    """A mapping that remembers the line of each key (for error messages)."""
+
+    lines: dict[str, int]
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
+    out = Node()
+    out.lines = {}
+    out.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.lines[str(key)] = key_node.start_mark.line + 1
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+
+
+class Desired:
+    def __init__(self, path: str, images: list[dict[str, Any]], containers: list[tuple[ContainerConfig, str, str,
+                 list[str]]]) -> None:
+        self.path = path
+        self.images = images
+        self.containers = containers  # (config, name, state, snapshots)
+
+
+def _err(path: str, line: int, msg: str) -> InvalidInput:
+    return InvalidInput(f"{path} line {line}: {msg}")
+
+
+def _str_list(path: str, node: Node, key: str) -> list[str]:
+    v = node.get(key)
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, (str, int, float)) for x in v):
+        raise _err(path, node.lines[key], f"{key} must be a list of strings")
+    return [str(x) for x in v]
+
+
+def load(path: str) -> Desired:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as e:
+        raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InvalidInput(f"{path} line {mark.line + 1 if mark else '?'}: not valid YAML "
+                           f"({getattr(e, 'problem', e)})") from None
+    if doc is None:
+        doc = Node()
+        doc.lines, doc.line = {}, 1
+    if not isinstance(doc, Node):
+        raise InvalidInput(f"{path}: expected a mapping with images and containers")
+    unknown = set(doc) - {"images", "containers"}
+    if unknown:
+        k = sorted(unknown)[0]
+        raise _err(path, doc.lines[k], f"unknown key {k!r}; allowed: images, containers")
+    images = []
+    for item in doc.get("images") or []:
+        if not isinstance(item, Node):
+            raise _err(path, doc.lines.get("images", 1), "each image must be a mapping")
+        bad = set(item) - IMAGE_KEYS
+        if bad:
+            k = sorted(bad)[0]
+            raise _err(path, item.lines[k], f"unknown image key {k!r}; allowed: {', '.join(sorted(IMAGE_KEYS))}")
+        if "name" not in item:
+            raise _err(path, item.line, "an image needs a name")
+        sources = [s for s in IMAGE_SOURCES if s in item]
+        if len(sources) != 1:
+            raise _err(path, item.line, f"image {item['name']} needs exactly one of {', '.join(IMAGE_SOURCES)}")
+        src = sources[0]
+        if src in ("import", "load") and not os.path.isabs(str(item[src])):
+            item[src] = os.path.join(os.path.dirname(os.path.abspath(path)), str(item[src]))
+        images.append(dict(item))
+    containers = []
+    seen: set[str] = set()
+    for item in doc.get("containers") or []:
+        if not isinstance(item, Node):
+            raise _err(path, doc.lines.get("containers", 1), "each container must be a mapping")
+        bad = set(item) - CONTAINER_KEYS
+        if bad:
+            k = sorted(bad)[0]
+            raise _err(path, item.lines[k], f"unknown container key {k!r}; allowed: "
+                                            f"{', '.join(sorted(CONTAINER_KEYS))}")
+        for req in ("name", "image"):
+            if req not in item:
+                raise _err(path, item.line, f"a container needs {req}")
+        name = str(item["name"])
+        if name in seen:
+            raise _err(path, item.lines["name"], f"container {name} is declared twice")
+        seen.add(name)
+        state = str(item.get("state", "running"))
+        if state not in STATES:
+            raise _err(path, item.lines.get("state", item.line), f"state must be one of {', '.join(STATES)}")
+        try:
+            cfg = to_config(path, item)
+            cfg.validate()
+        except InvalidInput as e:
+            if str(e).startswith(path):
+                raise
+            raise _err(path, item.line, f"container {name}: {e}") from None
+        containers.append((cfg, name, state, _str_list(path, item, "snapshots")))
+    return Desired(path, images, containers)
+
+
+def to_config(path: str, item: Node) -> ContainerConfig:
+    """The normalised ContainerConfig a declared container is created from (and compared by)."""
+    env = item.get("env") or {}
+    env_list = [f"{k}={v}" for k, v in sorted(env.items())] if isinstance(env, dict) else \
+        _str_list(path, item, "env")
+    labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
+    labels[MANAGED_LABEL] = "true"
+    mem = item.get("memory")
+    return ContainerConfig(
+        image=str(item["image"]),
+        command=_str_list(path, item, "command") if "command" in item else None,
+        entrypoint=_str_list(path, item, "entrypoint") if "entrypoint" in item else None,
+        env=env_list,
+        workdir=str(item["workdir"]) if item.get("workdir") else None,
+        user=str(item["user"]) if item.get("user") else None,
+        hostname=str(item["hostname"]) if item.get("hostname") else None,
+        volumes=[parse_volume(v) for v in _str_list(path, item, "mounts")],
+        tmpfs=_str_list(path, item, "tmpfs"),
+        read_only=bool(item.get("read_only", False)),
+        labels=labels,
+        network=str(item.get("network", "bridge")),
+        ports=_str_list(path, item, "ports"),
+        ip=str(item["ip"]) if item.get("ip") else None,
+        memory=parse_size(str(mem), "memory limit") if mem is not None else None,
+        cpus=float(item["cpus"]) if item.get("cpus") is not None else None,
+        pids_limit=int(item["pids_limit"]) if item.get("pids_limit") is not None else None,
+        blkio_weight=int(item["blkio_weight"]) if item.get("blkio_weight") is not None else None,
+        cap_add=_str_list(path, item, "cap_add"),
+        cap_drop=_str_list(path, item, "cap_drop"),
+        privileged=bool(item.get("privileged", False)),
+        runtime=str(item["runtime"]) if item.get("runtime") else None,
+        restart=str(item.get("restart", "no")),
+    )
