@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
-PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt
+PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20"
 CACHE := .cache
 PYTEST_ARGS ?=
 
@@ -32,10 +32,12 @@ $(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
 	@mkdir -p $(CACHE)
 	scripts/busybox-rootfs.sh $@
 
+# The main job: converge this machine to inventory/local (a busybox web server on :18080 and a
+# worker). Run it again and it reports changed=0.
 up: setup $(CACHE)/busybox.tar
-	$(BIN)/berth import -c 'CMD ["sh"]' $(CACHE)/busybox.tar busybox:latest
-	$(BIN)/berth info
+	$(BIN)/ansible-playbook -i inventory/local playbooks/site.yml
 	$(BIN)/berth images
+	$(BIN)/berth ps
 
 lint: venv
 	$(BIN)/ruff check runtime tests bench

@@ -89,12 +89,23 @@ def _str_list(path: str, node: Node, key: str) -> list[str]:
     return [str(x) for x in v]
 
 
+def from_dict(doc: dict[str, Any], source: str, base_dir: str | None = None) -> Desired:
+    """A desired state given as data (Ansible module arguments); errors name `source`."""
+    return _parse(yaml.safe_dump(doc, sort_keys=False), source, base_dir or os.getcwd())
+
+
 def load(path: str) -> Desired:
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            text = f.read()
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
+    return _parse(text, path, os.path.dirname(os.path.abspath(path)))
+
+
+def _parse(text: str, path: str, base_dir: str) -> Desired:
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise InvalidInput(f"{path} line {mark.line + 1 if mark else '?'}: not valid YAML "
@@ -123,7 +134,7 @@ def load(path: str) -> Desired:
             raise _err(path, item.line, f"image {item['name']} needs exactly one of {', '.join(IMAGE_SOURCES)}")
         src = sources[0]
         if src in ("import", "load") and not os.path.isabs(str(item[src])):
-            item[src] = os.path.join(os.path.dirname(os.path.abspath(path)), str(item[src]))
+            item[src] = os.path.join(base_dir, str(item[src]))
         images.append(dict(item))
     containers = []
     seen: set[str] = set()

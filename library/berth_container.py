@@ -1,0 +1,183 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: berth contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: berth_container
+short_description: Manage one berth container
+description:
+  - Creates, updates in place (memory, cpus, pids_limit, restart), recreates, starts, stops or removes
+    a container so that it matches the arguments. The diff gives the reason for every change
+    (for example C(env FOO removed) or C(image sha256:ab… → sha256:cd…)); a removed env var or mount is a change.
+options:
+  name:
+    description: "Container name."
+    type: str
+    required: true
+  image:
+    description: "Image reference (required unless O(state=absent))."
+    type: str
+  command:
+    description: "Command and arguments."
+    type: list
+    elements: str
+  entrypoint:
+    description: "Entrypoint override."
+    type: list
+    elements: str
+  env:
+    description: "Environment variables."
+    type: dict
+  mounts:
+    description: "Bind mounts C(SRC:DST[:ro])."
+    type: list
+    elements: str
+  tmpfs:
+    description: "tmpfs mount points."
+    type: list
+    elements: str
+  workdir:
+    description: "Working directory."
+    type: str
+  user:
+    description: "User[:group]."
+    type: str
+  hostname:
+    description: "Host name."
+    type: str
+  read_only:
+    description: "Read-only root file system."
+    type: bool
+    default: false
+  labels:
+    description: "Labels."
+    type: dict
+  network:
+    description: "bridge, none, host or a network's name."
+    type: str
+    default: bridge
+  ports:
+    description: "Published ports C([IP:]HOST:CTR)."
+    type: list
+    elements: str
+  memory:
+    description: "Memory limit such as 64m."
+    type: str
+  cpus:
+    description: "CPU quota in CPUs."
+    type: float
+  pids_limit:
+    description: "Maximum number of processes."
+    type: int
+  restart:
+    description: "no, always, unless-stopped or on-failure[:N]."
+    type: str
+    default: "no"
+  cap_add:
+    description: "Capabilities to add."
+    type: list
+    elements: str
+  cap_drop:
+    description: "Capabilities to drop."
+    type: list
+    elements: str
+  privileged:
+    description: "Privileged container."
+    type: bool
+    default: false
+  state:
+    description: Desired state.
+    type: str
+    choices: [running, stopped, present, absent]
+    default: running
+  root:
+    description: "berth root."
+    type: path
+  runroot:
+    description: "berth run root."
+    type: path
+  driver:
+    description: "Storage driver."
+    type: str
+requirements:
+  - berth importable by the Python that runs the module (set ansible_python_interpreter)
+author: berth contributors
+"""
+
+EXAMPLES = r"""
+- name: A web server from busybox
+  berth_container:
+    name: web
+    image: busybox:latest
+    command: [httpd, -f, -p, "8080", -h, /www]
+    network: host
+    memory: 64m
+    restart: always
+"""
+
+RETURN = r"""
+actions:
+  description: What was (or in check mode would be) done, with reasons.
+  returned: always
+  type: list
+  elements: dict
+container:
+  description: The container as C(berth inspect) shows it (absent when removed).
+  returned: when the container exists
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.berth_common import COMMON_ARGS, plan_result, run
+
+KEYS = ("name", "image", "command", "entrypoint", "env", "mounts", "tmpfs", "workdir", "user", "hostname",
+        "read_only", "labels", "network", "ports", "memory", "cpus", "pids_limit", "restart", "cap_add", "cap_drop",
+        "privileged", "state")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True), image=dict(type="str"),
+            command=dict(type="list", elements="str"), entrypoint=dict(type="list", elements="str"),
+            env=dict(type="dict"), mounts=dict(type="list", elements="str"), tmpfs=dict(type="list", elements="str"),
+            workdir=dict(type="str"), user=dict(type="str"), hostname=dict(type="str"),
+            read_only=dict(type="bool", default=False), labels=dict(type="dict"),
+            network=dict(type="str", default="bridge"), ports=dict(type="list", elements="str"),
+            memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),
+            restart=dict(type="str", default="no"), cap_add=dict(type="list", elements="str"),
+            cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool", default=False),
+            state=dict(type="str", default="running", choices=["running", "stopped", "present", "absent"]),
+            **COMMON_ARGS),
+        required_if=[("state", "running", ["image"]), ("state", "stopped", ["image"]), ("state", "present", ["image"])],
+        supports_check_mode=True,
+    )
+
+    def work(engine):
+        from berth.declare import reconcile, schema
+
+        item = {k: module.params[k] for k in KEYS if module.params.get(k) not in (None, [], {})}
+        item.setdefault("image", "unused")
+        desired = schema.from_dict({"containers": [item]}, f"berth_container {module.params['name']}")
+        actions = reconcile.plan(engine, desired)
+        if actions and not module.check_mode:
+            reconcile.apply(engine, actions)
+        try:
+            info = engine.containers.inspect(module.params["name"])
+        except Exception:  # noqa: BLE001 - absent is a valid outcome
+            info = None
+        return actions, info
+
+    actions, info = run(module, work)
+    result = plan_result(actions)
+    if info is not None:
+        result["container"] = info
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: berth contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: berth_container_info
+short_description: Inspect berth containers
+description:
+  - Read only; returns what berth knows and never changes anything.
+options:
+  name:
+    description: "Container names or IDs (all containers when empty)."
+    type: list
+    elements: str
+    default: []
+  root:
+    description: "berth root."
+    type: path
+  runroot:
+    description: "berth run root."
+    type: path
+  driver:
+    description: "Storage driver."
+    type: str
+requirements:
+  - berth importable by the Python that runs the module
+author: berth contributors
+"""
+
+EXAMPLES = r"""
+- name: State of the web container
+  berth_container_info:
+    name: [web]
+  register: web
+"""
+
+RETURN = r"""
+containers:
+  description: C(berth inspect) of each container found.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.berth_common import COMMON_ARGS, run
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(name=dict(type="list", elements="str", default=[]), **COMMON_ARGS),
+                           supports_check_mode=True)
+
+    def work(engine):
+        from berth.errors import NotFound
+
+        names = module.params["name"] or [c.id for c in engine.containers.list(all_=True)]
+        out = []
+        for n in names:
+            try:
+                out.append(engine.containers.inspect(n))
+            except NotFound:
+                continue
+        return out
+
+    module.exit_json(changed=False, containers=run(module, work))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: berth contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: berth_image_info
+short_description: Inspect berth images
+description:
+  - Read only; returns what berth knows and never changes anything.
+options:
+  name:
+    description: "Image references (all images when empty)."
+    type: list
+    elements: str
+    default: []
+  root:
+    description: "berth root."
+    type: path
+  runroot:
+    description: "berth run root."
+    type: path
+  driver:
+    description: "Storage driver."
+    type: str
+requirements:
+  - berth importable by the Python that runs the module
+author: berth contributors
+"""
+
+EXAMPLES = r"""
+- name: Look at one image
+  berth_image_info:
+    name: [busybox:latest]
+"""
+
+RETURN = r"""
+images:
+  description: C(berth inspect) of each image found (missing names are left out).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.berth_common import COMMON_ARGS, run
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(name=dict(type="list", elements="str", default=[]), **COMMON_ARGS),
+                           supports_check_mode=True)
+
+    def work(engine):
+        from berth.errors import NotFound
+
+        refs = module.params["name"] or [img.id for img in engine.images.list()]
+        out = []
+        for r in refs:
+            try:
+                out.append(engine.inspect_image(r))
+            except NotFound:
+                continue
+        return out
+
+    module.exit_json(changed=False, images=run(module, work))
+
+
+if __name__ == "__main__":
+    main()

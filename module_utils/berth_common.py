@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+"""Shared by berth's Ansible modules: the import guard, opening the engine, failing cleanly."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    from berth import config as berth_config
+    from berth.engine import Engine
+    from berth.errors import BerthError
+
+    HAS_BERTH = True
+    BERTH_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by require_berth
+    HAS_BERTH = False
+    BERTH_IMPORT_ERROR = traceback.format_exc()
+    BerthError = Exception  # type: ignore[misc,assignment]
+
+COMMON_ARGS = dict(
+    root=dict(type="str"),
+    runroot=dict(type="str"),
+    driver=dict(type="str"),
+)
+
+
+def require_berth(module):
+    if not HAS_BERTH:
+        module.fail_json(
+            msg=missing_required_lib("berth") + f" The interpreter was {sys.executable}: set "
+            "ansible_python_interpreter to the Python that has berth installed.",
+            exception=BERTH_IMPORT_ERROR,
+        )
+
+
+def open_engine(module):
+    settings = berth_config.load(root=module.params.get("root"), runroot=module.params.get("runroot"),
+                                 driver=module.params.get("driver"))
+    return Engine(settings)
+
+
+def run(module, fn):
+    """Call fn(engine); a berth error becomes a clean failure (one line, no traceback)."""
+    require_berth(module)
+    try:
+        with open_engine(module) as engine:
+            return fn(engine)
+    except BerthError as e:
+        module.fail_json(msg=str(e))
+    except OSError as e:
+        module.fail_json(msg=f"{e.strerror or e} ({e.filename})" if getattr(e, "filename", None) else str(e))
+
+
+def plan_result(actions):
+    """changed + a diff whose 'prepared' text gives every action with its reasons."""
+    lines = [a.describe() for a in actions]
+    return {
+        "changed": bool(actions),
+        "actions": [{"action": a.kind, "target": a.target, "reasons": a.reasons} for a in actions],
+        "diff": {"prepared": "\n".join(lines) + ("\n" if lines else "")},
+    }

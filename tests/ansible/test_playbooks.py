@@ -1,0 +1,115 @@
+"""The Ansible layer on this machine: modules, roles and playbooks against a temporary berth root."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import urllib.request
+
+import pytest
+
+from tests.conftest import CGROUP_PARENT, REPO, berth
+
+ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
+pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE), reason="ansible-core is not installed in .venv")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def playbook(env: dict[str, str], name: str, extra: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
+    cp = subprocess.run([ANSIBLE, "-i", "inventory/local", f"playbooks/{name}", "-e", json.dumps(extra), *args],
+                        cwd=REPO, env=env, capture_output=True, text=True)
+    return cp
+
+
+def recap(out: str) -> dict[str, int]:
+    m = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out)
+    assert m, out[-2000:]
+    return {"ok": int(m[1]), "changed": int(m[2]), "failed": int(m[4])}
+
+
+@pytest.fixture
+def setup(berth_env: dict[str, str], busybox_tar: str, tmp_path):  # type: ignore[no-untyped-def]
+    env = dict(berth_env, ANSIBLE_FORCE_COLOR="0", BERTH_CGROUP_PARENT=CGROUP_PARENT)
+    port = free_port()
+    extra = {
+        "berth_containers_root": env["BERTH_ROOT"], "berth_containers_runroot": env["BERTH_RUNROOT"],
+        "berth_storage_root": env["BERTH_ROOT"], "berth_storage_runroot": env["BERTH_RUNROOT"],
+        "berth_containers_images": [{"name": "busybox:latest", "import": busybox_tar, "changes": ['CMD ["sh"]']}],
+        "berth_containers_containers": [
+            {"name": "web", "image": "busybox:latest", "network": "host", "memory": "32m", "restart": "always",
+             "command": ["sh", "-c", f"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p {port} -h /www"]},
+            {"name": "worker", "image": "busybox:latest", "network": "none", "pids_limit": 20,
+             "command": ["sh", "-c", "while true; do sleep 5; done"]},
+        ],
+    }
+    return env, extra, port
+
+
+def test_site_converges_then_changes_nothing(setup) -> None:  # type: ignore[no-untyped-def]
+    env, extra, port = setup
+    first = playbook(env, "site.yml", extra)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert recap(first.stdout)["changed"] >= 1
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5).read() == b"hello\n"
+    second = playbook(env, "site.yml", extra)
+    assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout[-3000:]
+
+    # check mode with --diff: the reasons, and nothing changes
+    changed = json.loads(json.dumps(extra))
+    changed["berth_containers_containers"][0]["memory"] = "64m"
+    del changed["berth_containers_containers"][1]["pids_limit"]
+    check = playbook(env, "containers.yml", changed, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert "update web: memory 32m → 64m" in check.stdout
+    assert "recreate worker: pids limit 20 → null" in check.stdout
+    assert recap(check.stdout)["changed"] == 1
+    cid = json.loads(berth(env, "inspect", "web").stdout)[0]["Id"]
+    limit = int(open(f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/{cid}/memory.limit_in_bytes").read())
+    assert limit == 32 << 20
+    # the real run applies exactly that
+    real = playbook(env, "containers.yml", changed, "--diff")
+    assert recap(real.stdout)["changed"] == 1
+    assert int(open(f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/{cid}/memory.limit_in_bytes").read()) == 64 << 20
+    assert recap(playbook(env, "containers.yml", changed).stdout)["changed"] == 0
+
+
+def test_snapshot_and_rollback_playbooks(setup) -> None:  # type: ignore[no-untyped-def]
+    env, extra, _port = setup
+    assert playbook(env, "containers.yml", extra).returncode == 0
+    berth(env, "exec", "worker", "sh", "-c", "echo before > /state")
+    snap = playbook(env, "snapshot.yml", dict(extra, snapshot_name="before-upgrade"))
+    assert snap.returncode == 0 and recap(snap.stdout)["changed"] == 1, snap.stdout[-3000:]
+    berth(env, "exec", "worker", "sh", "-c", "echo after > /state")
+    back = playbook(env, "rollback.yml", dict(extra, snapshot_name="before-upgrade"))
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert berth(env, "exec", "worker", "cat", "/state").stdout == "before\n"
+    assert playbook(env, "rollback.yml", extra).returncode != 0  # no snapshot name: a clear failure
+
+
+def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: ignore[no-untyped-def]
+    env, extra, _port = setup
+    adhoc = os.path.join(REPO, ".venv", "bin", "ansible")
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth_container", "-a",
+                         json.dumps({"name": "x", "image": "no/such:image", "root": env["BERTH_ROOT"],
+                                     "runroot": env["BERTH_RUNROOT"]})],
+                        cwd=REPO, env=env, capture_output=True, text=True)
+    assert cp.returncode != 0 and "neither exists nor is declared" in cp.stdout
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth_host_info",
+                         "-e", "ansible_python_interpreter=/usr/bin/python3"],
+                        cwd=REPO, env=env, capture_output=True, text=True)
+    assert cp.returncode != 0 and "ansible_python_interpreter" in cp.stdout
+    doc = os.path.join(REPO, ".venv", "bin", "ansible-doc")
+    for m in ("berth_state", "berth_container", "berth_container_info", "berth_image", "berth_image_info",
+              "berth_host_info", "berth_snapshot"):
+        cp = subprocess.run([doc, "-M", "library", m], cwd=REPO, capture_output=True, text=True)
+        assert cp.returncode == 0 and "EXAMPLES" in cp.stdout and "RETURN VALUES" in cp.stdout, (m, cp.stderr)
