@@ -47,7 +47,8 @@ def setup(berth_env: dict[str, str], busybox_tar: str, tmp_path):  # type: ignor
         "berth_containers_images": [{"name": "busybox:latest", "import": busybox_tar, "changes": ['CMD ["sh"]']}],
         "berth_containers_containers": [
             {"name": "web", "image": "busybox:latest", "network": "host", "memory": "32m", "restart": "always",
-             "command": ["sh", "-c", f"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p {port} -h /www"]},
+             "command": ["sh", "-c",
+                         f"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p {port} -h /www"]},
             {"name": "worker", "image": "busybox:latest", "network": "none", "pids_limit": 20,
              "command": ["sh", "-c", "while true; do sleep 5; done"]},
         ],
