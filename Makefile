@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
-PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20"
+PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
+	pytest-testinfra
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint unit bench bench-diff bench-containers bench-images bench-deps clean
+.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-deps clean
 
 setup: apt venv
 
@@ -40,9 +41,14 @@ up: setup $(CACHE)/busybox.tar
 	$(BIN)/berth ps
 
 lint: venv
-	$(BIN)/ruff check runtime tests bench
+	$(BIN)/ruff check runtime tests bench library module_utils molecule
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production roles playbooks molecule
 
-test: setup lint
+molecule: setup $(CACHE)/busybox.tar
+	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s default
+
+test: setup lint $(CACHE)/busybox.tar
+	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: bench-diff bench-containers bench-images
