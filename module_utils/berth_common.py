@@ -57,8 +57,17 @@ def run(module, fn):
 def plan_result(actions):
     """changed + a diff whose 'prepared' text gives every action with its reasons."""
     lines = [a.describe() for a in actions]
+    before = {}
+    after = {}
+    for a in actions:
+        if getattr(a, "before", None) is not None or getattr(a, "after", None) is not None:
+            before.setdefault(a.target, a.before)
+            after[a.target] = a.after
+    diff = {"prepared": "\n".join(lines) + ("\n" if lines else "")}
+    if before or after:
+        diff.update(before=before, after=after)
     return {
         "changed": bool(actions),
         "actions": [{"action": a.kind, "target": a.target, "reasons": a.reasons} for a in actions],
-        "diff": {"prepared": "\n".join(lines) + ("\n" if lines else "")},
+        "diff": diff,
     }

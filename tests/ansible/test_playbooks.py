@@ -73,6 +73,8 @@ def test_site_converges_then_changes_nothing(setup) -> None:  # type: ignore[no-
     assert check.returncode == 0, check.stdout[-3000:]
     assert "update web: memory 32m → 64m" in check.stdout
     assert "recreate worker: pids limit 20 → null" in check.stdout
+    # before/after as well as the reasons
+    assert '-        "memory": 33554432' in check.stdout and '+        "memory": 67108864' in check.stdout
     assert recap(check.stdout)["changed"] == 1
     cid = json.loads(berth(env, "inspect", "web").stdout)[0]["Id"]
     limit = int(open(f"/sys/fs/cgroup/memory/{CGROUP_PARENT}/{cid}/memory.limit_in_bytes").read())

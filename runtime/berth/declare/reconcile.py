@@ -24,6 +24,8 @@ class Action(Record):
     target: str
     reasons: list[str] = Factory(list)
     detail: Any = None
+    before: Any = None
+    after: Any = None
 
     def describe(self) -> str:
         return f"{self.kind} {self.target}: " + "; ".join(self.reasons)
@@ -80,6 +82,13 @@ def compare(old: ContainerConfig, new: ContainerConfig) -> tuple[list[str], list
     return in_place, recreate
 
 
+def _summary(cfg: ContainerConfig) -> dict[str, Any]:
+    """The declared-level view of a spec, for diffs."""
+    d = cfg.to_dict()
+    d.pop("auto_remove", None)
+    return {k: v for k, v in d.items() if v not in (None, [], {}, False)}
+
+
 def _short(image_id: str | None) -> str:
     return image_id[:19] + "…" if image_id else "(none)"
 
@@ -99,7 +108,8 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
         cur = existing.get(name)
         if state == "absent":
             if cur is not None:
-                actions.append(Action("remove", name, ["declared absent"]))
+                actions.append(Action("remove", name, ["declared absent"], before=_summary(cur.config),
+                                      after="absent"))
             continue
         try:
             want_image: str | None = engine.images.resolve(cfg.image).id
@@ -109,21 +119,26 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
                                  "nor is declared under images") from None
             want_image = None
         run = state == "running"
+        after = dict(_summary(cfg), state=state, image_id=want_image or cfg.image)
         if cur is None:
-            actions.append(Action("create", name, [f"container {name} does not exist"], (cfg, run)))
+            actions.append(Action("create", name, [f"container {name} does not exist"], (cfg, run),
+                                  before="absent", after=after))
         else:
+            before = dict(_summary(cur.config), state=cur.state, image_id=cur.image_id)
             in_place, recreate = compare(cur.config, cfg)
             if want_image is None or cur.image_id != want_image:
                 recreate.insert(0, f"image {_short(cur.image_id)} → {_short(want_image) if want_image else cfg.image}")
             if recreate:
-                actions.append(Action("recreate", name, recreate + in_place, (cfg, run)))
+                actions.append(Action("recreate", name, recreate + in_place, (cfg, run), before=before, after=after))
             else:
                 if in_place:
-                    actions.append(Action("update", name, in_place, cfg))
+                    actions.append(Action("update", name, in_place, cfg, before=before, after=after))
                 if run and cur.state != "running":
-                    actions.append(Action("start", name, [f"state {cur.state} → running"]))
+                    actions.append(Action("start", name, [f"state {cur.state} → running"],
+                                          before={"state": cur.state}, after={"state": "running"}))
                 elif state == "stopped" and cur.state == "running":
-                    actions.append(Action("stop", name, ["state running → stopped"]))
+                    actions.append(Action("stop", name, ["state running → stopped"],
+                                          before={"state": "running"}, after={"state": "stopped"}))
         have = {str(s["name"]) for s in engine.containers.store.snapshots(cur.id)} if cur is not None else set()
         for s in snaps:
             if s not in have:
