@@ -97,3 +97,15 @@ def test_validation_names_file_line_and_key(berth_env: dict[str, str], tmp_path)
     f.write_text("containers:\n  - name: x\n    image: nothing:here\n")
     cp = berth(berth_env, "plan", "-f", str(f), check=False)
     assert cp.returncode == 1 and "neither exists nor is declared" in cp.stderr
+
+
+def test_require_signature(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    state = tmp_path / "signed.yml"
+    state.write_text(f"images:\n  - name: busybox:latest\n    import: {busybox_tar}\n    require_signature: true\n")
+    cp = berth(env, "apply", "-f", str(state), check=False)
+    assert cp.returncode == 1 and "must be signed" in cp.stderr
+    reject = tmp_path / "policy.json"
+    reject.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyData": "AAAA"}]}))
+    cp = berth(dict(env, BERTH_POLICY=str(reject)), "plan", "-f", str(state), check=False)
+    assert cp.returncode == 1 and "has none" in cp.stderr

@@ -99,6 +99,8 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
     for img in desired.images:
         try:
             engine.images.resolve(str(img["name"]))
+            if img.get("require_signature"):
+                _check_signature(engine, str(img["name"]))
         except NotFound:
             src = next(s for s in ("import", "pull", "load", "build") if s in img)
             actions.append(Action("image", str(img["name"]), [f"image {img['name']} is missing: {src} it"], img))
@@ -185,8 +187,24 @@ def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action
     return done
 
 
+def _check_signature(engine: Engine, name: str) -> None:
+    """require_signature: the image must pass a trust policy that really asks for a signature."""
+    from berth.image import signing
+
+    result = signing.verify(engine, name, signing.load_policy(engine.settings.policy), engine.sigstore)
+    if not any(c.get("requirement") == "signedBy" for c in result["checks"]):  # type: ignore[union-attr]
+        raise BerthError(f"image {name} must be signed (require_signature), but the trust policy accepts it "
+                         "without a signature: add a signedBy requirement for it")
+
+
 def _ensure_image(engine: Engine, img: dict[str, Any]) -> None:
     name = str(img["name"])
+    _fetch_image(engine, img, name)
+    if img.get("require_signature"):
+        _check_signature(engine, name)
+
+
+def _fetch_image(engine: Engine, img: dict[str, Any], name: str) -> None:
     if "import" in img:
         with open(str(img["import"]), "rb") as f:
             engine.import_image(f, name, changes=[str(c) for c in img.get("changes") or []])

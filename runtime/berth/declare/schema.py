@@ -34,7 +34,7 @@ from berth.errors import InvalidInput
 
 STATES = ("running", "stopped", "present", "absent")
 IMAGE_SOURCES = ("import", "pull", "load", "build")
-IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", *IMAGE_SOURCES}
+IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", "require_signature", *IMAGE_SOURCES}
 CONTAINER_KEYS = {"name", "image", "command", "entrypoint", "env", "workdir", "user", "hostname", "mounts", "tmpfs",
                   "read_only", "labels", "network", "ports", "ip", "memory", "cpus", "pids_limit", "blkio_weight",
                   "cap_add", "cap_drop", "privileged", "runtime", "restart", "state", "snapshots"}
