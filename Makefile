@@ -46,6 +46,7 @@ lint: venv
 
 molecule: setup $(CACHE)/busybox.tar
 	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s default
+	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s btrfs
 
 test: setup lint $(CACHE)/busybox.tar
 	$(MAKE) --no-print-directory molecule

@@ -50,6 +50,27 @@ def cmd_host_check(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_host_prepare(a: argparse.Namespace) -> int:
+    from berth.host.prepare import prepare
+
+    config_path = a.config or os.environ.get("BERTH_CONFIG") or config_mod.DEFAULT_CONFIG
+    # the config file may not exist yet: prepare writes it
+    s = config_mod.load(config_path if os.path.exists(config_path) else None, a.root, a.runroot, None,
+                        a.storage_opt)
+    steps = prepare(a.prepare_driver, s.root, config_path, a.device, a.loopback, a.mount, a.check, a.force,
+                    a.fstab)
+    for step in steps:
+        print(step)
+    changes = [x for x in steps if not x.done]
+    if not changes:
+        print("no changes: the storage is ready")
+    elif a.check:
+        print(f"{len(changes)} change(s) would be made (--check: nothing was changed)")
+    else:
+        print(f"{len(changes)} change(s) made")
+    return 0
+
+
 def cmd_import(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         if a.file == "-":
@@ -323,6 +344,15 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     hc.add_argument("--driver", dest="check_driver", help="also require this storage driver")
     fmt(hc)
     hc.set_defaults(fn=cmd_host_check)
+    hp = host.add_parser("prepare", help="prepare the storage for a driver (idempotent; --check shows the plan)")
+    hp.add_argument("--driver", dest="prepare_driver", required=True, choices=["btrfs", "overlay", "vfs"])
+    hp.add_argument("--device", action="append", help="block device to use (repeatable for btrfs)")
+    hp.add_argument("--loopback", metavar="FILE:SIZE", help="a sparse file attached to a loop device")
+    hp.add_argument("--mount", help="where to mount it (default: the berth root)")
+    hp.add_argument("--check", action="store_true", help="print the plan, change nothing")
+    hp.add_argument("--force", action="store_true", help="format a device that holds a file system")
+    hp.add_argument("--fstab", default="/etc/fstab", help="fstab to record the mount in")
+    hp.set_defaults(fn=cmd_host_prepare)
 
     sp = add("import", cmd_import, "create a one-layer image from a rootfs tarball (FILE or - for stdin)")
     sp.add_argument("file")

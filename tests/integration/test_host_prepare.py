@@ -1,0 +1,74 @@
+"""berth host prepare: idempotent, --check changes nothing, a device with data is not wiped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import berth, sh, unmount_below
+
+
+@pytest.fixture
+def area(tmp_path):  # type: ignore[no-untyped-def]
+    yield tmp_path
+    unmount_below(str(tmp_path))
+    for img in tmp_path.glob("*.img"):
+        out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            sh("losetup", "-d", line.split(":")[0], check=False)
+
+
+def prep(env: dict[str, str], area, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return berth(env, "--root", str(area / "root"), "--config", str(area / "config.yml"), "host", "prepare",
+                 "--fstab", str(area / "fstab"), *args, check=check)
+
+
+def test_btrfs_on_a_loop_file(berth_env: dict[str, str], busybox_tar: str, area) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    env.pop("BERTH_ROOT", None)
+    args = ("--driver", "btrfs", "--loopback", f"{area / 'pool.img'}:1G")
+    plan = prep(env, area, *args, "--check").stdout
+    assert "would be made" in plan and not (area / "pool.img").exists() and not (area / "config.yml").exists()
+    first = prep(env, area, *args).stdout
+    assert "change(s) made" in first
+    assert open("/proc/mounts").read().count(str(area / "root")) == 1
+    second = prep(env, area, *args).stdout
+    assert "no changes: the storage is ready" in second
+    assert (area / "fstab").read_text().strip() == f"{area / 'pool.img'} {area / 'root'} btrfs loop 0 0"
+    env_c = dict(env, BERTH_CONFIG=str(area / "config.yml"), BERTH_RUNROOT=str(area / "run"))
+    info = json.loads(berth(env_c, "info", "--format", "json").stdout)
+    assert info["driver"] == "btrfs" and info["root"] == str(area / "root")
+    berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
+    assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "on-btrfs").stdout == "on-btrfs\n"
+
+
+def test_device_with_a_filesystem_is_refused_without_force(berth_env: dict[str, str], area) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    img = area / "data.img"
+    with open(img, "wb") as f:
+        f.truncate(256 << 20)
+    sh("mkfs.ext4", "-q", str(img))
+    cp = prep(env, area, "--driver", "btrfs", "--loopback", str(img), check=False)
+    assert cp.returncode == 1 and "holds a ext4 signature" in cp.stderr and "--force" in cp.stderr
+    assert subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout == ""
+    assert not (area / "config.yml").exists()
+    out = prep(env, area, "--driver", "btrfs", "--loopback", str(img), "--force").stdout
+    assert "mkfs.btrfs" in out
+    cp = prep(env, area, "--driver", "btrfs", check=False)
+    assert "no changes" in cp.stdout
+
+
+def test_overlay_and_vfs(berth_env: dict[str, str], area) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    out = prep(env, area, "--driver", "overlay").stdout
+    assert "overlay checks" in out and "change(s) made" in out
+    assert "no changes" in prep(env, area, "--driver", "overlay").stdout
+    cp = prep(env, area, "--driver", "vfs", "--check")
+    assert "would be made" in cp.stdout and "driver: overlay" in (area / "config.yml").read_text()
+    assert os.path.exists(area / "config.yml")
