@@ -116,3 +116,12 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
               "berth_host_info", "berth_snapshot"):
         cp = subprocess.run([doc, "-M", "library", m], cwd=REPO, capture_output=True, text=True)
         assert cp.returncode == 0 and "EXAMPLES" in cp.stdout and "RETURN VALUES" in cp.stdout, (m, cp.stderr)
+
+
+def test_runtime_role_installs_the_berth_package(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env, extra, _port = setup
+    venv = tmp_path / "berth-venv"
+    run = playbook(env, "provision.yml", dict(extra, berth_runtime_package=REPO, berth_runtime_virtualenv=str(venv)))
+    assert run.returncode == 0, run.stdout[-3000:]
+    cp = subprocess.run([str(venv / "bin" / "berth"), "--help"], capture_output=True, text=True)
+    assert cp.returncode == 0 and "container runtime" in cp.stdout
