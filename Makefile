@@ -11,7 +11,7 @@ PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-deps clean
+.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-deps clean
 
 setup: apt venv
 
@@ -52,10 +52,13 @@ test: setup lint $(CACHE)/busybox.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: bench-diff bench-containers bench-images
+bench: bench-diff bench-containers bench-images bench-storage
 
 bench-diff: setup
 	$(BIN)/python bench/diff.py
+
+bench-storage: setup
+	$(BIN)/python bench/storage.py
 
 # The peers (docker, podman) and a debootstrap'd Debian with python3 for the commit/diff phases.
 bench-deps: setup

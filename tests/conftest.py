@@ -19,7 +19,8 @@ from berth.engine import Engine
 from berth.storage import mounts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DRIVERS = ("vfs", "overlay", "btrfs")
+DRIVERS = ("vfs", "overlay", "btrfs", "devicemapper")
+DM_OPTS = {"dm.basesize": "1g"}
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,6 +92,39 @@ def btrfs_dir(session_tmp: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def xfs_dir(session_tmp: str) -> Iterator[str]:
+    """A directory on a fresh loop-mounted XFS with reflink=1 (the devicemapper reflink pool)."""
+    if "xfs" not in open("/proc/filesystems").read() or not shutil.which("mkfs.xfs"):
+        pytest.skip("xfs is not available in this kernel or xfsprogs is missing")
+    img = os.path.join(session_tmp, "xfs.img")
+    mnt = os.path.join(session_tmp, "xfs")
+    os.makedirs(mnt)
+    with open(img, "wb") as f:
+        f.truncate(8 << 30)
+    sh("mkfs.xfs", "-q", "-f", "-m", "reflink=1", img)
+    dev = sh("losetup", "-f", "--show", img).stdout.strip()
+    try:
+        sh("mount", dev, mnt)
+        try:
+            yield mnt
+        finally:
+            unmount_below(mnt)
+            detach_loops_below(mnt)
+            unmount_below(mnt)
+    finally:
+        sh("losetup", "-d", dev, check=False)
+
+
+def detach_loops_below(path: str) -> None:
+    """Detach loop devices whose backing file lies below path (devicemapper's reflink pool)."""
+    out = sh("losetup", "-a", check=False).stdout
+    for line in out.splitlines():
+        dev, _, rest = line.partition(":")
+        if f"({path}/" in rest:
+            sh("losetup", "-d", dev, check=False)
+
+
+@pytest.fixture(scope="session")
 def busybox_tar(session_tmp: str) -> str:
     out = os.path.join(session_tmp, "busybox.tar")
     subprocess.run([os.path.join(REPO, "scripts", "busybox-rootfs.sh"), out], check=True)
@@ -108,10 +142,13 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: str) -> Iterator[Engin
     def factory(driver: str) -> Engine:
         if driver == "btrfs":
             base = tempfile.mkdtemp(dir=request.getfixturevalue("btrfs_dir"))
+        elif driver == "devicemapper":
+            base = tempfile.mkdtemp(dir=request.getfixturevalue("xfs_dir"))
         else:
             base = tempfile.mkdtemp(dir=str(tmp_path))
         settings = config_mod.Settings(root=os.path.join(base, "root"), runroot=os.path.join(base, "run"),
-                                       driver=driver, driver_source="test", cgroup_parent=CGROUP_PARENT)
+                                       driver=driver, driver_source="test", cgroup_parent=CGROUP_PARENT,
+                                       storage_opts=dict(DM_OPTS) if driver == "devicemapper" else {})
         e = Engine(settings)
         made.append((e, base))
         return e
@@ -130,6 +167,8 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: str) -> Iterator[Engin
             finally:
                 stop_leftovers(e.runroot)
                 remove_networks(e.root)
+                unmount_below(base)
+                detach_loops_below(base)
                 remove_tree(base)
 
 
@@ -223,6 +262,7 @@ def _teardown_root(env: dict[str, str]) -> None:
         remove_networks(env["BERTH_ROOT"])
     stop_leftovers(env["BERTH_RUNROOT"])
     unmount_below(os.path.dirname(env["BERTH_ROOT"]))
+    detach_loops_below(os.path.dirname(env["BERTH_ROOT"]))
     unmount_below(env["BERTH_RUNROOT"])
 
 

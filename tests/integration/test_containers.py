@@ -18,10 +18,15 @@ from tests.conftest import CGROUP_PARENT, DRIVERS, berth
 @pytest.fixture(params=DRIVERS)
 def env(request: pytest.FixtureRequest, berth_env: dict[str, str], busybox_tar: str) -> dict[str, str]:
     e = dict(berth_env, BERTH_DRIVER=request.param)
-    if request.param == "btrfs":
-        base = request.getfixturevalue("btrfs_dir")
+    if request.param in ("btrfs", "devicemapper"):
+        base = request.getfixturevalue("btrfs_dir" if request.param == "btrfs" else "xfs_dir")
         e["BERTH_ROOT"] = os.path.join(tempfile.mkdtemp(dir=base), "root")
         berth_env["BERTH_ROOT"] = e["BERTH_ROOT"]  # so the fixture's teardown removes its containers
+    if request.param == "devicemapper":
+        cfg = os.path.join(os.path.dirname(e["BERTH_ROOT"]), "config.yml")
+        with open(cfg, "w") as f:
+            f.write("storage_opts:\n  dm.basesize: 1g\n")
+        e["BERTH_CONFIG"] = berth_env["BERTH_CONFIG"] = cfg
     berth(e, "import", "-c", 'CMD ["sh"]', busybox_tar, "busybox")
     return e
 

@@ -72,3 +72,28 @@ def test_overlay_and_vfs(berth_env: dict[str, str], area) -> None:  # type: igno
     cp = prep(env, area, "--driver", "vfs", "--check")
     assert "would be made" in cp.stdout and "driver: overlay" in (area / "config.yml").read_text()
     assert os.path.exists(area / "config.yml")
+
+
+def test_devicemapper_reflink_pool_and_a_full_pool(berth_env: dict[str, str], busybox_tar: str, area) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    env.pop("BERTH_ROOT", None)
+    args = ("--driver", "devicemapper", "--loopback", f"{area / 'dm.img'}:700M")
+    assert "change(s) made" in prep(env, area, *args).stdout
+    assert "no changes" in prep(env, area, *args).stdout
+    cfg = area / "config.yml"
+    cfg.write_text(cfg.read_text() + "storage_opts:\n  dm.basesize: 2g\n")
+    env_c = dict(env, BERTH_CONFIG=str(cfg), BERTH_RUNROOT=str(area / "run"), BERTH_DRIVER="devicemapper")
+    info = json.loads(berth(env_c, "info", "--format", "json").stdout)
+    assert info["driver"] == "devicemapper" and info["driver_status"]["Pool backend"] == "reflink"
+    berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
+    # fill the pool past dm.min_free_space (10%), but not to the last byte, from inside a container
+    st = os.statvfs(area / "root")
+    count = (st.f_bavail * st.f_frsize - st.f_blocks * st.f_frsize // 20) >> 20
+    berth(env_c, "run", "--name", "filler", "--network", "none", "bb", "sh", "-c",
+          f"dd if=/dev/urandom of=/fill bs=1M count={count} 2>/dev/null; sync; true")
+    cp = berth(env_c, "create", "--name", "next", "--network", "none", "bb", "true", check=False)
+    assert cp.returncode == 1 and "thin pool full" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    assert berth(env_c, "storage", "check").returncode == 0
+    berth(env_c, "rm", "filler")
+    assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "room again").stdout == "room again\n"

@@ -345,7 +345,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     fmt(hc)
     hc.set_defaults(fn=cmd_host_check)
     hp = host.add_parser("prepare", help="prepare the storage for a driver (idempotent; --check shows the plan)")
-    hp.add_argument("--driver", dest="prepare_driver", required=True, choices=["btrfs", "overlay", "vfs"])
+    hp.add_argument("--driver", dest="prepare_driver", required=True,
+                    choices=["btrfs", "overlay", "devicemapper", "vfs"])
     hp.add_argument("--device", action="append", help="block device to use (repeatable for btrfs)")
     hp.add_argument("--loopback", metavar="FILE:SIZE", help="a sparse file attached to a loop device")
     hp.add_argument("--mount", help="where to mount it (default: the berth root)")
@@ -506,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except __import__("sqlite3").Error as e:
+        print(f"berth: error: the metadata store failed: {e} (is the berth root's file system full?)",
+              file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 1
     except OSError as e:

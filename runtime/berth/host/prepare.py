@@ -108,10 +108,26 @@ def prepare(driver: str, root: str, config_path: str, devices: list[str] | None 
         steps.append(Step(f"overlay checks: {why}", True))
     elif driver == "vfs":
         steps.append(Step("vfs needs no preparation", True))
-    elif driver in ("devicemapper", "aufs"):
-        raise BerthError(f"preparing {driver} is not implemented yet; use btrfs, overlay or vfs")
+    elif driver == "devicemapper":
+        if os.path.exists("/dev/mapper/control") and devices:
+            raise BerthError("creating a dm-thin pool (direct-lvm) is not implemented yet: give an existing pool "
+                             "with --storage-opt dm.thinpooldev=/dev/mapper/POOL, or use --loopback for the "
+                             "reflink pool")
+        # the reflink pool: sparse device images on an XFS with reflink=1
+        _prepare_fs("xfs", ["mkfs.xfs", "-f", "-m", "reflink=1"], target, devices, loopback, check, force, fstab,
+                    steps)
+        if not check:
+            from berth.storage.devicemapper import _xfs_reflink
+
+            if not _xfs_reflink(target):
+                raise BerthError(f"{target} is an xfs without reflink=1: the reflink pool needs it "
+                                 "(reformat with --force)")
+        steps.append(Step("devicemapper uses the reflink pool (no device-mapper in this kernel)"
+                          if not os.path.exists("/dev/mapper/control") else "devicemapper reflink pool", True))
+    elif driver == "aufs":
+        raise BerthError("aufs is not in this kernel: use overlay")
     else:
-        raise InvalidInput(f"unknown driver {driver!r}: use btrfs, overlay or vfs")
+        raise InvalidInput(f"unknown driver {driver!r}: use btrfs, overlay, devicemapper or vfs")
     updates: dict[str, Any] = {"driver": driver, "root": target}
     _write_config(config_path, updates, check, steps)
     return steps

@@ -16,23 +16,16 @@ if TYPE_CHECKING:
     from berth.storage.driver import Driver
 
 DRIVERS = {"btrfs": ("berth.storage.btrfs", "BtrfsDriver"), "overlay": ("berth.storage.overlay", "OverlayDriver"),
-           "vfs": ("berth.storage.vfs", "VfsDriver")}
-PLANNED = {
-    "devicemapper": "the devicemapper driver is not implemented yet",
-    "aufs": "the aufs driver is not implemented yet",
-}
+           "vfs": ("berth.storage.vfs", "VfsDriver"),
+           "devicemapper": ("berth.storage.devicemapper", "DeviceMapperDriver"),
+           "aufs": ("berth.storage.aufs", "AufsDriver")}
+PLANNED: dict[str, str] = {}
 AUTO_ORDER = ("btrfs", "overlay", "devicemapper", "vfs")
 ALL_NAMES = ("vfs", "overlay", "btrfs", "devicemapper", "aufs")
 
 
 def _support(name: str, facts: HostFacts) -> tuple[bool, str]:
-    if name in DRIVERS:
-        return driver_class(name).supported(facts)
-    if name == "devicemapper":
-        dm = facts.devicemapper
-        return False, str(dm["reason"]) if dm["reason"] else PLANNED[name]
-    present = "aufs" in facts.filesystems
-    return False, (PLANNED[name] if present else "aufs is not in /proc/filesystems (this kernel lacks it; use overlay)")
+    return driver_class(name).supported(facts)
 
 
 def driver_support(facts: HostFacts) -> dict[str, tuple[bool, str]]:

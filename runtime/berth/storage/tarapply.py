@@ -115,10 +115,11 @@ def clean_name(name: str, what: str = "entry") -> str:
 
 class Applier:
     def __init__(self, root: str, whiteouts: str) -> None:
-        if whiteouts not in ("delete", "overlay"):
+        if whiteouts not in ("delete", "overlay", "aufs"):
             raise ValueError(whiteouts)
         self.root = os.path.realpath(root)
         self.overlay = whiteouts == "overlay"
+        self.aufs = whiteouts == "aufs"  # aufs branches keep whiteouts as .wh. files, like the tar
         self.real_dirs: set[str] = {""}
         self.created: set[str] = set()
         self.dir_times: list[tuple[str, int]] = []
@@ -171,18 +172,28 @@ class Applier:
         self._forget(rel)
         remove_path(p)
 
+    def _marker(self, rel: str) -> None:
+        fd = os.open(self._abs(rel), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o444)
+        os.close(fd)
+
     def whiteout(self, rel: str) -> None:
         self._ensure_parents(rel)
         p = self._abs(rel)
         self._forget(rel)
         remove_path(p)
-        if self.overlay:
+        if self.aufs:
+            d, b = posixpath.split(rel)
+            self._marker(_join(d, WHITEOUT_PREFIX + b))
+        elif self.overlay:
             os.mknod(p, stat.S_IFCHR | 0o000, os.makedev(0, 0))
 
     def opaque(self, rel_dir: str) -> None:
         if rel_dir:
             self._ensure_parents(_join(rel_dir, "x"))
         d = self._abs(rel_dir)
+        if self.aufs:
+            self._marker(_join(rel_dir, OPAQUE_MARKER))
+            return
         if self.overlay:
             os.setxattr(d, OPAQUE_XATTR, b"y", follow_symlinks=False)
             return

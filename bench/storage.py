@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Storage benchmark: container-layer create+remove rate and snapshot time of a rw layer holding
+--data-mib MiB, for devicemapper (reflink pool on XFS) against overlay (ext4) and btrfs, each on a
+fresh loop-mounted file system, in one run.
+
+    python bench/storage.py [--n 50] [--reps 3] [--data-mib 100] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runtime"))
+
+from berth import config as config_mod  # noqa: E402
+from berth.engine import Engine  # noqa: E402
+from berth.storage import differ  # noqa: E402
+
+FS = {"overlay": ["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard"],
+      "btrfs": ["mkfs.btrfs", "-q", "-f"], "devicemapper": ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"]}
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True).stdout.strip()
+
+
+def base_tar() -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(2000):
+            os.makedirs(os.path.join(d, f"d{i % 20}"), exist_ok=True)
+            with open(os.path.join(d, f"d{i % 20}", f"f{i}"), "wb") as f:
+                f.write(b"x" * 512)
+        buf = io.BytesIO()
+        differ.write_tar(differ.Differ(d, None).plan(), d, buf)
+        return buf.getvalue()
+
+
+def bench(driver: str, mnt: str, tar: bytes, args: argparse.Namespace) -> dict[str, float]:
+    opts = {"dm.basesize": "2g"} if driver == "devicemapper" else {}
+    e = Engine(config_mod.Settings(root=os.path.join(mnt, "root"), runroot=os.path.join(mnt, "run"), driver=driver,
+                                   storage_opts=opts))
+    try:
+        base, _, _ = e.layers.create_from_tar(None, io.BytesIO(tar))
+        t0 = time.perf_counter()
+        for _ in range(args.n):
+            rw = e.layers.create_rw(base.id)
+            e.layers.remove(rw.id)
+        rate = args.n / (time.perf_counter() - t0)
+        rw = e.layers.create_rw(base.id)
+        path = e.driver.mount(rw.id)
+        with open(os.path.join(path, "data.bin"), "wb") as f:
+            for _ in range(args.data_mib):
+                f.write(os.urandom(1 << 20))
+        e.driver.unmount(rw.id)
+        subprocess.run(["sync"], check=True)
+        times = []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            snap = e.layers.snapshot(rw.id)
+            times.append(time.perf_counter() - t0)
+            e.layers.remove(snap.id)
+        e.layers.remove(rw.id)
+        return {"create_remove_per_s": rate, "snapshot_s": statistics.median(times)}
+    finally:
+        e.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--data-mib", type=int, default=100)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bst-", dir="/tmp")
+    res: dict[str, dict[str, float]] = {}
+    devs = []
+    try:
+        tar = base_tar()
+        for driver, mkfs in FS.items():
+            img, mnt = os.path.join(work, f"{driver}.img"), os.path.join(work, driver)
+            os.makedirs(mnt)
+            sh("truncate", "-s", "8G", img)
+            dev = sh("losetup", "-f", "--show", img)
+            devs.append((dev, mnt))
+            sh(*mkfs, dev)
+            sh("mount", dev, mnt)
+            res[driver] = bench(driver, mnt, tar, args)
+            print(f"{driver}: {res[driver]}", file=sys.stderr)
+    finally:
+        for dev, mnt in reversed(devs):
+            subprocess.run(["umount", "-R", mnt], check=False)
+            out = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                if f"({mnt}/" in line:
+                    subprocess.run(["losetup", "-d", line.split(":")[0]], check=False)
+            subprocess.run(["umount", "-R", mnt], check=False)
+            subprocess.run(["losetup", "-d", dev], check=False)
+        subprocess.run(["rm", "-rf", "--one-file-system", work], check=False)
+    dm = res["devicemapper"]
+    print(f"{'driver':<13} {'create+remove/s':>16} {'snapshot':>10}  dm/this (rate, time)")
+    for driver, r in res.items():
+        print(f"{driver:<13} {r['create_remove_per_s']:16.1f} {r['snapshot_s'] * 1000:8.1f}ms  "
+              f"{dm['create_remove_per_s'] / r['create_remove_per_s']:.2f}, {dm['snapshot_s'] / r['snapshot_s']:.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
