@@ -94,6 +94,8 @@ def test_devicemapper_reflink_pool_and_a_full_pool(berth_env: dict[str, str], bu
           f"dd if=/dev/urandom of=/fill bs=1M count={count} 2>/dev/null; sync; true")
     cp = berth(env_c, "create", "--name", "next", "--network", "none", "bb", "true", check=False)
     assert cp.returncode == 1 and "thin pool full" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
+    status = json.loads(berth(env_c, "info", "--format", "json").stdout)["driver_status"]
+    assert status["Pool state"].startswith("full")
     assert berth(env_c, "storage", "check").returncode == 0
     berth(env_c, "rm", "filler")
     assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "room again").stdout == "room again\n"

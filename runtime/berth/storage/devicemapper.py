@@ -375,7 +375,10 @@ class DeviceMapperDriver(Driver):
 
     def status(self) -> list[tuple[str, str]]:
         used, total = self.pool.usage()
-        return [("Pool backend", self.pool.name), ("Data space used", f"{used >> 20} MiB"),
+        full = total and (total - used) * 100 < self.min_free * total
+        state = (f"full (below dm.min_free_space={self.min_free}%): remove containers or images, or grow the pool"
+                 if full else "ok")
+        return [("Pool backend", self.pool.name), ("Pool state", state), ("Data space used", f"{used >> 20} MiB"),
                 ("Data space total", f"{total >> 20} MiB"), ("Base device size", f"{self.basesize >> 30} GiB"),
                 ("Backing filesystem of devices", self.fs), ("Min free space", f"{self.min_free}%")]
 
