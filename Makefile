@@ -41,7 +41,7 @@ up: setup $(CACHE)/busybox.tar
 	$(BIN)/berth ps
 
 lint: venv
-	$(BIN)/ruff check runtime tests bench library module_utils molecule
+	$(BIN)/ruff check runtime tests bench library module_utils molecule plugins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production roles playbooks molecule
 
 molecule: setup $(CACHE)/busybox.tar

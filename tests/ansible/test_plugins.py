@@ -1,0 +1,57 @@
+"""The berth connection and inventory plugins: containers as Ansible hosts (exec, put, fetch,
+pipelining), listed by label with keyed groups and composed variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, berth
+
+ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
+pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE), reason="ansible-core is not installed in .venv")
+
+
+def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env, BERTH_DRIVER="overlay", ANSIBLE_FORCE_COLOR="0")
+    berth(env, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
+    # a system container: busybox plus the host's Python, read-only, so that modules run inside
+    for name, role in (("app1", "app"), ("db1", "db"), ("other", "app")):
+        labels = ["-l", f"role={role}"] + (["-l", "fleet=test"] if name != "other" else [])
+        berth(env, "run", "-d", "--name", name, "--network", "none", *labels, "-v", "/usr:/usr:ro",
+              "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "bb", "sleep", "100000")
+    inv = tmp_path / "fleet.berth.yml"
+    inv.write_text(
+        "plugin: berth\n"
+        f"root: {env['BERTH_ROOT']}\nrunroot: {env['BERTH_RUNROOT']}\n"
+        f"berth_executable: {os.path.join(REPO, '.venv', 'bin', 'berth')}\n"
+        "labels:\n  fleet: test\n"
+        "keyed_groups:\n  - key: berth_labels.role\n    prefix: role\n"
+        "compose:\n  ansible_python_interpreter: \"'/usr/bin/python3'\"\n")
+    listed = json.loads(subprocess.run([ANSIBLE + "-inventory", "-i", str(inv), "--list"], cwd=REPO, env=env,
+                                       capture_output=True, text=True, check=True).stdout)
+    assert listed["role_app"]["hosts"] == ["app1"] and listed["role_db"]["hosts"] == ["db1"]
+    assert "berth" in str(listed["_meta"]["hostvars"]["app1"]["ansible_connection"])
+
+    def ansible(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ANSIBLE, "-i", str(inv), *args], cwd=REPO, env=env, capture_output=True, text=True)
+
+    cp = ansible("all", "-m", "ansible.builtin.ping")
+    assert cp.returncode == 0 and cp.stdout.count("pong") == 2, cp.stdout + cp.stderr
+    src = tmp_path / "in.txt"
+    src.write_text("to the container\n")
+    cp = ansible("role_app", "-m", "ansible.builtin.copy", "-a", f"src={src} dest=/tmp/in.txt mode=0600")
+    assert cp.returncode == 0 and "CHANGED" in cp.stdout, cp.stdout
+    assert berth(env, "exec", "app1", "cat", "/tmp/in.txt").stdout == "to the container\n"
+    out = tmp_path / "back.txt"
+    cp = ansible("role_app", "-m", "ansible.builtin.fetch", "-a", f"src=/tmp/in.txt dest={out} flat=true")
+    assert cp.returncode == 0 and out.read_text() == "to the container\n", cp.stdout
+    cp = ansible("role_db", "-m", "ansible.builtin.raw", "-a", "echo $((6 * 7))")
+    assert "42" in cp.stdout
+    berth(env, "stop", "-t", "0", "db1")
+    again = json.loads(subprocess.run([ANSIBLE + "-inventory", "-i", str(inv), "--list"], cwd=REPO, env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    assert "role_db" not in again  # a stopped container is no longer a host (running_only)
