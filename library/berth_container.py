@@ -94,17 +94,8 @@ options:
     type: str
     choices: [running, stopped, present, absent]
     default: running
-  root:
-    description: "berth root."
-    type: path
-  runroot:
-    description: "berth run root."
-    type: path
-  driver:
-    description: "Storage driver."
-    type: str
-requirements:
-  - berth importable by the Python that runs the module (set ansible_python_interpreter)
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 

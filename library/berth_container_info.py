@@ -17,17 +17,8 @@ options:
     type: list
     elements: str
     default: []
-  root:
-    description: "berth root."
-    type: path
-  runroot:
-    description: "berth run root."
-    type: path
-  driver:
-    description: "Storage driver."
-    type: str
-requirements:
-  - berth importable by the Python that runs the module
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 

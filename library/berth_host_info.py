@@ -11,18 +11,8 @@ module: berth_host_info
 short_description: What berth finds on the host (kernel, storage drivers and why, runtimes)
 description:
   - Returns C(berth info) as data. Never changes anything.
-options:
-  root:
-    description: "berth root."
-    type: path
-  runroot:
-    description: "berth run root."
-    type: path
-  driver:
-    description: "Storage driver."
-    type: str
-requirements:
-  - berth importable by the Python that runs the module
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 

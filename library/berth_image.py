@@ -42,17 +42,8 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  root:
-    description: "berth root."
-    type: path
-  runroot:
-    description: "berth run root."
-    type: path
-  driver:
-    description: "Storage driver."
-    type: str
-requirements:
-  - berth importable by the Python that runs the module
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 

@@ -28,17 +28,8 @@ options:
   commit_to:
     description: "Also commit the container to this image reference (with O(state=present))."
     type: str
-  root:
-    description: "berth root."
-    type: path
-  runroot:
-    description: "berth run root."
-    type: path
-  driver:
-    description: "Storage driver."
-    type: str
-requirements:
-  - berth importable by the Python that runs the module
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 

@@ -31,17 +31,8 @@ options:
     description: Also remove containers that berth created from a declared state and that are no longer declared.
     type: bool
     default: false
-  root:
-    description: berth root (default /var/lib/berth or BERTH_ROOT).
-    type: path
-  runroot:
-    description: berth run root (default /run/berth or BERTH_RUNROOT).
-    type: path
-  driver:
-    description: Storage driver (default chosen for the host, or the root's recorded driver).
-    type: str
-requirements:
-  - berth importable by the Python that runs the module (set ansible_python_interpreter)
+extends_documentation_fragment:
+  - berth
 author: berth contributors
 """
 
