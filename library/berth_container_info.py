@@ -38,7 +38,7 @@ containers:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, run
+from ansible.module_utils.berth_common import COMMON_ARGS, inspect_each, run
 
 
 def main():
@@ -46,16 +46,8 @@ def main():
                            supports_check_mode=True)
 
     def work(engine):
-        from berth.errors import NotFound
-
         names = module.params["name"] or [c.id for c in engine.containers.list(all_=True)]
-        out = []
-        for n in names:
-            try:
-                out.append(engine.containers.inspect(n))
-            except NotFound:
-                continue
-        return out
+        return inspect_each(names, engine.containers.inspect)
 
     module.exit_json(changed=False, containers=run(module, work))
 

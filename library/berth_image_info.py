@@ -37,7 +37,7 @@ images:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, run
+from ansible.module_utils.berth_common import COMMON_ARGS, inspect_each, run
 
 
 def main():
@@ -45,16 +45,7 @@ def main():
                            supports_check_mode=True)
 
     def work(engine):
-        from berth.errors import NotFound
-
-        refs = module.params["name"] or [img.id for img in engine.images.list()]
-        out = []
-        for r in refs:
-            try:
-                out.append(engine.inspect_image(r))
-            except NotFound:
-                continue
-        return out
+        return inspect_each(module.params["name"] or [img.id for img in engine.images.list()], engine.inspect_image)
 
     module.exit_json(changed=False, images=run(module, work))
 

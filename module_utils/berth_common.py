@@ -71,3 +71,16 @@ def plan_result(actions):
         "actions": [{"action": a.kind, "target": a.target, "reasons": a.reasons} for a in actions],
         "diff": diff,
     }
+
+
+def inspect_each(names, inspect):
+    """inspect(name) for each name, leaving out the ones that do not exist."""
+    from berth.errors import NotFound
+
+    out = []
+    for n in names:
+        try:
+            out.append(inspect(n))
+        except NotFound:
+            continue
+    return out

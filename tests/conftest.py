@@ -6,6 +6,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -69,39 +70,19 @@ def session_tmp() -> Iterator[str]:
         remove_tree(d)
 
 
-@pytest.fixture(scope="session")
-def btrfs_dir(session_tmp: str) -> Iterator[str]:
-    """A directory on a fresh loop-mounted btrfs file system."""
-    if "btrfs" not in open("/proc/filesystems").read() or not shutil.which("mkfs.btrfs"):
-        pytest.skip("btrfs is not available in this kernel or btrfs-progs is missing")
-    img = os.path.join(session_tmp, "btrfs.img")
-    mnt = os.path.join(session_tmp, "btrfs")
+@contextlib.contextmanager
+def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int) -> Iterator[str]:
+    """A fresh file system of `size` bytes on a loop device, mounted at session_tmp/name; unmounted
+    and detached afterwards, with any loop devices berth attached below it."""
+    fstype = mkfs[0].split(".")[-1]
+    if fstype not in open("/proc/filesystems").read() or not shutil.which(mkfs[0]):
+        pytest.skip(f"{fstype} is not available in this kernel or {mkfs[0]} is missing")
+    img = os.path.join(session_tmp, f"{name}.img")
+    mnt = os.path.join(session_tmp, name)
     os.makedirs(mnt)
     with open(img, "wb") as f:
-        f.truncate(4 << 30)
-    sh("mkfs.btrfs", "-q", "-f", img)
-    dev = sh("losetup", "-f", "--show", img).stdout.strip()
-    try:
-        sh("mount", dev, mnt)
-        try:
-            yield mnt
-        finally:
-            unmount_below(mnt)
-    finally:
-        sh("losetup", "-d", dev, check=False)
-
-
-@pytest.fixture(scope="session")
-def xfs_dir(session_tmp: str) -> Iterator[str]:
-    """A directory on a fresh loop-mounted XFS with reflink=1 (the devicemapper reflink pool)."""
-    if "xfs" not in open("/proc/filesystems").read() or not shutil.which("mkfs.xfs"):
-        pytest.skip("xfs is not available in this kernel or xfsprogs is missing")
-    img = os.path.join(session_tmp, "xfs.img")
-    mnt = os.path.join(session_tmp, "xfs")
-    os.makedirs(mnt)
-    with open(img, "wb") as f:
-        f.truncate(8 << 30)
-    sh("mkfs.xfs", "-q", "-f", "-m", "reflink=1", img)
+        f.truncate(size)
+    sh(*mkfs, img)
     dev = sh("losetup", "-f", "--show", img).stdout.strip()
     try:
         sh("mount", dev, mnt)
@@ -113,6 +94,20 @@ def xfs_dir(session_tmp: str) -> Iterator[str]:
             unmount_below(mnt)
     finally:
         sh("losetup", "-d", dev, check=False)
+
+
+@pytest.fixture(scope="session")
+def btrfs_dir(session_tmp: str) -> Iterator[str]:
+    """A directory on a fresh loop-mounted btrfs file system."""
+    with loop_fs(session_tmp, "btrfs", ["mkfs.btrfs", "-q", "-f"], 4 << 30) as mnt:
+        yield mnt
+
+
+@pytest.fixture(scope="session")
+def xfs_dir(session_tmp: str) -> Iterator[str]:
+    """A directory on a fresh loop-mounted XFS with reflink=1 (the devicemapper reflink pool)."""
+    with loop_fs(session_tmp, "xfs", ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"], 8 << 30) as mnt:
+        yield mnt
 
 
 def detach_loops_below(path: str) -> None:
