@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
-	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables \
+	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
 	pytest-testinfra
@@ -33,6 +33,11 @@ $(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
 	@mkdir -p $(CACHE)
 	scripts/busybox-rootfs.sh $@
 
+# The fleet's system-container image (debootstrap; about a minute, then cached).
+$(CACHE)/fleet.tar: scripts/fleet-image.sh scripts/fleet-init.py scripts/debian-rootfs.sh
+	@mkdir -p $(CACHE)
+	scripts/fleet-image.sh $@
+
 # The main job: converge this machine to inventory/local (a busybox web server on :18080 and a
 # worker). Run it again and it reports changed=0.
 up: setup $(CACHE)/busybox.tar
@@ -44,11 +49,12 @@ lint: venv
 	$(BIN)/ruff check runtime tests bench library module_utils molecule plugins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production roles playbooks molecule
 
-molecule: setup $(CACHE)/busybox.tar
+molecule: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s default
 	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s btrfs
+	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-fleet $(BIN)/molecule test -s fleet
 
-test: setup lint $(CACHE)/busybox.tar
+test: setup lint $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -179,6 +179,10 @@ def test_volumes_tmpfs_readonly_caps(ovl: dict[str, str], tmp_path) -> None:  # 
     assert caps.split()[1] == "0000000000000000"
     caps = berth(ovl, "run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status").stdout
     assert caps.split()[1] == "00000000a80425fb"  # docker's default set
+    # privileged: every capability this process may hand on (a sandbox may have dropped some)
+    mine = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("CapBnd:"))
+    caps = berth(ovl, "run", "--rm", "--privileged", "busybox", "grep", "CapEff", "/proc/self/status").stdout
+    assert caps.split()[1] == mine
     cp = berth(ovl, "run", "--rm", "-v", "/no/such/dir:/x", "busybox", "true", check=False)
     assert cp.returncode == 125 and "does not exist" in cp.stderr
 

@@ -9,6 +9,7 @@ from berth.container.config import ContainerConfig
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
                 "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
                 "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+# In bit order (CAP_CHOWN is bit 0), so that a capability mask reads off by index.
 ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
             "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
             "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
@@ -32,17 +33,29 @@ def _cap_name(c: str) -> str:
     return c if c.startswith("CAP_") else f"CAP_{c}"
 
 
+def _bounding_set() -> set[str]:
+    """The capabilities this process may hand on: a container cannot get more than its caller has
+    (privileged under a sandbox that dropped, say, SYS_RESOURCE gets everything else)."""
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return set(ALL_CAPS)
+    return {c for i, c in enumerate(ALL_CAPS) if mask >> i & 1}
+
+
 def capabilities(cfg: ContainerConfig) -> list[str]:
     from berth.errors import InvalidInput
 
     for c in cfg.cap_add + cfg.cap_drop:
         if c.upper() != "ALL" and _cap_name(c) not in ALL_CAPS:
             raise InvalidInput(f"unknown capability {c!r} (e.g. NET_ADMIN, SYS_TIME, or ALL)")
+    bounding = _bounding_set()
     if cfg.privileged:
-        return list(ALL_CAPS)
+        return [c for c in ALL_CAPS if c in bounding]
     caps = list(DEFAULT_CAPS)
     if any(c.upper() == "ALL" for c in cfg.cap_add):
-        caps = list(ALL_CAPS)
+        caps = [c for c in ALL_CAPS if c in bounding]
     caps += [_cap_name(c) for c in cfg.cap_add if c.upper() != "ALL" and _cap_name(c) not in caps]
     if any(c.upper() == "ALL" for c in cfg.cap_drop):
         caps = [_cap_name(c) for c in cfg.cap_add if c.upper() != "ALL"]
