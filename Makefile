@@ -4,14 +4,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
-	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client \
+	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client lvm2 \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
 	pytest-testinfra
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-deps clean
+.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps clean
 
 setup: apt venv
 
@@ -58,13 +58,16 @@ test: setup lint $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: bench-diff bench-containers bench-images bench-storage
+bench: bench-diff bench-containers bench-images bench-storage bench-fleet
 
 bench-diff: setup
 	$(BIN)/python bench/diff.py
 
 bench-storage: setup
 	$(BIN)/python bench/storage.py
+
+bench-fleet: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
+	$(BIN)/python bench/fleet.py
 
 # The peers (docker, podman) and a debootstrap'd Debian with python3 for the commit/diff phases.
 bench-deps: setup

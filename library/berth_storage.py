@@ -19,8 +19,22 @@ options:
   driver:
     description: Driver to prepare for.
     type: str
-    choices: [btrfs, overlay, vfs]
+    choices: [btrfs, overlay, vfs, devicemapper]
     required: true
+  pool:
+    description:
+      - devicemapper only. V(thin) makes a dm-thin pool with LVM on O(device) (direct-lvm) or on O(loopback)
+        (loop-lvm, for trials only, with a warning); V(reflink) makes the reflink pool's XFS.
+      - Default V(thin) where the kernel has device-mapper, V(reflink) otherwise.
+    type: str
+    choices: [thin, reflink]
+  storage_opts:
+    description:
+      - Options of the thin pool, e.g. C(dm.blocksize) (chunk size, 512K), C(dm.vg) (volume group, berth),
+        C(dm.thinp_percent), C(dm.thinp_metapercent), C(dm.thinp_autoextend_threshold),
+        C(dm.thinp_autoextend_percent).
+    type: dict
+    default: {}
   device:
     description: Block devices to use.
     type: list
@@ -57,6 +71,15 @@ EXAMPLES = r"""
   berth_storage:
     driver: btrfs
     device: [/dev/vdb]
+
+- name: A dm-thin pool on two disks (direct-lvm), 1M chunks, autoextend at 70%
+  berth_storage:
+    driver: devicemapper
+    pool: thin
+    device: [/dev/vdc, /dev/vdd]
+    storage_opts:
+      dm.blocksize: 1M
+      dm.thinp_autoextend_threshold: "70"
 """
 
 RETURN = r"""
@@ -75,7 +98,9 @@ from ansible.module_utils.berth_common import require_berth
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(driver=dict(type="str", required=True, choices=["btrfs", "overlay", "vfs"]),
+        argument_spec=dict(driver=dict(type="str", required=True, choices=["btrfs", "overlay", "vfs", "devicemapper"]),
+                           pool=dict(type="str", choices=["thin", "reflink"]),
+                           storage_opts=dict(type="dict", default={}),
                            device=dict(type="list", elements="str"), loopback=dict(type="str"),
                            mount=dict(type="path"), force=dict(type="bool", default=False),
                            config_path=dict(type="path", default="/etc/berth/config.yml"),
@@ -91,11 +116,15 @@ def main():
     p = module.params
     try:
         steps = prepare(p["driver"], p["root"], p["config_path"], p["device"], p["loopback"], p["mount"],
-                        module.check_mode, p["force"], p["fstab"])
+                        module.check_mode, p["force"], p["fstab"], pool=p["pool"],
+                        opts={str(k): str(v) for k, v in p["storage_opts"].items()})
     except BerthError as e:
         module.fail_json(msg=str(e))
     except OSError as e:
         module.fail_json(msg=str(e), exception=traceback.format_exc())
+    for s in steps:
+        if s.warning:
+            module.warn(s.what)
     changes = [s.what for s in steps if not s.done]
     module.exit_json(changed=bool(changes), steps=[{"step": s.what, "done_before": s.done} for s in steps],
                      diff={"prepared": "".join(f"{c}\n" for c in changes)} if changes else {})

@@ -111,9 +111,18 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
                          "-e", "ansible_python_interpreter=/usr/bin/python3"],
                         cwd=REPO, env=env, capture_output=True, text=True)
     assert cp.returncode != 0 and "ansible_python_interpreter" in cp.stdout
+    # the thin pool plan in check mode: changed, with loop-lvm's warning, and nothing made
+    pool = os.path.join(os.path.dirname(env["BERTH_ROOT"]), "lvm.img")
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "--check", "-m", "berth_storage", "-a",
+                         json.dumps({"driver": "devicemapper", "pool": "thin", "loopback": f"{pool}:1G",
+                                     "storage_opts": {"dm.blocksize": "1M"}, "root": env["BERTH_ROOT"],
+                                     "config_path": os.path.join(os.path.dirname(env["BERTH_ROOT"]), "c.yml")})],
+                        cwd=REPO, env=env, capture_output=True, text=True)
+    assert cp.returncode == 0 and "CHANGED" in cp.stdout and "chunk 1M" in cp.stdout, cp.stdout + cp.stderr
+    assert "loop-lvm" in cp.stderr + cp.stdout and not os.path.exists(pool)
     doc = os.path.join(REPO, ".venv", "bin", "ansible-doc")
     for m in ("berth_state", "berth_container", "berth_container_info", "berth_image", "berth_image_info",
-              "berth_host_info", "berth_snapshot"):
+              "berth_host_info", "berth_snapshot", "berth_storage"):
         cp = subprocess.run([doc, "-M", "library", m], cwd=REPO, capture_output=True, text=True)
         assert cp.returncode == 0 and "EXAMPLES" in cp.stdout and "RETURN VALUES" in cp.stdout, (m, cp.stderr)
 

@@ -51,7 +51,16 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
     assert cp.returncode == 0 and out.read_text() == "to the container\n", cp.stdout
     cp = ansible("role_db", "-m", "ansible.builtin.raw", "-a", "echo $((6 * 7))")
     assert "42" in cp.stdout
+    # a become password cannot travel through berth exec: refused with the reason, not a hang
+    cp = ansible("role_db", "-b", "-e", "ansible_become_password=secret", "-m", "ansible.builtin.command", "-a", "id")
+    assert cp.returncode != 0 and "cannot answer a become password prompt" in cp.stdout, cp.stdout
     berth(env, "stop", "-t", "0", "db1")
     again = json.loads(subprocess.run([ANSIBLE + "-inventory", "-i", str(inv), "--list"], cwd=REPO, env=env,
                                       capture_output=True, text=True, check=True).stdout)
     assert "role_db" not in again  # a stopped container is no longer a host (running_only)
+    # reached anyway (an explicit host): unreachable, with berth's reason
+    cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth", "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
+                         "-e", f"ansible_berth_runroot={env['BERTH_RUNROOT']}",
+                         "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
+                         "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert cp.returncode == 4 and "UNREACHABLE" in cp.stdout and "is not running" in cp.stdout, cp.stdout

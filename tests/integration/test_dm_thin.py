@@ -1,5 +1,5 @@
-"""The dm-thin pool backend needs device-mapper in the kernel; here it is missing
-(/dev/mapper/control), so this test skips and the driver is exercised through its reflink pool
+"""The dm-thin pool backend needs device-mapper in the kernel; here it is missing (not in
+/proc/misc), so this test skips and the driver is exercised through its reflink pool
 (the cross-driver matrix, the container tests and host prepare run devicemapper on reflink)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
+from berth.host.probe import device_mapper
 from berth.storage.devicemapper import ThinPool
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/mapper/control"),
-                                reason="no device-mapper in this kernel (/dev/mapper/control is missing)")
+pytestmark = pytest.mark.skipif(not device_mapper()[0], reason=f"no device-mapper: {device_mapper()[1]}")
 
 
 def test_thin_pool_backend(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
+from berth.host.probe import device_mapper
 from tests.conftest import berth, sh, unmount_below
 
 
@@ -99,3 +101,92 @@ def test_devicemapper_reflink_pool_and_a_full_pool(berth_env: dict[str, str], bu
     assert berth(env_c, "storage", "check").returncode == 0
     berth(env_c, "rm", "filler")
     assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "room again").stdout == "room again\n"
+
+
+LVM_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1"}
+
+
+@pytest.fixture
+def pv_loop(area):  # type: ignore[no-untyped-def]
+    """A loop device that is a physical volume of a scratch volume group (LVM's metadata needs no
+    device-mapper; only activating logical volumes does)."""
+    if not shutil.which("pvcreate"):
+        pytest.skip("lvm2 is not installed")
+    img = area / "pv.img"
+    with open(img, "wb") as f:
+        f.truncate(256 << 20)
+    dev = sh("losetup", "-f", "--show", str(img)).stdout.strip()
+    vg = f"berthtest{os.getpid()}"
+    env = dict(os.environ, **LVM_ENV)
+    try:
+        subprocess.run(["pvcreate", "-y", dev], check=True, capture_output=True, env=env)
+        subprocess.run(["vgcreate", vg, dev], check=True, capture_output=True, env=env)
+        yield dev, vg
+    finally:
+        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=env)
+        subprocess.run(["pvremove", "-y", dev], capture_output=True, env=env)
+        sh("losetup", "-d", dev, check=False)
+
+
+def test_thin_pool_plan_and_refusals(berth_env: dict[str, str], area, pv_loop) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    dev, vg = pv_loop
+    # loop-lvm, planned: every LVM step, the loud warning, and nothing done
+    plan = prep(env, area, "--driver", "devicemapper", "--pool", "thin", "--loopback", f"{area / 'lvm.img'}:2G",
+                "--check").stdout
+    for step in ("warning: loop-lvm", "pvcreate", "vgcreate berth", "lvcreate berth/thinpool on 95%",
+                 "lvcreate berth/thinpoolmeta on 1%", "chunk 512K, no zeroing", "extend the pool by 20% at 80% full",
+                 "lvchange --metadataprofile berth-thinpool", "'dm.thinpooldev': '/dev/mapper/berth-thinpool'"):
+        assert step in plan, (step, plan)
+    assert not (area / "lvm.img").exists() and not (area / "config.yml").exists()
+    # direct-lvm on a device already in the group: those steps are done, the pool is not
+    plan = prep(env, area, "--storage-opt", f"dm.vg={vg}", "--storage-opt", "dm.blocksize=1M", "--driver",
+                "devicemapper", "--pool", "thin", "--device", dev, "--check").stdout
+    assert f"ok: {dev} is a physical volume" in plan and f"ok: volume group {vg} exists" in plan
+    assert f"change: lvcreate {vg}/thinpool" in plan and "chunk 1M" in plan
+    # a physical volume of another group is not taken; a device with a file system is not wiped
+    cp = prep(env, area, "--driver", "devicemapper", "--pool", "thin", "--device", dev, "--check", check=False)
+    assert cp.returncode == 1 and f"physical volume of volume group {vg}" in cp.stderr
+    ext4 = area / "ext4.img"
+    with open(ext4, "wb") as f:
+        f.truncate(64 << 20)
+    sh("mkfs.ext4", "-q", str(ext4))
+    cp = prep(env, area, "--driver", "devicemapper", "--pool", "thin", "--loopback", str(ext4), check=False)
+    assert cp.returncode == 1 and "holds a ext4 signature" in cp.stderr
+    cp = prep(env, area, "--storage-opt", "dm.blocksize=100K", "--driver", "devicemapper", "--pool", "thin",
+              "--loopback", f"{area / 'lvm.img'}:2G", check=False)
+    assert cp.returncode == 1 and "multiple of 64K" in cp.stderr
+    if not device_mapper()[0]:
+        # applying it here: refused before anything is made
+        cp = prep(env, area, "--driver", "devicemapper", "--pool", "thin", "--loopback", f"{area / 'lvm.img'}:2G",
+                  check=False)
+        assert cp.returncode == 1 and "needs device-mapper" in cp.stderr
+        assert not (area / "lvm.img").exists() and not (area / "config.yml").exists()
+        assert subprocess.run(["losetup", "-j", str(area / "ext4.img")], capture_output=True, text=True).stdout == ""
+
+
+@pytest.mark.skipif(not device_mapper()[0], reason=f"no device-mapper: {device_mapper()[1]}")
+def test_loop_lvm_thin_pool_made_and_used(berth_env: dict[str, str], busybox_tar: str, area) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env)
+    env.pop("BERTH_CONFIG", None)
+    vg = f"berthpool{os.getpid()}"
+    args = ("--storage-opt", f"dm.vg={vg}", "--driver", "devicemapper", "--pool", "thin", "--loopback",
+            f"{area / 'lvm.img'}:4G")
+    lvm_env = dict(os.environ, **LVM_ENV)
+    try:
+        assert "change(s) made" in prep(env, area, *args).stdout
+        assert "no changes" in prep(env, area, *args).stdout
+        env_c = dict(env, BERTH_CONFIG=str(area / "config.yml"), BERTH_RUNROOT=str(area / "run"),
+                     BERTH_ROOT=str(area / "root"))
+        info = json.loads(berth(env_c, "info", "--format", "json").stdout)
+        assert info["driver"] == "devicemapper" and info["driver_status"]["Pool backend"] == "dm-thin"
+        berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
+        assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "thin").stdout == "thin\n"
+        berth(env_c, "rmi", "bb")
+    finally:
+        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=lvm_env)
+        for img in (area / "lvm.img",):
+            out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout
+            for line in out.splitlines():
+                subprocess.run(["pvremove", "-y", line.split(":")[0]], capture_output=True, env=lvm_env)

@@ -56,9 +56,9 @@ def cmd_host_prepare(a: argparse.Namespace) -> int:
     config_path = a.config or os.environ.get("BERTH_CONFIG") or config_mod.DEFAULT_CONFIG
     # the config file may not exist yet: prepare writes it
     s = config_mod.load(config_path if os.path.exists(config_path) else None, a.root, a.runroot, None,
-                        a.storage_opt)
+                        (a.storage_opt or []) + a.prepare_opts)
     steps = prepare(a.prepare_driver, s.root, config_path, a.device, a.loopback, a.mount, a.check, a.force,
-                    a.fstab)
+                    a.fstab, pool=a.pool, opts=s.storage_opts)
     for step in steps:
         print(step)
     changes = [x for x in steps if not x.done]
@@ -349,6 +349,13 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
                     choices=["btrfs", "overlay", "devicemapper", "vfs"])
     hp.add_argument("--device", action="append", help="block device to use (repeatable for btrfs)")
     hp.add_argument("--loopback", metavar="FILE:SIZE", help="a sparse file attached to a loop device")
+    hp.add_argument("--pool", choices=["thin", "reflink"],
+                    help="devicemapper: a dm-thin pool made with LVM on --device (direct-lvm) or --loopback "
+                         "(loop-lvm), or the reflink pool on XFS (default: thin where the kernel has device-mapper)")
+    hp.add_argument("--storage-opt", dest="prepare_opts", action="append", default=[], metavar="K=V",
+                    help="pool options: dm.blocksize (chunk, 512K), dm.vg (berth), dm.thinp_percent (95), "
+                         "dm.thinp_metapercent (1), dm.thinp_autoextend_threshold (80), "
+                         "dm.thinp_autoextend_percent (20)")
     hp.add_argument("--mount", help="where to mount it (default: the berth root)")
     hp.add_argument("--check", action="store_true", help="print the plan, change nothing")
     hp.add_argument("--force", action="store_true", help="format a device that holds a file system")

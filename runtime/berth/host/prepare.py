@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from berth.errors import BerthError, InvalidInput
-from berth.host.probe import HostFacts, fs_type
+from berth.host.probe import HostFacts, device_mapper, fs_type
 from berth.proc import run
 from berth.storage import mounts
 
@@ -22,12 +22,13 @@ SIZE_RE = re.compile(r"^(\d+)([KMGT]?)$", re.IGNORECASE)
 
 
 class Step:
-    def __init__(self, what: str, done: bool) -> None:
+    def __init__(self, what: str, done: bool, warning: bool = False) -> None:
         self.what = what
         self.done = done  # True: already so, nothing to do
+        self.warning = warning  # something the operator must read; changes nothing
 
     def __str__(self) -> str:
-        return f"{'ok' if self.done else 'change'}: {self.what}"
+        return f"{'warning' if self.warning else 'ok' if self.done else 'change'}: {self.what}"
 
 
 def _size(spec: str) -> int:
@@ -89,10 +90,15 @@ def _fstab(fstab: str, line: str, target: str, check: bool, steps: list[Step]) -
 
 
 def prepare(driver: str, root: str, config_path: str, devices: list[str] | None = None, loopback: str | None = None,
-            mount: str | None = None, check: bool = False, force: bool = False, fstab: str = "/etc/fstab"
-            ) -> list[Step]:
+            mount: str | None = None, check: bool = False, force: bool = False, fstab: str = "/etc/fstab",
+            pool: str | None = None, opts: dict[str, str] | None = None) -> list[Step]:
+    """pool (devicemapper only): "thin" for a dm-thin pool made with LVM, "reflink" for the reflink
+    stand-in; default thin where the kernel has device-mapper, reflink otherwise."""
     steps: list[Step] = []
     target = os.path.abspath(mount or root)
+    updates: dict[str, Any] = {"driver": driver, "root": target}
+    if pool and driver != "devicemapper":
+        raise InvalidInput("--pool is for the devicemapper driver")
     if driver == "btrfs":
         _prepare_fs("btrfs", ["mkfs.btrfs", "-f"], target, devices, loopback, check, force, fstab, steps)
     elif driver == "overlay":
@@ -108,11 +114,12 @@ def prepare(driver: str, root: str, config_path: str, devices: list[str] | None 
         steps.append(Step(f"overlay checks: {why}", True))
     elif driver == "vfs":
         steps.append(Step("vfs needs no preparation", True))
+    elif driver == "devicemapper" and (pool or ("thin" if device_mapper()[0] else "reflink")) == "thin":
+        updates["storage_opts"] = dict(_current_opts(config_path), **_thin_pool(devices, loopback, opts or {}, check,
+                                                                                 force, steps))
     elif driver == "devicemapper":
-        if os.path.exists("/dev/mapper/control") and devices:
-            raise BerthError("creating a dm-thin pool (direct-lvm) is not implemented yet: give an existing pool "
-                             "with --storage-opt dm.thinpooldev=/dev/mapper/POOL, or use --loopback for the "
-                             "reflink pool")
+        if pool not in (None, "reflink"):
+            raise InvalidInput(f"unknown pool {pool!r}: use thin or reflink")
         # the reflink pool: sparse device images on an XFS with reflink=1
         _prepare_fs("xfs", ["mkfs.xfs", "-f", "-m", "reflink=1"], target, devices, loopback, check, force, fstab,
                     steps)
@@ -123,14 +130,65 @@ def prepare(driver: str, root: str, config_path: str, devices: list[str] | None 
                 raise BerthError(f"{target} is an xfs without reflink=1: the reflink pool needs it "
                                  "(reformat with --force)")
         steps.append(Step("devicemapper uses the reflink pool (no device-mapper in this kernel)"
-                          if not os.path.exists("/dev/mapper/control") else "devicemapper reflink pool", True))
+                          if not device_mapper()[0] else "devicemapper reflink pool", True))
     elif driver == "aufs":
         raise BerthError("aufs is not in this kernel: use overlay")
     else:
         raise InvalidInput(f"unknown driver {driver!r}: use btrfs, overlay, devicemapper or vfs")
-    updates: dict[str, Any] = {"driver": driver, "root": target}
     _write_config(config_path, updates, check, steps)
     return steps
+
+
+def _current_opts(config_path: str) -> dict[str, str]:
+    if not os.path.exists(config_path):
+        return {}
+    with open(config_path, encoding="utf-8") as f:
+        return dict((yaml.safe_load(f) or {}).get("storage_opts") or {})
+
+
+def _thin_pool(devices: list[str] | None, loopback: str | None, opts: dict[str, str], check: bool, force: bool,
+               steps: list[Step]) -> dict[str, str]:
+    from berth.host import thinpool
+
+    if devices and loopback:
+        raise InvalidInput("give --device or --loopback, not both")
+    if not devices and not loopback:
+        raise InvalidInput("a thin pool needs --device DEV (direct-lvm) or --loopback FILE:SIZE (loop-lvm)")
+    options = thinpool.Options(opts)
+
+    def add(what: str, done: bool) -> None:
+        steps.append(Step(what, done))
+
+    if devices:
+        thinpool.preflight(list(devices), options, check=check, force=force, add_step=add)
+        return thinpool.plan(list(devices), options, check=check, force=force, add_step=add)
+    steps.append(Step(thinpool.LOOP_LVM_WARNING, True, warning=True))
+    path, _, size = (loopback or "").partition(":")
+    path = os.path.abspath(path)
+    dev = _loop_for(path) if os.path.exists(path) else None
+    if dev:
+        add(f"{path} is attached as {dev}", True)
+        thinpool.preflight([dev], options, check=check, force=force, add_step=add)
+        return thinpool.plan([dev], options, check=check, force=force, add_step=add)
+    if not os.path.exists(path) and not size:
+        raise InvalidInput(f"{path} does not exist: give its size, --loopback {path}:100G")
+    # blkid reads a file as well as a device: an existing file is checked before it is attached
+    thinpool.preflight([path] if os.path.exists(path) else [], options, check=check, force=force, add_step=add)
+    if not os.path.exists(path):
+        add(f"create sparse file {path} of {size}", False)
+        if not check:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.truncate(_size(size))
+    add(f"attach {path} to a loop device", False)
+    if check:
+        return thinpool.plan([], options, check=True, force=force, add_step=add, pending=f"<loop device of {path}>")
+    dev = run(["losetup", "-f", "--show", path], what="attaching the loop file").stdout.decode().strip()
+    try:
+        return thinpool.plan([dev], options, check=False, force=force, add_step=add)
+    except BaseException:
+        run(["losetup", "-d", dev], check=False)
+        raise
 
 
 def _prepare_fs(fstype: str, mkfs: list[str], target: str, devices: list[str] | None, loopback: str | None,

@@ -198,6 +198,22 @@ def namespaces() -> list[str]:
         return []
 
 
+def device_mapper() -> tuple[bool, str]:
+    """Whether this kernel has device-mapper, and if not, why not. The control node alone proves
+    nothing: installing dmsetup or lvm2 creates /dev/mapper/control even where the kernel lacks the
+    driver, so the kernel's own list of misc devices decides."""
+    try:
+        with open("/proc/misc", encoding="ascii") as f:
+            registered = any(line.split()[-1:] == ["device-mapper"] for line in f)
+    except OSError:
+        registered = os.path.exists("/dev/mapper/control")
+    if registered and os.path.exists("/dev/mapper/control"):
+        return True, ""
+    if registered:
+        return False, "/dev/mapper/control is missing (dmsetup mknodes makes it)"
+    return False, "this kernel has no device-mapper (not in /proc/misc; modprobe dm_mod where it is a module)"
+
+
 class HostFacts:
     """Everything the drivers and `berth info` ask about the host, computed once per process; the
     trial mounts are remembered in the runroot (keyed by boot, kernel and options)."""
@@ -263,11 +279,10 @@ class HostFacts:
 
     @cached_property
     def devicemapper(self) -> dict[str, object]:
-        control = os.path.exists("/dev/mapper/control")
+        control, reason = device_mapper()
         thin = False
-        reason = ""
         if not control:
-            reason = "/dev/mapper/control is missing (kernel without device-mapper)"
+            pass
         elif shutil.which("dmsetup"):
             cp = run(["dmsetup", "targets"], check=False)
             thin = b"thin-pool" in cp.stdout

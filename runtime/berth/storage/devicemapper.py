@@ -220,7 +220,10 @@ class ThinPool(PoolBackend):
 class DeviceMapperDriver(Driver):
     name = "devicemapper"
     subdirs = ("mnt", "metadata")
-    known_options = ("dm.basesize", "dm.fs", "dm.min_free_space", "dm.thinpooldev", "dm.pool")
+    # dm.vg, dm.blocksize and dm.thinp_* shape the pool `berth host prepare --pool thin` makes
+    known_options = ("dm.basesize", "dm.fs", "dm.min_free_space", "dm.thinpooldev", "dm.pool", "dm.vg", "dm.blocksize",
+                     "dm.thinp_percent", "dm.thinp_metapercent", "dm.thinp_autoextend_threshold",
+                     "dm.thinp_autoextend_percent")
 
     @classmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
