@@ -162,8 +162,14 @@ class ThinPool(PoolBackend):
         open_tx = self.meta.get("open")
         if open_tx:
             run(["dmsetup", "message", self.pool, "0", f"delete {open_tx['id']}"], check=False)  # type: ignore[index]
+            # the crash may have come after set_transaction_id: the pool's own id is the truth
+            self.meta["transaction_id"] = self._pool_transaction_id()
             self.meta["open"] = None
             self._save()
+
+    def _pool_transaction_id(self) -> int:
+        out = run(["dmsetup", "status", self.pool], what="thin pool status").stdout.decode().split()
+        return int(out[3])
 
     def exists(self, dev: str) -> bool:
         return dev in self.meta["devices"]  # type: ignore[operator]
