@@ -56,6 +56,11 @@ options:
   labels:
     description: "Labels."
     type: dict
+  storage_opts:
+    description:
+      - "Storage options of the container's writable layer: C(size) limits it (overlay on xfs mounted with
+        prjquota, or btrfs); changing it recreates the container."
+    type: dict
   network:
     description: "bridge, none, host or a network's name."
     type: str
@@ -127,7 +132,7 @@ from ansible.module_utils.berth_common import COMMON_ARGS, plan_result, run
 
 KEYS = ("name", "image", "command", "entrypoint", "env", "mounts", "tmpfs", "workdir", "user", "hostname",
         "read_only", "labels", "network", "ports", "memory", "cpus", "pids_limit", "restart", "cap_add", "cap_drop",
-        "privileged", "state")
+        "privileged", "storage_opts", "state")
 
 
 def main():
@@ -142,6 +147,7 @@ def main():
             memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),
             restart=dict(type="str", default="no"), cap_add=dict(type="list", elements="str"),
             cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool", default=False),
+            storage_opts=dict(type="dict"),
             state=dict(type="str", default="running", choices=["running", "stopped", "present", "absent"]),
             **COMMON_ARGS),
         required_if=[("state", "running", ["image"]), ("state", "stopped", ["image"]), ("state", "present", ["image"])],

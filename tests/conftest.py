@@ -71,7 +71,7 @@ def session_tmp() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int) -> Iterator[str]:
+def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int, options: str = "") -> Iterator[str]:
     """A fresh file system of `size` bytes on a loop device, mounted at session_tmp/name; unmounted
     and detached afterwards, with any loop devices berth attached below it."""
     fstype = mkfs[0].split(".")[-1]
@@ -85,7 +85,7 @@ def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int) -> Iterator
     sh(*mkfs, img)
     dev = sh("losetup", "-f", "--show", img).stdout.strip()
     try:
-        sh("mount", dev, mnt)
+        sh("mount", *(["-o", options] if options else []), dev, mnt)
         try:
             yield mnt
         finally:
@@ -108,6 +108,16 @@ def xfs_dir(session_tmp: str) -> Iterator[str]:
     """A directory on a fresh loop-mounted XFS with reflink=1 (the devicemapper reflink pool)."""
     with loop_fs(session_tmp, "xfs", ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"], 8 << 30) as mnt:
         yield mnt
+
+
+@pytest.fixture(scope="session")
+def xfs_prjquota_dir(session_tmp: str) -> Iterator[str]:
+    """A directory on a fresh loop-mounted XFS with project quotas enforced (overlay's size=)."""
+    try:
+        with loop_fs(session_tmp, "xfs-prjquota", ["mkfs.xfs", "-q", "-f"], 1 << 30, options="prjquota") as mnt:
+            yield mnt
+    except subprocess.CalledProcessError:
+        pytest.skip("this kernel's XFS has no quota support (mount -o prjquota fails: CONFIG_XFS_QUOTA is off)")
 
 
 def detach_loops_below(path: str) -> None:

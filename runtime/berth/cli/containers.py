@@ -43,7 +43,8 @@ def add_create_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--cap-drop", action="append", default=[])
     sp.add_argument("--privileged", action="store_true", help="all capabilities, all devices, no masked paths")
     sp.add_argument("--runtime", choices=["crun", "runc"], help="OCI runtime (default: crun where it works, else runc)")
-    sp.add_argument("--storage-opt", dest="ctr_storage_opt", action="append", default=[], metavar="size=N")
+    sp.add_argument("--storage-opt", dest="ctr_storage_opt", action="append", default=[], metavar="size=N",
+                    help="limit the writable layer (overlay on xfs mounted with prjquota, or btrfs qgroups)")
     sp.add_argument("--rm", action="store_true", help="remove the container when it exits")
     sp.add_argument("--restart", default="no", metavar="POLICY",
                     help="no (default), always, unless-stopped or on-failure[:N] (berth restarts it on exit)")

@@ -99,12 +99,9 @@ class ContainerManager:
             if network == DEFAULT_NETWORK:
                 nets.ensure_default()
             nets.conf(network)
-        if cfg.storage_opts:
-            raise InvalidInput(f"the {self.e.driver_name} driver cannot limit a container's size "
-                               "(--storage-opt size= needs xfs project quota or btrfs qgroups)")
         cid = os.urandom(32).hex()
         name = name or _random_name()
-        layer = self.e.layers.create_rw(img.top_layer)
+        layer = self.e.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
         c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
                       None, None)
         try:

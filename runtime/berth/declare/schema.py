@@ -37,7 +37,8 @@ IMAGE_SOURCES = ("import", "pull", "load", "build")
 IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", "require_signature", *IMAGE_SOURCES}
 CONTAINER_KEYS = {"name", "image", "command", "entrypoint", "env", "workdir", "user", "hostname", "mounts", "tmpfs",
                   "read_only", "labels", "network", "ports", "ip", "memory", "cpus", "pids_limit", "blkio_weight",
-                  "cap_add", "cap_drop", "privileged", "runtime", "restart", "state", "snapshots"}
+                  "cap_add", "cap_drop", "privileged", "runtime", "restart", "state", "snapshots",
+                  "storage_opts"}
 MANAGED_LABEL = "berth.managed"
 
 
@@ -174,6 +175,9 @@ def to_config(path: str, item: Node) -> ContainerConfig:
         _str_list(path, item, "env")
     labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
     labels[MANAGED_LABEL] = "true"
+    storage_opts = item.get("storage_opts") or {}
+    if not isinstance(storage_opts, dict):
+        raise _err(path, item.lines.get("storage_opts", item.line), "storage_opts must be a mapping, e.g. {size: 2g}")
     mem = item.get("memory")
     return ContainerConfig(
         image=str(item["image"]),
@@ -199,4 +203,5 @@ def to_config(path: str, item: Node) -> ContainerConfig:
         privileged=bool(item.get("privileged", False)),
         runtime=str(item["runtime"]) if item.get("runtime") else None,
         restart=str(item.get("restart", "no")),
+        storage_opts={str(k): str(v) for k, v in storage_opts.items()},
     )

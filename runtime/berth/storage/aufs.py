@@ -49,8 +49,9 @@ class AufsDriver(Driver):
             return []
 
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
-        if opts:
-            raise BerthError("the aufs driver takes no per-layer options")
+        from berth.storage import quota
+
+        quota.refuse(opts, "aufs")
         chain = ([parent] + self._parents(parent)) if parent else []
         os.mkdir(self._diff(id), 0o755)
         os.makedirs(os.path.join(self.home, "mnt", id), exist_ok=True)

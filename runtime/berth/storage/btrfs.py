@@ -85,14 +85,17 @@ class BtrfsDriver(Driver):
         return os.path.join(self.home, "subvolumes", id)
 
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
-        if opts:
-            raise BerthError("the btrfs driver supports no per-layer options yet")
+        from berth.storage import quota
+
+        size = quota.requested_size(opts, "btrfs")
         os.makedirs(os.path.join(self.home, "subvolumes"), exist_ok=True)
         if parent:
             self._require(parent)
             run(["btrfs", "subvolume", "snapshot", self._sv(parent), self._sv(id)], what="btrfs snapshot")
         else:
             run(["btrfs", "subvolume", "create", self._sv(id)], what="btrfs subvolume create")
+        if size is not None:
+            quota.BtrfsQgroup(self.home).limit(id, self._sv(id), size)
 
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._sv(id))
@@ -120,12 +123,24 @@ class BtrfsDriver(Driver):
         run(["btrfs", "subvolume", "delete", path], what="btrfs subvolume delete")
 
     def remove(self, id: str) -> None:
+        from berth.storage import quota
+
+        qgroups = quota.BtrfsQgroup(self.home)
+        limited = qgroups.quotas.get(id) is not None
+        subvolume_id = qgroups.subvolume_id(self._sv(id)) if limited and os.path.isdir(self._sv(id)) else None
         if os.path.lexists(self._sv(id)):
             self._delete_subvolume(self._sv(id))
+        if limited:
+            qgroups.release(id, subvolume_id, self.home)
 
     def snapshot(self, id: str, new_id: str) -> None:
+        from berth.storage import quota
+
         self._require(id)
         run(["btrfs", "subvolume", "snapshot", self._sv(id), self._sv(new_id)], what="btrfs snapshot")
+        record = quota.Quotas(self.home).get(id)
+        if record:
+            quota.BtrfsQgroup(self.home).limit(new_id, self._sv(new_id), record["size"])
 
     def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
         """A snapshot of the container's subvolume is the new layer (no data copied)."""

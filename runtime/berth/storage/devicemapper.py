@@ -311,8 +311,9 @@ class DeviceMapperDriver(Driver):
 
     # -- contract ----------------------------------------------------------------------------
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
-        if opts:
-            raise BerthError("per-layer options are not supported by the devicemapper driver yet")
+        from berth.storage import quota
+
+        quota.refuse(opts, "devicemapper")
         self._check_space()
         if parent:
             self._require(parent)

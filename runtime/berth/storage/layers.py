@@ -234,11 +234,12 @@ class LayerStore:
         self._abort(id)
         return self.get(row["id"])
 
-    def create_rw(self, parent: str | None) -> Layer:
+    def create_rw(self, parent: str | None, opts: dict[str, str] | None = None) -> Layer:
+        """A container's read-write layer; opts are the driver's per-layer options (size=N)."""
         id, lock = self._begin(parent, rw=True)
         try:
             try:
-                self.driver.create(id, parent, rw=True)
+                self.driver.create(id, parent, rw=True, opts=opts or None)
             except BaseException:
                 self._abort(id)
                 raise

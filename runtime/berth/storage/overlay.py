@@ -78,9 +78,11 @@ class OverlayDriver(Driver):
                 return link
 
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
-        if opts:
-            raise BerthError("the overlay driver supports no per-layer options here "
-                             "(size= needs xfs with project quota)")
+        from berth.storage import quota
+
+        size = quota.requested_size(opts, "overlay")
+        if size is not None:
+            quota.XfsProjectQuota(self.home).check()  # refuse before anything is made
         lower = ""
         if parent:
             self._require(parent)
@@ -103,6 +105,10 @@ class OverlayDriver(Driver):
             os.mkdir(self._d(id, "merged"), 0o700)
         if rw:
             open(self._d(id, "rw"), "w").close()
+        if size is not None:
+            # the whole layer directory: overlay renames from work/ into diff/, which XFS refuses
+            # across project boundaries
+            quota.XfsProjectQuota(self.home).limit(id, self._d(id), size)
 
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._d(id, "diff"))
@@ -161,6 +167,9 @@ class OverlayDriver(Driver):
         if not os.path.lexists(self._d(id)):
             return
         self._force_unmount(id)
+        from berth.storage import quota
+
+        quota.XfsProjectQuota(self.home).release(id)
         link = self._read(id, "link")
         if link:
             lp = os.path.join(self.home, LINK_DIR, link)
@@ -198,7 +207,11 @@ class OverlayDriver(Driver):
         parent = None
         if parent_link:
             parent = os.path.basename(os.path.dirname(os.readlink(os.path.join(self.home, LINK_DIR, parent_link))))
-        self.create(new_id, parent, rw=os.path.exists(self._d(id, "rw")))
+        from berth.storage import quota
+
+        record = quota.Quotas(self.home).get(id)
+        self.create(new_id, parent, rw=os.path.exists(self._d(id, "rw")),
+                    opts={"size": f"{record['size']}b"} if record else None)
         copy_tree(self._d(id, "diff"), self._d(new_id, "diff"))
 
     def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:

@@ -6,7 +6,6 @@ import os
 import shutil
 from typing import TYPE_CHECKING
 
-from berth.errors import BerthError
 from berth.proc import run
 from berth.storage.driver import Driver
 
@@ -34,8 +33,9 @@ class VfsDriver(Driver):
         return os.path.join(self.home, "dir", id)
 
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
-        if opts:
-            raise BerthError(f"the vfs driver takes no per-layer options (got {', '.join(opts)})")
+        from berth.storage import quota
+
+        quota.refuse(opts, "vfs")
         d = self._dir(id)
         os.makedirs(os.path.dirname(d), exist_ok=True)
         os.mkdir(d, 0o755)
