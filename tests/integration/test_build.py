@@ -83,3 +83,53 @@ def test_failing_run_names_the_step(env, tmp_path) -> None:  # type: ignore[no-u
     (d / "Dockerfile").write_text("FROM busybox:bb\nHEALTHCHECK CMD true\n")
     cp = berth(env, "build", str(d), check=False)
     assert cp.returncode == 1 and "unsupported instruction" in cp.stderr and "line 2" in cp.stderr
+
+
+MULTISTAGE = """\
+FROM busybox:bb AS builder
+RUN mkdir -p /out && echo built > /out/artifact && ln -s /etc/passwd /out/link
+FROM busybox:bb AS unused
+RUN echo never copied > /x
+FROM scratch
+COPY --from=builder /out /app/
+COPY --from=builder /out/link /passwd-copy
+COPY --from=0 /bin/busybox /bin/busybox
+ENTRYPOINT ["/bin/busybox"]
+CMD ["cat", "/app/artifact"]
+"""
+
+
+def test_multi_stage_build(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ctx = tmp_path / "multi"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(MULTISTAGE)
+    first = berth(env, "build", "-t", "slim:1", str(ctx))
+    image_id = first.stdout.strip().splitlines()[-1]
+    assert berth(env, "run", "--rm", "--network", "none", "slim:1").stdout == "built\n"
+    info = json.loads(berth(env, "inspect", "slim:1").stdout)[0]
+    assert len(info["RootFS"]["diff_ids"]) == 3  # the three COPY layers on scratch, nothing of busybox:bb's
+    # links inside a copied directory stay links; a link named as the source is followed, inside the
+    # stage's file system, never onto the host's
+    out = berth(env, "run", "--rm", "--network", "none", "slim:1", "readlink", "/app/link").stdout
+    assert out == "/etc/passwd\n"
+    copied = berth(env, "run", "--rm", "--network", "none", "slim:1", "cat", "/passwd-copy").stdout
+    assert copied == berth(env, "run", "--rm", "--network", "none", "busybox:bb", "cat", "/etc/passwd").stdout
+    assert copied != open("/etc/passwd").read()
+    assert berth(env, "run", "--rm", "--network", "none", "slim:1", "ls", "/x", check=False).returncode != 0
+    again = berth(env, "build", "-t", "slim:1", str(ctx))
+    assert again.stdout.strip().splitlines()[-1] == image_id and again.stderr.count("Using cache") == 7
+    # --target stops at a stage
+    builder = berth(env, "build", "--target", "builder", "-t", "builder:1", str(ctx)).stdout.strip().splitlines()[-1]
+    out = berth(env, "run", "--rm", "--network", "none", builder, "cat", "/out/artifact").stdout
+    assert out == "built\n"
+    # errors name the problem: an unknown stage, a path missing in the stage, an unknown target
+    for text, want in (("FROM busybox:bb\nCOPY --from=nosuch /x /x\n", "nosuch"),
+                       ("FROM busybox:bb AS a\nFROM busybox:bb\nCOPY --from=a /../../etc/shadow /s\n",
+                        "does not exist in that image"),
+                       ("FROM busybox:bb\nCOPY --from=3 /x /x\n", "finished stage")):
+        (ctx / "Dockerfile").write_text(text)
+        cp = berth(env, "build", str(ctx), check=False)
+        assert cp.returncode != 0 and want in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
+    (ctx / "Dockerfile").write_text(MULTISTAGE)
+    cp = berth(env, "build", "--target", "nope", str(ctx), check=False)
+    assert cp.returncode != 0 and "--target nope" in cp.stderr

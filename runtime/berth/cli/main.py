@@ -204,7 +204,8 @@ def cmd_build(a: argparse.Namespace) -> int:
         dockerfile = a.file or os.path.join(a.context, "Dockerfile")
         if not os.path.exists(dockerfile):
             raise BerthError(f"no Dockerfile at {dockerfile} (use -f)")
-        img = build.Builder(e, a.context, dockerfile, args, build.default_say(a.quiet), not a.no_cache).build(a.tag)
+        img = build.Builder(e, a.context, dockerfile, args, build.default_say(a.quiet), not a.no_cache,
+                            a.target).build(a.tag)
     print(img.id)
     return 0
 
@@ -416,13 +417,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     ts.add_argument("--policy")
     ts.set_defaults(fn=cmd_trust_show)
 
-    sp = add("build", cmd_build, "build an image from a Dockerfile (FROM RUN COPY ADD ENV ARG WORKDIR USER CMD "
-                                 "ENTRYPOINT LABEL EXPOSE)")
+    sp = add("build", cmd_build, "build an image from a Dockerfile (FROM [AS], RUN, COPY [--from], ADD, ENV, ARG, "
+                                 "WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE; multi-stage, FROM scratch)")
     sp.add_argument("context")
     sp.add_argument("-t", "--tag", action="append", default=[])
     sp.add_argument("-f", "--file", help="Dockerfile (default CONTEXT/Dockerfile)")
     sp.add_argument("--build-arg", action="append", default=[], metavar="K=V")
     sp.add_argument("--no-cache", action="store_true")
+    sp.add_argument("--target", help="build up to this stage (FROM ... AS NAME) and stop")
     sp.add_argument("-q", "--quiet", action="store_true")
 
     for name, fn, text in (("plan", cmd_plan, "show what applying a desired-state file would change, and why"),

@@ -34,6 +34,8 @@ def resolve(rootfs: str, user: str | None) -> tuple[int, int, list[int], str]:
         uid, gid, home = int(entry[2]), int(entry[3]), entry[5] or "/"
     elif uname.isdigit():
         uid, gid = int(uname), int(uname) if not gname else 0
+    elif uname == "root" and not user:
+        uid, gid = 0, 0  # no user asked for: root, even in an image without /etc/passwd (FROM scratch)
     else:
         raise InvalidInput(f"unable to find user {uname}: no matching entries in the image's /etc/passwd")
     if gname:

@@ -1,10 +1,12 @@
 """`berth build`: a Dockerfile subset with a layer cache.
 
-Supported: FROM, RUN, COPY, ADD (local files; local tar archives are unpacked, like docker), ENV,
-ARG, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE. Each step makes an (untagged) image; the cache
-maps (parent image, instruction after ARG substitution, content of the files a COPY/ADD takes) to
-that image, so an unchanged build is served from the cache and gives the same image ID, and a
-change rebuilds from the step it touches on.
+Supported: FROM (an image, a previous stage, or scratch; `AS name` names a stage), RUN, COPY,
+ADD (local files; local tar archives are unpacked, like docker), COPY --from=STAGE|INDEX|IMAGE,
+ENV, ARG, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE. Each step makes an (untagged) image; the
+cache maps (parent image, instruction after ARG substitution, content of the files a COPY/ADD
+takes — for --from, the source image's ID) to that image, so an unchanged build is served from
+the cache and gives the same image ID, and a change rebuilds from the step it touches on. The
+result is the last stage (or --target's).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from berth.container.pathres import resolve_in_root
 from berth.errors import BerthError, HostileInput, InvalidInput
 from berth.image import changes as changes_mod
 from berth.image.store import Image
@@ -123,9 +126,21 @@ def _walk(full: str, base_rel: str, context: str, patterns: list[str]) -> list[t
     return out
 
 
+class _Scratch:
+    """The empty base of `FROM scratch`: no layer, no configuration."""
+
+    id = "scratch"
+    top_layer: str | None = None
+    size = 0
+
+
+SCRATCH_CONFIG: dict[str, object] = {"architecture": "amd64", "os": "linux", "config": {},
+                                     "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+
+
 class Builder:
     def __init__(self, engine: Engine, context: str, dockerfile: str, build_args: dict[str, str], say: Say,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, target: str | None = None) -> None:
         self.e = engine
         self.context = os.path.abspath(context)
         if not os.path.isdir(self.context):
@@ -135,6 +150,9 @@ class Builder:
         self.say = say
         self.use_cache = use_cache
         self.patterns = _dockerignore(self.context)
+        self.target = target
+        self.stages: list[Image] = []  # the final image of each finished stage, in order
+        self.stage_names: dict[str, int] = {}
 
     # -- cache -------------------------------------------------------------------------------
     def _cache_get(self, key: str) -> Image | None:
@@ -158,6 +176,7 @@ class Builder:
         img: Image | None = None
         cfg: dict[str, object] = {}
         total = len(steps)
+        stage_name: str | None = None
         for i, (line, instr, raw) in enumerate(steps, 1):
             env = dict(e.split("=", 1) for e in (cfg.get("config") or {}).get("Env", []) if "=" in e)  # type: ignore[union-attr]
             text = raw if instr in ("RUN", "CMD", "ENTRYPOINT") else _substitute(raw, args, env)
@@ -167,13 +186,25 @@ class Builder:
                 args[name] = self.build_args.get(name, default)
                 continue
             if instr == "FROM":
-                img = self.e.images.resolve(text.split()[0])
-                cfg = self.e.images.config(img.id)
-                self.say(f" ---> {img.id[7:19]}")
+                if img is not None:
+                    self._finish_stage(img, stage_name)
+                    if self.target and stage_name == self.target:
+                        break
+                words = text.split()
+                if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
+                    raise InvalidInput(f"{self.dockerfile} line {line}: FROM IMAGE [AS NAME], not {text!r}")
+                stage_name = words[2] if len(words) == 3 else None
+                if stage_name is not None and (stage_name in self.stage_names or stage_name.isdigit()):
+                    raise InvalidInput(f"{self.dockerfile} line {line}: stage name {stage_name!r} is taken or a "
+                                       "number")
+                img, cfg = self._base(words[0])
+                self.say(f" ---> {img.id[7:19] if img.id != 'scratch' else 'scratch'}")
                 continue
             if img is None:
                 raise InvalidInput(f"{self.dockerfile} line {line}: {instr} before FROM")
             content = self._content_key(instr, text, cfg) if instr in ("COPY", "ADD") else ""
+            if instr == "ADD" and self._sources(text)[2].get("from") is not None:
+                raise InvalidInput(f"{self.dockerfile} line {line}: ADD takes no --from (use COPY --from)")
             arg_env = sorted((k, v) for k, v in args.items()) if instr == "RUN" else []
             key = hashlib.sha256(json.dumps([img.id, instr, text, content, arg_env]).encode()).hexdigest()
             cached = self._cache_get(key)
@@ -198,10 +229,44 @@ class Builder:
             self.say(f" ---> {img.id[7:19]}")
         if img is None:
             raise InvalidInput(f"{self.dockerfile} has no FROM")
+        if self.target and stage_name != self.target and self.target not in self.stage_names:
+            raise InvalidInput(f"--target {self.target}: no stage of {self.dockerfile} is named so")
+        if img.id == "scratch":
+            raise InvalidInput(f"{self.dockerfile}: the last stage is an empty scratch image; add a step to it")
         for t in tags:
             self.e.images.tag(img.id, t)
         self.say(f"Successfully built {img.id[7:19]}" + "".join(f"\nSuccessfully tagged {t}" for t in tags))
         return self.e.images.get(img.id)
+
+    def _finish_stage(self, img: Image, name: str | None) -> None:
+        if name is not None:
+            self.stage_names[name] = len(self.stages)
+        self.stages.append(img)
+
+    def _base(self, ref: str) -> tuple[Image, dict[str, object]]:
+        """The image a FROM starts from: a previous stage by name, scratch, or an image."""
+        if ref in self.stage_names:
+            img = self.stages[self.stage_names[ref]]
+        elif ref == "scratch":
+            return _Scratch(), json.loads(json.dumps(SCRATCH_CONFIG))  # type: ignore[return-value]
+        else:
+            img = self.e.images.resolve(ref)
+        return img, self.e.images.config(img.id)
+
+    def _stage(self, ref: str) -> Image:
+        """The image COPY --from reads: a finished stage by name or index, or any image."""
+        if ref.isdigit():
+            if int(ref) >= len(self.stages):
+                raise InvalidInput(f"COPY --from={ref}: there are only {len(self.stages)} finished stage(s) before "
+                                   "this one")
+            img = self.stages[int(ref)]
+        elif ref in self.stage_names:
+            img = self.stages[self.stage_names[ref]]
+        else:
+            img = self.e.images.resolve(ref)
+        if img.id == "scratch":
+            raise InvalidInput(f"COPY --from={ref}: that stage is empty (scratch)")
+        return img
 
     def _new_image(self, cfg: dict[str, object], parent: Image, layer_id: str | None, diff_id: str | None,
                    size: int, created_by: str, icfg: dict[str, object] | None = None) -> Image:
@@ -266,12 +331,14 @@ class Builder:
             opts[k] = v
         if len(parts) < 2:
             raise InvalidInput(f"COPY/ADD {text}: needs at least one source and a destination")
-        if set(opts) - {"chown"}:
+        if set(opts) - {"chown", "from"}:
             raise InvalidInput(f"COPY/ADD {text}: unsupported option(s) {', '.join(sorted(opts))}")
         return parts[:-1], parts[-1], opts
 
     def _content_key(self, instr: str, text: str, cfg: dict[str, object]) -> str:
-        srcs, _dest, _opts = self._sources(text)
+        srcs, _dest, opts = self._sources(text)
+        if opts.get("from") is not None:
+            return self._stage(opts["from"]).id  # images are immutable: the ID is the content
         h = hashlib.sha256()
         for s in srcs:
             full = _inside(self.context, s)
@@ -312,8 +379,49 @@ class Builder:
                     made_dirs.add(d)
                     w.add(TarEntry(d, DIRTYPE, 0o755, uid=0, gid=0, mtime=int(time.time())))
 
+        source_root, cleanup = self._source_root(opts.get("from"))
+        try:
+            self._add_sources(w, srcs, instr, dest_abs, dest_is_dir, uid, gid, add_dirs, made_dirs, source_root,
+                              opts.get("from"))
+        finally:
+            cleanup()
+        w.close()
+        buf.seek(0)
+        layer, _new, _res = self.e.layers.create_from_tar(img.top_layer, buf)
+        return self._new_image(cfg, img, layer.id, layer.diff_id, layer.size,
+                               f"/bin/sh -c #(nop) {instr} {text}", dict(icfg))  # type: ignore[call-overload]
+
+    def _source_root(self, stage: str | None) -> tuple[str, Callable[[], None]]:
+        """Where COPY reads from: the build context, or a throwaway view of the --from image."""
+        if stage is None:
+            return self.context, lambda: None
+        img = self._stage(stage)
+        layer = self.e.layers.create_rw(img.top_layer)
+        try:
+            root = self.e.driver.mount(layer.id)
+        except BaseException:
+            self.e.layers.remove(layer.id)
+            raise
+
+        def cleanup() -> None:
+            self.e.driver.unmount(layer.id)
+            self.e.layers.remove(layer.id)
+
+        return root, cleanup
+
+    def _add_sources(self, w: TarWriter, srcs: list[str], instr: str, dest_abs: str, dest_is_dir: bool, uid: int,
+                     gid: int, add_dirs: Callable[[str], None], made_dirs: set[str], source_root: str,
+                     stage: str | None) -> None:
         for s in srcs:
-            full = _inside(self.context, s)
+            if stage is None:
+                full = _inside(self.context, s)
+                patterns = self.patterns
+            else:
+                # inside the stage's file system: symlinks resolve there, never onto the host
+                resolved = resolve_in_root(source_root, s)
+                if resolved is None:
+                    raise InvalidInput(f"COPY --from={stage}: {s} does not exist in that image")
+                full, patterns = resolved, []
             if instr == "ADD" and os.path.isfile(full) and tarfile.is_tarfile(full):
                 target = dest_abs.strip("/")
                 add_dirs(target)
@@ -337,7 +445,7 @@ class Builder:
             base = dest_abs if (is_dir or not dest_is_dir) else os.path.join(dest_abs, os.path.basename(full))
             base = base.strip("/")
             add_dirs(base if is_dir else os.path.dirname(base))
-            entries = _walk(full, s, self.context, self.patterns) if is_dir else [("", full)]
+            entries = _walk(full, s, source_root, patterns) if is_dir else [("", full)]
             for rel, p in entries:
                 name = os.path.join(base, rel) if rel else base
                 st = os.lstat(p)
@@ -350,11 +458,6 @@ class Builder:
                 elif stat.S_ISREG(st.st_mode):
                     w.add(TarEntry(name, REGTYPE, stat.S_IMODE(st.st_mode), uid=uid, gid=gid, size=st.st_size,
                                    mtime=int(st.st_mtime)), p)
-        w.close()
-        buf.seek(0)
-        layer, _new, _res = self.e.layers.create_from_tar(img.top_layer, buf)
-        return self._new_image(cfg, img, layer.id, layer.diff_id, layer.size,
-                               f"/bin/sh -c #(nop) {instr} {text}", dict(icfg))  # type: ignore[call-overload]
 
 
 def default_say(quiet: bool) -> Say:
