@@ -5,7 +5,9 @@ re-run — over the berth connection plugin and over SSH (pipelining), with Ansi
 and with forks = N. The outer berth root lives on a fresh loop-mounted ext4 (overlay driver); the
 hosts run berth inside with vfs.
 
-    python bench/fleet.py [--sizes 1,3,10] [--containers 5] [--json OUT]
+    python bench/fleet.py [--sizes 1,3,10] [--containers 5] [--reps 3] [--json OUT]
+
+Each figure is the median over --reps repetitions, each on freshly started hosts.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +67,7 @@ def timed_converge(inventory: str, vars_file: str, env: dict[str, str], forks: i
     return elapsed, fleethosts.recap(cp.stdout)
 
 
-def run(sizes: list[int], containers: int, work: str) -> list[dict[str, object]]:
+def run(sizes: list[int], containers: int, reps: int, work: str) -> list[dict[str, object]]:
     env = dict(os.environ, BERTH_ROOT=f"{work}/root", BERTH_RUNROOT=f"{work}/run",
                BERTH_CONFIG=f"{work}/no-config.yml", BERTH_DRIVER="overlay",
                BERTH_CGROUP_PARENT=f"berth-bench-{os.getpid()}")
@@ -80,22 +83,28 @@ def run(sizes: list[int], containers: int, work: str) -> list[dict[str, object]]
             for forks in sorted({DEFAULT_FORKS, n}) if n != DEFAULT_FORKS else [DEFAULT_FORKS]:
                 names = [f"bench-{i}" for i in range(1, n + 1)]
                 label = f"bench-{n}-{connection}-{forks}"
-                try:
-                    ips = fleethosts.start_hosts(b, names, label=label, keydir=work,
-                                                 busybox_tar=os.path.join(REPO, ".cache", "busybox.tar"))
-                    if connection == "berth":
-                        inv = fleethosts.berth_inventory(os.path.join(work, "fleet.berth.yml"), root=env["BERTH_ROOT"],
-                                                         runroot=env["BERTH_RUNROOT"], label=label)
-                    else:
-                        inv = fleethosts.ssh_inventory(os.path.join(work, "hosts.json"), ips, key=key)
-                    first, first_recap = timed_converge(inv, vars_file, env, forks)
-                    rerun, rerun_recap = timed_converge(inv, vars_file, env, forks)
-                finally:
-                    fleethosts.remove_hosts(b, names)
-                assert len(first_recap) == n and all(r["changed"] > 0 for r in first_recap.values())
-                assert all(r["changed"] == 0 for r in rerun_recap.values()), rerun_recap
+                firsts, reruns = [], []
+                for _rep in range(reps):
+                    try:
+                        ips = fleethosts.start_hosts(b, names, label=label, keydir=work,
+                                                     busybox_tar=os.path.join(REPO, ".cache", "busybox.tar"))
+                        if connection == "berth":
+                            inv = fleethosts.berth_inventory(os.path.join(work, "fleet.berth.yml"),
+                                                             root=env["BERTH_ROOT"], runroot=env["BERTH_RUNROOT"],
+                                                             label=label)
+                        else:
+                            inv = fleethosts.ssh_inventory(os.path.join(work, "hosts.json"), ips, key=key)
+                        first, first_recap = timed_converge(inv, vars_file, env, forks)
+                        rerun, rerun_recap = timed_converge(inv, vars_file, env, forks)
+                    finally:
+                        fleethosts.remove_hosts(b, names)
+                    assert len(first_recap) == n and all(r["changed"] > 0 for r in first_recap.values())
+                    assert all(r["changed"] == 0 for r in rerun_recap.values()), rerun_recap
+                    firsts.append(first)
+                    reruns.append(rerun)
+                first, rerun = statistics.median(firsts), statistics.median(reruns)
                 row = {"hosts": n, "containers_per_host": containers, "connection": connection,
-                       "forks": forks, "first_s": round(first, 2), "rerun_s": round(rerun, 2),
+                       "forks": forks, "reps": reps, "first_s": round(first, 2), "rerun_s": round(rerun, 2),
                        "first_per_host_s": round(first / n, 2), "rerun_per_host_s": round(rerun / n, 2)}
                 rows.append(row)
                 print(f"N={n:<3} {connection:<6} forks={forks:<3} first {first:6.1f} s ({first / n:5.1f} s/host)"
@@ -108,6 +117,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,3,10")
     ap.add_argument("--containers", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", default=os.path.join(REPO, "bench", f"results-fleet-{time.strftime('%Y%m%d')}.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -123,7 +133,7 @@ def main() -> None:
     parent = f"berth-bench-{os.getpid()}"
     try:
         sh("mount", dev, mnt)
-        rows = run(sizes, args.containers, mnt)
+        rows = run(sizes, args.containers, args.reps, mnt)
     finally:
         out = sh("findmnt", "-rn", "-o", "TARGET", check=False).stdout.split()
         for target in sorted((t for t in out if t.startswith(mnt)), key=len, reverse=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tarfile
 import tempfile
 import time
@@ -64,6 +65,11 @@ def test_output_env_user_workdir_hostname(env: dict[str, str]) -> None:
     out = berth(env, "run", "--rm", "-e", "FOO=bar", "-w", "/work/dir", "-u", "nobody", "--hostname", "box",
                 "busybox", "sh", "-c", "echo $FOO; pwd; id -u; hostname; cat /etc/hostname").stdout
     assert out.split() == ["bar", "/work/dir", "65534", "box", "box"]
+    # on the host's network the container has the host's name (docker does the same); else its short ID
+    assert berth(env, "run", "--rm", "--network", "host", "busybox", "hostname").stdout.strip() == socket.gethostname()
+    cid = berth(env, "create", "--network", "none", "busybox", "hostname").stdout.strip()
+    assert berth(env, "start", "-a", cid).stdout.strip() == cid[:12]
+    berth(env, "rm", cid)
     err = berth(env, "run", "--rm", "busybox", "sh", "-c", "echo to-stderr >&2").stderr
     assert err.strip() == "to-stderr"
 

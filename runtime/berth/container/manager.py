@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal as signal_mod
+import socket
 import subprocess
 import sys
 import time
@@ -209,7 +210,8 @@ class ContainerManager:
                 raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
             uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None)
             env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
-            hostname = cfg.hostname or c.id[:12]
+            # on the host's network the host's name, as docker does; otherwise the short ID
+            hostname = cfg.hostname or (socket.gethostname() if cfg.network == "host" else c.id[:12])
             env = merge_env(env, [f"HOSTNAME={hostname}"] + cfg.env)
             cwd = cfg.workdir or icfg.get("WorkingDir") or "/"
             self._ensure_dir(rootfs, cwd)
