@@ -26,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tests import fleethosts  # noqa: E402
+from tests.conftest import remove_cgroups  # noqa: E402
 
 DEFAULT_FORKS = 5  # ansible-core's default
 
@@ -39,23 +40,6 @@ def berth(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Com
     if check and cp.returncode != 0:
         raise SystemExit(f"berth {' '.join(args)} failed: {cp.stderr.strip()}")
     return cp
-
-
-def remove_cgroup_tree(parent: str) -> None:
-    for ctrl in os.listdir("/sys/fs/cgroup"):
-        top = os.path.join("/sys/fs/cgroup", ctrl, parent)
-        if not os.path.isdir(top):
-            continue
-        for root, dirs, _files in os.walk(top, topdown=False):
-            for d in dirs:
-                try:
-                    os.rmdir(os.path.join(root, d))
-                except OSError:
-                    pass
-        try:
-            os.rmdir(top)
-        except OSError:
-            pass
 
 
 def timed_converge(inventory: str, vars_file: str, env: dict[str, str], forks: int | None) -> tuple[float, dict]:
@@ -140,7 +124,7 @@ def main() -> None:
             sh("umount", "-l", target, check=False)
         sh("losetup", "-d", dev, check=False)
         sh("rm", "-rf", "--one-file-system", tmp, check=False)
-        remove_cgroup_tree(parent)
+        remove_cgroups(parent)
     result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": rows}
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)

@@ -133,3 +133,16 @@ def test_multi_stage_build(env, tmp_path) -> None:  # type: ignore[no-untyped-de
     (ctx / "Dockerfile").write_text(MULTISTAGE)
     cp = berth(env, "build", "--target", "nope", str(ctx), check=False)
     assert cp.returncode != 0 and "--target nope" in cp.stderr
+
+
+def test_arg_scopes_follow_docker(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ctx = tmp_path / "args"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "ARG BASE=busybox:bb\nARG WHO=global\n"
+        "FROM $BASE AS first\nARG WHO\nRUN echo \"first:$WHO\" > /who\n"
+        "FROM $BASE\nCOPY --from=first /who /who\nRUN echo \"second:[$WHO]\" >> /who\nCMD [\"cat\", \"/who\"]\n")
+    berth(env, "build", "-t", "args:1", str(ctx))
+    assert berth(env, "run", "--rm", "--network", "none", "args:1").stdout == "first:global\nsecond:[]\n"
+    berth(env, "build", "-t", "args:2", "--build-arg", "WHO=cli", str(ctx))
+    assert berth(env, "run", "--rm", "--network", "none", "args:2").stdout == "first:cli\nsecond:[]\n"

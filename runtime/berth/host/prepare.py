@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from berth.errors import BerthError, InvalidInput
-from berth.host.probe import HostFacts, device_mapper, fs_type
+from berth.host.probe import HostFacts, device_mapper, device_signature, fs_type
 from berth.proc import run
 from berth.storage import mounts
 
@@ -42,15 +42,6 @@ def _loop_for(path: str) -> str | None:
     out = run(["losetup", "-j", path], check=False).stdout.decode()
     for line in out.splitlines():
         return line.split(":", 1)[0]
-    return None
-
-
-def _signature(dev: str) -> str | None:
-    """The file system or volume signature on a device (blkid -p), None when it is blank."""
-    cp = run(["blkid", "-p", "-o", "export", dev], check=False)
-    for line in cp.stdout.decode().splitlines():
-        if line.startswith("TYPE="):
-            return line.split("=", 1)[1]
     return None
 
 
@@ -238,7 +229,7 @@ def _format_and_mount(fstype: str, mkfs: list[str], target: str, devs: list[str]
     for d in devs:
         if d and not os.path.exists(d):
             raise InvalidInput(f"device {d} does not exist")
-    sigs = {d: _signature(d) for d in devs if d}
+    sigs = {d: device_signature(d) for d in devs if d}
     if devs and all(s == fstype for s in sigs.values()):
         steps.append(Step(f"{', '.join(devs)} already hold {fstype}", True))
     else:

@@ -198,6 +198,15 @@ def namespaces() -> list[str]:
         return []
 
 
+def device_signature(dev: str) -> str | None:
+    """The file system or volume signature on a device or image file (blkid -p); None when blank."""
+    cp = run(["blkid", "-p", "-o", "export", dev], check=False)
+    for line in cp.stdout.decode().splitlines():
+        if line.startswith("TYPE="):
+            return line.split("=", 1)[1]
+    return None
+
+
 def device_mapper() -> tuple[bool, str]:
     """Whether this kernel has device-mapper, and if not, why not. The control node alone proves
     nothing: installing dmsetup or lvm2 creates /dev/mapper/control even where the kernel lacks the

@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 
 from berth.errors import BerthError, InvalidInput
-from berth.host.probe import device_mapper
+from berth.host.probe import device_mapper, device_signature
 from berth.proc import run
 
 DEFAULT_VG = "berth"
@@ -28,6 +29,7 @@ LOOP_LVM_WARNING = ("loop-lvm: a thin pool on a loop file is slow and not for pr
 _NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
 _CHUNK_RE = re.compile(r"^(\d+)([KMG])$", re.IGNORECASE)
 LVM_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1"}
+AddStep = Callable[[str, bool], None]  # (what, already done)
 
 
 class Options:
@@ -72,15 +74,7 @@ def _lvm(*argv: str, check: bool = False) -> str:
     return cp.stdout.decode().strip() if cp.returncode == 0 else ""
 
 
-def _signature(dev: str) -> str | None:
-    cp = run(["blkid", "-p", "-o", "export", dev], check=False)
-    for line in cp.stdout.decode().splitlines():
-        if line.startswith("TYPE="):
-            return line.split("=", 1)[1]
-    return None
-
-
-def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, add_step) -> None:
+def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, add_step: AddStep) -> None:
     """Every refusal, before anything is changed: missing tools or kernel support, foreign signatures,
     physical volumes of another group."""
     if not shutil.which("lvcreate"):
@@ -90,7 +84,7 @@ def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, ad
     for dev in devices:
         if not os.path.exists(dev):
             raise InvalidInput(f"device {dev} does not exist")
-        sig = _signature(dev)
+        sig = device_signature(dev)
         if sig == "LVM2_member":
             vg = _lvm("pvs", "--noheadings", "-o", "vg_name", dev)
             if vg and vg != opts.vg:
@@ -106,7 +100,7 @@ def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, ad
         add_step(f"device-mapper is missing ({why}): this plan cannot be applied on this kernel", False)
 
 
-def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_step,
+def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_step: AddStep,
          pending: str | None = None) -> dict[str, str]:
     """Make (or, with check, describe) the pool on devices; returns the storage options to write.
     pending names a device that does not exist yet (the loop device of a loop-lvm file, in check
@@ -118,7 +112,7 @@ def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_ste
             _lvm(*argv, check=True)
 
     for dev in devices:
-        if _signature(dev) == "LVM2_member":
+        if device_signature(dev) == "LVM2_member":
             add_step(f"{dev} is a physical volume", True)
         else:
             do(f"pvcreate {dev}", ["pvcreate", "-y", *(["-ff"] if force else []), dev])

@@ -172,18 +172,24 @@ class Builder:
     def build(self, tags: list[str]) -> Image:
         with open(self.dockerfile, encoding="utf-8") as f:
             steps = parse_dockerfile(f.read(), self.dockerfile)
-        args: dict[str, str] = {}
+        global_args: dict[str, str] = {}
+        args: dict[str, str] = {}  # the current stage's ARGs: each FROM starts a new scope, as in docker
         img: Image | None = None
         cfg: dict[str, object] = {}
         total = len(steps)
         stage_name: str | None = None
         for i, (line, instr, raw) in enumerate(steps, 1):
             env = dict(e.split("=", 1) for e in (cfg.get("config") or {}).get("Env", []) if "=" in e)  # type: ignore[union-attr]
-            text = raw if instr in ("RUN", "CMD", "ENTRYPOINT") else _substitute(raw, args, env)
+            text = raw if instr in ("RUN", "CMD", "ENTRYPOINT") else \
+                _substitute(raw, global_args if instr == "FROM" else args, env)
             self.say(f"Step {i}/{total} : {instr} {text}")
             if instr == "ARG":
-                name, _, default = text.partition("=")
-                args[name] = self.build_args.get(name, default)
+                name, sep, default = text.partition("=")
+                if img is None:
+                    # before the first FROM: a global, usable in FROM lines and re-declarable in stages
+                    global_args[name] = self.build_args.get(name, default)
+                else:
+                    args[name] = self.build_args.get(name, default if sep else global_args.get(name, ""))
                 continue
             if instr == "FROM":
                 if img is not None:
@@ -198,6 +204,7 @@ class Builder:
                     raise InvalidInput(f"{self.dockerfile} line {line}: stage name {stage_name!r} is taken or a "
                                        "number")
                 img, cfg = self._base(words[0])
+                args = {}
                 self.say(f" ---> {img.id[7:19] if img.id != 'scratch' else 'scratch'}")
                 continue
             if img is None:
