@@ -147,9 +147,6 @@ class BtrfsDriver(Driver):
         self.snapshot(rw_id, new_id)
         return True
 
-    def seal(self, id: str) -> None:
-        run(["btrfs", "property", "set", "-ts", self._sv(id), "ro", "true"], what="making a layer read-only")
-
     def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
         if not parent:
             return None
@@ -160,13 +157,6 @@ class BtrfsDriver(Driver):
         made: list[str] = []
         try:
             for src, dst in ((self._sv(parent), ro_parent), (self._sv(id), ro_child)):
-                if _read_only(src):
-                    # a sealed layer never changes: send can use it as it is
-                    if dst == ro_parent:
-                        ro_parent = src
-                    else:
-                        ro_child = src
-                    continue
                 run(["btrfs", "subvolume", "snapshot", "-r", src, dst], what="btrfs snapshot")
                 made.append(dst)
             stream = os.path.join(tmp, f"{tag}.send")
@@ -189,25 +179,3 @@ class BtrfsDriver(Driver):
     def ids(self) -> list[str]:
         d = os.path.join(self.home, "subvolumes")
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
-
-
-BTRFS_IOC_SUBVOL_GETFLAGS = 0x80089419  # _IOR(0x94, 25, __u64)
-BTRFS_SUBVOL_RDONLY = 1 << 1
-
-
-def _read_only(subvolume: str) -> bool:
-    """Whether a subvolume is read-only (one ioctl, no btrfs process)."""
-    import fcntl
-    import struct
-
-    try:
-        fd = os.open(subvolume, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return False
-    try:
-        buf = fcntl.ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, b"\0" * 8)
-        return bool(struct.unpack("Q", buf)[0] & BTRFS_SUBVOL_RDONLY)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)

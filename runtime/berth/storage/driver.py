@@ -84,10 +84,6 @@ class Driver(ABC):
     def metadata(self, id: str) -> dict[str, str]:
         return {}
 
-    def seal(self, id: str) -> None:  # noqa: B027 - optional hook
-        """A read-only layer is complete and will never change again (btrfs marks it read-only,
-        which lets its native diff use it without taking a snapshot first)."""
-
     def cleanup(self) -> None:  # noqa: B027 - optional hook
         """Release what the driver holds (mounts) at shutdown."""
 

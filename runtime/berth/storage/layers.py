@@ -133,7 +133,6 @@ class LayerStore:
                 if recorder is not None:
                     os.makedirs(self.split_dir, exist_ok=True)
                     atomic_write(self.split_path(id), recorder.dump())
-                self.driver.seal(id)
             except BaseException:
                 self._abort(id)
                 raise
@@ -226,11 +225,6 @@ class LayerStore:
 
     def _finish(self, id: str, chain: str, diff_id: str, size: int) -> Layer:
         """Record a finished read-only layer, or drop it for an identical one already stored."""
-        try:
-            self.driver.seal(id)
-        except BaseException:
-            self._abort(id)
-            raise
         with self.db.write() as c:
             row = c.execute("SELECT id FROM layers WHERE chain_id = ? AND incomplete = 0", (chain,)).fetchone()
             if row is None:
