@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
@@ -99,6 +100,29 @@ class Engine:
                         if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
                             os.unlink(os.path.join(blobs, n))
                             removed.append(n)
+            if full:
+                removed += self._stale_partials()
+        return removed
+
+    def _stale_partials(self, max_age: float = 7 * 86400) -> list[str]:
+        """Downloads left unfinished for a week (or whose blob has arrived since) are not coming back."""
+        import fcntl
+
+        incoming = os.path.join(self.root, "blobs", "incoming")
+        removed = []
+        for n in os.listdir(incoming) if os.path.isdir(incoming) else []:
+            if not n.endswith(".partial"):
+                continue
+            p = os.path.join(incoming, n)
+            digest = "sha256:" + n[: -len(".partial")]
+            with open(p[: -len(".partial")] + ".lock", "a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a pull is resuming it right now
+                if self.images.blobs.has(digest) or time.time() - os.path.getmtime(p) > max_age:
+                    os.unlink(p)
+                    removed.append(f"incoming/{n}")
         return removed
 
     def storage_check(self) -> dict[str, object]:

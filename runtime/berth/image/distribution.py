@@ -24,8 +24,8 @@ from berth.image.archive import (
     OCI_MANIFEST,
     _host_platform,
 )
-from berth.image.registry import Client, split_reference
-from berth.image.store import Image
+from berth.image.registry import Client, Response, split_reference
+from berth.image.store import BlobStore, Image
 from berth.progress import Progress, _quiet, with_bar
 
 if TYPE_CHECKING:
@@ -127,12 +127,7 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
                 continue
             if not blobs.has(bd):
                 progress(f"Copying blob {_short(bd)} ({desc.get('size', '?')} bytes)")
-                br = c.request("GET", f"/v2/{repo}/blobs/{bd}")
-                try:
-                    blobs.put_stream(with_bar(_iter_body(br.body), _short(bd), desc.get("size"), progress),
-                                     expected=bd, size=desc.get("size"))
-                finally:
-                    br.close()
+                _download_blob(c, blobs, repo, bd, desc.get("size"), progress)
             else:
                 progress(f"Blob {_short(bd)}: already downloaded")
             _record_blob(engine, diff_id, bd, str(desc.get("mediaType", OCI_LAYER_GZIP)), int(desc.get("size", 0)),
@@ -163,6 +158,30 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
             except Exception:  # noqa: BLE001 - best effort, the original error matters
                 pass
         raise
+
+
+def _download_blob(c: Client, blobs: BlobStore, repo: str, digest: str, size: int | None,
+                   progress: Progress) -> None:
+    """Fetch a layer blob, resuming a download an earlier pull left unfinished (HTTP Range)."""
+    opened: list[Response] = []
+
+    def fetch(offset: int) -> tuple[int, Iterator[bytes]]:
+        for r in opened:
+            r.close()
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        r = c.request("GET", f"/v2/{repo}/blobs/{digest}", headers, ok=(200, 206))
+        opened.append(r)
+        start = offset if r.status == 206 else 0
+        if start:
+            progress(f"Resuming blob {_short(digest)} at byte {start}")
+        total = size - start if size is not None else None
+        return start, with_bar(_iter_body(r.body), _short(digest), total, progress)
+
+    try:
+        blobs.put_resumable(fetch, digest, size)
+    finally:
+        for r in opened:
+            r.close()
 
 
 def _record_blob(engine: Engine, diff_id: str, blob: str, media_type: str, size: int, host: str, repo: str) -> None:
