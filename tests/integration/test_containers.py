@@ -265,3 +265,25 @@ def test_container_export_to_stdout(ovl: dict[str, str]) -> None:
                           capture_output=True, check=True).stdout
     assert "bin/sh" in tarfile.open(fileobj=io.BytesIO(data)).getnames()
     assert inspect(ovl, "c1")["State"]["Status"] == "created"  # type: ignore[index]
+
+
+def test_attach_follows_until_exit_and_passes_signals(ovl: dict[str, str]) -> None:
+    import signal
+    import subprocess
+
+    from tests.conftest import REPO
+
+    exe = os.path.join(REPO, ".venv", "bin", "berth")
+    berth(ovl, "run", "-d", "--name", "talker", "--network", "none", "busybox", "sh", "-c",
+          "sleep 1; echo one; sleep 0.3; echo two >&2; exit 3")
+    cp = subprocess.run([exe, "attach", "talker"], env=ovl, capture_output=True, text=True, timeout=30)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (3, "one\n", "two\n"), cp
+    cp = berth(ovl, "attach", "talker", check=False)
+    assert cp.returncode == 1 and "is not running" in cp.stderr and "start" in cp.stderr
+    berth(ovl, "run", "-d", "--name", "waiter", "--network", "none", "busybox", "sh", "-c",
+          "trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done")
+    p = subprocess.Popen([exe, "attach", "waiter"], env=ovl, stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # attached; the container is looping
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 7 and "got-term" in out, (p.returncode, out)

@@ -226,6 +226,11 @@ def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     return 0
 
 
+def cmd_attach(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    with open_engine(a) as e:
+        return e.containers.attach(a.container, sig_proxy=a.sig_proxy)
+
+
 def cmd_logs(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     from berth.container import logs
 
@@ -368,6 +373,13 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp = add("logs", cmd_logs, "show a container's output")
     sp.add_argument("-f", "--follow", action="store_true")
     sp.add_argument("--tail", type=int, help="only the last N lines")
+    sp.add_argument("container")
+
+    sp = add("attach", cmd_attach, "follow a running container's output until it exits; exit with its code")
+    sp.add_argument("--sig-proxy", default=True, action=argparse.BooleanOptionalAction,
+                    help="pass SIGINT/SIGTERM/SIGHUP on to the container (default: on)")
+    sp.add_argument("--no-stdin", action="store_true",
+                    help="accepted for docker compatibility: a detached container's stdin is never kept open")
     sp.add_argument("container")
 
     sp = add("exec", cmd_exec, "run a command in a running container")

@@ -481,24 +481,38 @@ class ContainerManager:
             if c.config.auto_remove:
                 self.remove(c.id, force=True)
             raise
+        auto_remove = c.config.auto_remove
+        code = self._follow_until_exit(c, start_pos, sig_proxy=True)
+        if auto_remove and self._exists(c.id):
+            self.remove(c.id, force=True)
+        return code
+
+    def attach(self, ref: str, sig_proxy: bool = True) -> int:
+        """Follow a running container's output from now until it exits (docker attach without
+        stdin: a detached container's stdin is not kept open); returns its exit code."""
+        c = self.get(ref)
+        if c.state != "running" or not self._conmon_alive(c.id):
+            raise InvalidInput(f"container {c.name} is not running: start it first (berth start -a {c.name})")
+        return self._follow_until_exit(c, logs.size(self.log_path(c.id)), sig_proxy)
+
+    def _follow_until_exit(self, c: Container, start_pos: int, sig_proxy: bool) -> int:
+        """Copy the container's log from start_pos until it exits, passing signals on when asked."""
         rt = select(self.e.runroot, c.runtime)
         exit_file = os.path.join(self.exit_dir, c.id)
 
         def forward(signum: int, _frame: object) -> None:
             rt.kill(c.id, str(signum))
 
-        old = {s: signal_mod.signal(s, forward) for s in (signal_mod.SIGINT, signal_mod.SIGTERM, signal_mod.SIGHUP)}
+        old = {s: signal_mod.signal(s, forward)
+               for s in (signal_mod.SIGINT, signal_mod.SIGTERM, signal_mod.SIGHUP)} if sig_proxy else {}
         try:
-            logs.follow(log, lambda: os.path.exists(exit_file) or not self._conmon_alive(c.id), start_pos)
+            logs.follow(self.log_path(c.id), lambda: os.path.exists(exit_file) or not self._conmon_alive(c.id),
+                        start_pos)
         finally:
             for s, h in old.items():
                 signal_mod.signal(s, h)
-        auto_remove = c.config.auto_remove
         c = self._wait_exit(c, None)
-        code = c.exit_code if c.exit_code is not None else 255
-        if auto_remove and self._exists(c.id):
-            self.remove(c.id, force=True)
-        return code
+        return c.exit_code if c.exit_code is not None else 255
 
     def run_foreground(self, c: Container, tty: bool, interactive: bool) -> int:
         """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdio
