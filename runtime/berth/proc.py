@@ -21,8 +21,10 @@ def run(
     """Run argv (never through a shell); raise CommandError on failure when check is set."""
     argv = [str(a) for a in argv]
     try:
+        # never the caller's stdin: a helper must not eat what `run -i` is to hand the container
         cp = subprocess.run(
-            argv, input=input, cwd=cwd, capture_output=True, timeout=timeout, env=env, check=False
+            argv, input=input, stdin=subprocess.DEVNULL if input is None else None, cwd=cwd, capture_output=True,
+            timeout=timeout, env=env, check=False
         )
     except FileNotFoundError as e:
         raise CommandError(argv, 127, f"{argv[0]}: command not found", what) from e

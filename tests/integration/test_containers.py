@@ -287,3 +287,12 @@ def test_attach_follows_until_exit_and_passes_signals(ovl: dict[str, str]) -> No
     p.send_signal(signal.SIGTERM)
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 7 and "got-term" in out, (p.returncode, out)
+
+
+def test_run_interactive_keeps_its_output_in_the_log(ovl: dict[str, str]) -> None:
+    cp = berth(ovl, "run", "-i", "--name", "talkative", "--network", "none", "busybox", "sh", "-c",
+               "read x; echo \"got $x\"; echo warn >&2; printf tail; exit 4", input=b"hello\n", check=False)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (4, "got hello\ntail", "warn\n"), cp
+    logs = berth(ovl, "logs", "talkative")
+    assert (logs.stdout, logs.stderr) == ("got hello\ntail", "warn\n")
+    assert berth(ovl, "logs", "--tail", "1", "talkative").stdout == "tail"

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from berth.record import Record
 
@@ -48,6 +49,41 @@ def read(path: str, tail: int | None = None) -> list[LogLine]:
         if len(full_idx) > tail:
             lines = lines[full_idx[-tail - 1] + 1 :]
     return lines
+
+
+class Writer:
+    """Appends k8s-file records, as conmon does, for output berth copies itself (`run -i`)."""
+
+    def __init__(self, path: str) -> None:
+        import threading
+
+        self.f = open(path, "ab")  # noqa: SIM115 - closed by close()
+        self.lock = threading.Lock()
+
+    def write(self, stream: str, data: bytes) -> None:
+        t = time.time()
+        stamp = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(t))}.{int(t % 1 * 1e9):09d}Z".encode()
+        lines = data.split(b"\n")
+        records = [b"%s %s F %s\n" % (stamp, stream.encode(), ln) for ln in lines[:-1]]
+        if lines[-1]:
+            records.append(b"%s %s P %s\n" % (stamp, stream.encode(), lines[-1]))
+        with self.lock:
+            self.f.write(b"".join(records))
+            self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def tee(src: BinaryIO, stream: str, writer: Writer) -> None:
+    """Copy a pipe to this process's stream and into the log until it closes."""
+    fd = src.fileno()
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            return
+        write_out(stream, data)
+        writer.write(stream, data)
 
 
 def write_out(stream: str, data: bytes) -> None:

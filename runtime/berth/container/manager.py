@@ -515,9 +515,10 @@ class ContainerManager:
         return c.exit_code if c.exit_code is not None else 255
 
     def run_foreground(self, c: Container, tty: bool, interactive: bool) -> int:
-        """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdio
-        (signals reach the container through it). No conmon and no log capture: an --rm
-        container's log would be deleted with it anyway."""
+        """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdin
+        (signals reach the container through it). Without a terminal and without --rm the output
+        is copied into the container's log as well, so `berth logs` shows it afterwards; an --rm
+        container's log would be deleted with it, and a terminal's output is not kept."""
         try:
             with self._lock(c.id):
                 rt, bundle = self._prepare(c, terminal=tty)
@@ -529,8 +530,11 @@ class ContainerManager:
             raise
         runtime_log = os.path.join(self.state_dir(c.id), "runtime.log")
         try:
-            code = subprocess.call(rt.run_attached_argv(c.id, bundle, runtime_log),
-                                   stdin=None if interactive or tty else subprocess.DEVNULL)
+            stdin = None if interactive or tty else subprocess.DEVNULL
+            if tty or c.config.auto_remove:
+                code = subprocess.call(rt.run_attached_argv(c.id, bundle, runtime_log), stdin=stdin)
+            else:
+                code = self._run_logged(rt.run_attached_argv(c.id, bundle, runtime_log), stdin, c.id)
             if code != 0 and _runtime_failed(runtime_log):
                 code = 125
         finally:
@@ -542,6 +546,25 @@ class ContainerManager:
         if c.config.auto_remove:
             self.remove(c.id, force=True)
         return code
+
+    def _run_logged(self, argv: list[str], stdin: int | None, cid: str) -> int:
+        import threading
+
+        writer = logs.Writer(self.log_path(cid))
+        try:
+            p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            copiers = [threading.Thread(target=logs.tee, args=(pipe, name, writer))
+                       for pipe, name in ((p.stdout, "stdout"), (p.stderr, "stderr"))]
+            for t in copiers:
+                t.start()
+            code = p.wait()
+            for t in copiers:
+                t.join()
+            for pipe in (p.stdout, p.stderr):
+                pipe.close()  # type: ignore[union-attr]
+            return code
+        finally:
+            writer.close()
 
     def exec(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
              tty: bool) -> int:

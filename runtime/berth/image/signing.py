@@ -78,7 +78,8 @@ def _gpg(args: list[str], home: str | None, data: bytes | None = None) -> subpro
     argv = ["gpg", "--batch", "--no-tty", "--quiet"]
     if home:
         argv += ["--homedir", home]
-    return subprocess.run(argv + args, input=data, capture_output=True, check=False)
+    return subprocess.run(argv + args, input=data, stdin=subprocess.DEVNULL if data is None else None,
+                          capture_output=True, check=False)
 
 
 def sign_payload(payload: bytes, fingerprint: str, gpg_home: str | None) -> bytes:
