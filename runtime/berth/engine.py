@@ -245,6 +245,28 @@ class Engine:
         out.extend(f"Deleted layer: {lid}" for lid in self.gc_layers())
         return out
 
+    def prune_images(self, all_unused: bool = False) -> tuple[list[str], list[str], int]:
+        """Delete images no container uses: untagged ones that are no other image's ancestor
+        (docker's "dangling"; build steps under a kept image stay, they are its build cache), or
+        with all_unused every unused image. Returns (images, layers deleted, bytes freed)."""
+        images = self.images.list()
+        used = {c.image_id for c in self.containers.store.list()}
+        doomed = {i.id for i in images if i.id not in used and (all_unused or not i.tags)}
+        if not all_unused:
+            ancestors: set[str] = set()
+            for i in images:
+                if i.id not in doomed and i.top_layer:
+                    ancestors.update(ly.id for ly in self.layers.chain(i.top_layer))
+            doomed = {i for i in doomed if self.images.get(i).top_layer not in ancestors}
+        sizes = {ly.id: ly.size for ly in self.layers.all()}
+        for image_id in doomed:
+            self.images.delete(image_id)
+        with self.db.write() as w:
+            for image_id in doomed:
+                w.execute("DELETE FROM build_cache WHERE image_id = ?", (image_id,))
+        layers = self.gc_layers()
+        return sorted(doomed), layers, sum(sizes.get(lid, 0) for lid in layers)
+
     def gc_layers(self) -> list[str]:
         removed = []
         referenced = self.images.top_layers() | {c.rw_layer for c in self.containers.store.list()}

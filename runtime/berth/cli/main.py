@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth.cli import containers, output
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from berth.engine import Engine
@@ -297,6 +297,28 @@ def cmd_history(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(a: argparse.Namespace) -> int:
+    what = {"image": "unused images", "container": "all stopped containers",
+            "system": "all stopped containers and unused images"}[a.prune_group]
+    if not a.force:
+        if not sys.stdin.isatty():
+            raise InvalidInput(f"this removes {what}: add --force to confirm (stdin is not a terminal to ask on)")
+        if input(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ").strip().lower() \
+                not in ("y", "yes"):
+            return 0
+    with _engine(a) as e:
+        if a.prune_group in ("container", "system"):
+            names = e.containers.prune()
+            if names:
+                print("Deleted Containers:\n" + "\n".join(names))
+        if a.prune_group in ("image", "system"):
+            images, layers, freed = e.prune_images(all_unused=a.all)
+            if images:
+                print("Deleted Images:\n" + "\n".join(f"deleted: {i}" for i in images))
+            print(f"Total reclaimed space: {output.human_size(freed)} ({len(layers)} layers)")
+    return 0
+
+
 def cmd_storage_check(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         report = e.storage_check()
@@ -458,6 +480,20 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     fmt(sp)
 
     containers.register(sub, _engine, want)
+
+    for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
+                             ("system", "whole-root maintenance")):
+        g = (sub.add_parser(group, help=help_text) if want(group) else Skipped()
+             ).add_subparsers(dest=f"{group}_command", metavar="COMMAND")
+        g.required = True
+        sp = g.add_parser("prune", help={
+            "image": "remove unused images: untagged ones that are no kept image's ancestor, or with -a all unused",
+            "container": "remove every container that is not running",
+            "system": "remove stopped containers, then unused images (-a: all unused, not just untagged)"}[group])
+        if group != "container":
+            sp.add_argument("-a", "--all", action="store_true", help="every image no container uses")
+        sp.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+        sp.set_defaults(fn=cmd_prune, prune_group=group)
 
     storage = (sub.add_parser("storage", help="storage maintenance") if want("storage") else Skipped()
                ).add_subparsers(dest="storage_command", metavar="COMMAND")

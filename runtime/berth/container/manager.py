@@ -470,6 +470,16 @@ class ContainerManager:
         except NotFound:
             return False
 
+    def prune(self) -> list[str]:
+        """Remove every container that is not running (created or exited); returns their names."""
+        removed = []
+        for c in self.store.list():
+            c = self.get(c.id)  # notices an exit that no command has recorded yet
+            if c.state != "running":
+                self.remove(c.id, force=False)
+                removed.append(c.name)
+        return removed
+
     # -- foreground runs ---------------------------------------------------------------------
     def run_attached(self, c: Container) -> int:
         """Start a container and copy its output until it exits; signals are passed on."""
