@@ -253,11 +253,8 @@ class Engine:
         used = {c.image_id for c in self.containers.store.list()}
         doomed = {i.id for i in images if i.id not in used and (all_unused or not i.tags)}
         if not all_unused:
-            ancestors: set[str] = set()
-            for i in images:
-                if i.id not in doomed and i.top_layer:
-                    ancestors.update(ly.id for ly in self.layers.chain(i.top_layer))
-            doomed = {i for i in doomed if self.images.get(i).top_layer not in ancestors}
+            ancestors = self._chain_layers([i for i in images if i.id not in doomed])
+            doomed = {i.id for i in images if i.id in doomed and i.top_layer not in ancestors}
         sizes = {ly.id: ly.size for ly in self.layers.all()}
         for image_id in doomed:
             self.images.delete(image_id)
@@ -266,6 +263,34 @@ class Engine:
                 w.execute("DELETE FROM build_cache WHERE image_id = ?", (image_id,))
         layers = self.gc_layers()
         return sorted(doomed), layers, sum(sizes.get(lid, 0) for lid in layers)
+
+    def _chain_layers(self, images: list[Image]) -> set[str]:
+        """Every layer in the chains of these images."""
+        out: set[str] = set()
+        for i in images:
+            if i.top_layer and i.top_layer not in out:
+                out.update(ly.id for ly in self.layers.chain(i.top_layer))
+        return out
+
+    def listed_images(self, all_images: bool = False) -> list[Image]:
+        """What `berth images` shows: tagged images and dangling ones, not the untagged build steps
+        that other images are built on (those with all_images, as `docker images -a`)."""
+        from collections import Counter
+
+        images = self.images.list()
+        if all_images:
+            return images
+        # how many images' chains run through each layer; an untagged image is a build step when
+        # another image's chain runs through its top layer too (past it, or at it: a metadata-only
+        # step shares its parent's layer)
+        through: Counter[str] = Counter()
+        chains: dict[str, list[str]] = {}
+        for i in images:
+            if i.top_layer:
+                if i.top_layer not in chains:
+                    chains[i.top_layer] = [ly.id for ly in self.layers.chain(i.top_layer)]
+                through.update(chains[i.top_layer])
+        return [i for i in images if i.tags or not i.top_layer or through[i.top_layer] < 2]
 
     def gc_layers(self) -> list[str]:
         removed = []

@@ -9,7 +9,7 @@ from tests.conftest import berth
 
 
 def image_ids(env: dict[str, str]) -> set[str]:
-    return {i["Id"] for i in json.loads(berth(env, "images", "--format", "json").stdout)}
+    return {i["Id"] for i in json.loads(berth(env, "images", "--format", "json", "-a").stdout)}
 
 
 def test_prune(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -22,6 +22,9 @@ def test_prune(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  
     (ctx / "Dockerfile").write_text("FROM busybox:bb\nRUN echo one > /one\nRUN echo three > /three\n")
     v2 = berth(env, "build", "-q", "-t", "app:latest", str(ctx)).stdout.strip()  # v1 loses its tag
     step1 = (image_ids(env) - {base, v1, v2}).pop()  # RUN echo one: shared by both builds
+    # without -a, `images` shows the tagged ones and the dangling v1, not the build step under v2
+    shown = {i["Id"] for i in json.loads(berth(env, "images", "--format", "json").stdout)}
+    assert shown == {base, v1, v2}
     stopped = berth(env, "create", "--network", "none", "busybox:bb", "true").stdout.strip()
 
     cp = berth(env, "image", "prune", check=False)

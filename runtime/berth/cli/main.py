@@ -241,7 +241,7 @@ def cmd_apply(a: argparse.Namespace) -> int:
 
 def cmd_images(a: argparse.Namespace) -> int:
     with _engine(a) as e:
-        imgs = e.images.list()
+        imgs = e.listed_images(a.all)
     if a.quiet:
         for img in imgs:
             print(img.id[7:19])
@@ -457,9 +457,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         if name == "plan":
             fmt(sp)
 
-    sp = add("images", cmd_images, "list images")
+    sp = add("images", cmd_images, "list images (untagged build steps other images build on only with -a)")
     fmt(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+    sp.add_argument("-a", "--all", action="store_true", help="also the intermediate images of builds")
 
     sp = add("tag", cmd_tag, "add a name to an image")
     sp.add_argument("source")
