@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
@@ -25,6 +26,18 @@ class Image(Record):
     created: str | None
     size: int
     tags: list[str]
+
+
+def _write_hashed(f: BinaryIO, chunks: Iterable[bytes], h: Any) -> int:
+    """Write chunks to f while hashing them; fsync; return how many bytes were written."""
+    n = 0
+    for chunk in chunks:
+        h.update(chunk)
+        n += len(chunk)
+        f.write(chunk)
+    f.flush()
+    os.fsync(f.fileno())
+    return n
 
 
 class BlobStore:
@@ -74,15 +87,9 @@ class BlobStore:
         os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
         tmp = os.path.join(self.root, "sha256", f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
         h = hashlib.sha256()
-        n = 0
         try:
             with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    h.update(chunk)
-                    n += len(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+                n = _write_hashed(f, chunks, h)
             digest = "sha256:" + h.hexdigest()
             if expected is not None and digest != expected:
                 raise InvalidInput(f"blob {expected} arrived with digest {digest}: refusing it")
@@ -143,13 +150,7 @@ class BlobStore:
                 f.seek(0)
                 for block in iter(lambda f=f: f.read(1 << 20), b""):
                     h.update(block)
-                n = start
-                for chunk in chunks:
-                    h.update(chunk)
-                    n += len(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
+                n = start + _write_hashed(f, chunks, h)
             digest = "sha256:" + h.hexdigest()
             if digest == expected and (size is None or n == size):
                 os.rename(partial, self.path(digest))
