@@ -264,6 +264,29 @@ class Engine:
         layers = self.gc_layers()
         return sorted(doomed), layers, sum(sizes.get(lid, 0) for lid in layers)
 
+    def disk_usage(self) -> list[dict[str, object]]:
+        """docker system df: images (layers counted once) and containers' writable layers, with
+        what prune -a / container prune would give back."""
+        images = self.images.list()
+        containers = self.containers.store.list()
+        used_images = {c.image_id for c in containers}
+        sizes = {ly.id: ly.size for ly in self.layers.all()}
+        all_layers = self._chain_layers(images)
+        kept_layers = self._chain_layers([i for i in images if i.id in used_images])
+        rw_sizes = {}
+        for c in containers:
+            parent = self.layers.get(c.rw_layer).parent
+            rw_sizes[c.id] = self.driver.diff_size(c.rw_layer, parent) if self.driver.exists(c.rw_layer) else 0
+        running = [c for c in containers if self.containers.get(c.id).state == "running"]
+        return [
+            {"Type": "Images", "Total": len(images), "Active": len(used_images & {i.id for i in images}),
+             "Size": sum(sizes.get(lid, 0) for lid in all_layers),
+             "Reclaimable": sum(sizes.get(lid, 0) for lid in all_layers - kept_layers)},
+            {"Type": "Containers", "Total": len(containers), "Active": len(running),
+             "Size": sum(rw_sizes.values()),
+             "Reclaimable": sum(v for cid, v in rw_sizes.items() if cid not in {c.id for c in running})},
+        ]
+
     def _chain_layers(self, images: list[Image]) -> set[str]:
         """Every layer in the chains of these images."""
         out: set[str] = set()

@@ -47,3 +47,23 @@ def test_prune(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  
     out = berth(env, "system", "prune", "-a", "-f").stdout
     assert f"deleted: {base}" in out and image_ids(env) == set()
     assert json.loads(berth(env, "storage", "check", "--format", "json").stdout)["problems"] == []
+
+
+def test_system_df(berth_env: dict[str, str], busybox_tar: str) -> None:
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:bb")
+    base_size = json.loads(berth(env, "inspect", "busybox:bb").stdout)[0]["Size"]
+    berth(env, "run", "--name", "writer", "--network", "none", "busybox:bb", "sh", "-c",
+          "head -c 1048576 /dev/zero > /data")
+    berth(env, "commit", "writer", "withdata:1")
+    running = berth(env, "run", "-d", "--network", "none", "busybox:bb", "sleep", "1000").stdout.strip()
+    rows = {r["Type"]: r for r in json.loads(berth(env, "system", "df", "--format", "json").stdout)}
+    images, containers = rows["Images"], rows["Containers"]
+    assert (images["Total"], images["Active"]) == (2, 1)
+    # busybox's layer counted once although both images hold it; only withdata's layer can go
+    assert images["Size"] >= base_size + 1048576 and images["Reclaimable"] == images["Size"] - base_size
+    assert (containers["Total"], containers["Active"]) == (2, 1)
+    assert containers["Size"] >= 1048576 and containers["Reclaimable"] >= 1048576
+    table = berth(env, "system", "df").stdout
+    assert table.splitlines()[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    berth(env, "rm", "-f", running)

@@ -319,6 +319,21 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_system_df(a: argparse.Namespace) -> int:
+    with _engine(a) as e:
+        rows = e.disk_usage()
+    if a.format == "json":
+        output.print_json(rows)
+        return 0
+    print(f"{'TYPE':<12}{'TOTAL':>7}{'ACTIVE':>8}{'SIZE':>12}{'RECLAIMABLE':>14}")
+    for r in rows:
+        size, back = int(r["Size"]), int(r["Reclaimable"])  # type: ignore[call-overload]
+        share = f" ({back * 100 // size}%)" if size else ""
+        print(f"{r['Type']:<12}{r['Total']:>7}{r['Active']:>8}{output.human_size(size):>12}"
+              f"{output.human_size(back) + share:>14}")
+    return 0
+
+
 def cmd_storage_check(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         report = e.storage_check()
@@ -495,6 +510,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             sp.add_argument("-a", "--all", action="store_true", help="every image no container uses")
         sp.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
         sp.set_defaults(fn=cmd_prune, prune_group=group)
+        if group == "system":
+            sp = g.add_parser("df", help="disk used by images and containers, and what prune would give back")
+            fmt(sp)
+            sp.set_defaults(fn=cmd_system_df)
 
     storage = (sub.add_parser("storage", help="storage maintenance") if want("storage") else Skipped()
                ).add_subparsers(dest="storage_command", metavar="COMMAND")
