@@ -128,7 +128,7 @@ container:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, plan_result, run
+from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
 
 KEYS = ("name", "image", "command", "entrypoint", "env", "mounts", "tmpfs", "workdir", "user", "hostname",
         "read_only", "labels", "network", "ports", "memory", "cpus", "pids_limit", "restart", "cap_add", "cap_drop",
@@ -155,14 +155,12 @@ def main():
     )
 
     def work(engine):
-        from berth.declare import reconcile, schema
+        from berth.declare import schema
 
         item = {k: module.params[k] for k in KEYS if module.params.get(k) not in (None, [], {})}
         item.setdefault("image", "unused")
         desired = schema.from_dict({"containers": [item]}, f"berth_container {module.params['name']}")
-        actions = reconcile.plan(engine, desired)
-        if actions and not module.check_mode:
-            reconcile.apply(engine, actions)
+        actions = converge(module, engine, desired)
         try:
             info = engine.containers.inspect(module.params["name"])
         except Exception:  # noqa: BLE001 - absent is a valid outcome
@@ -170,10 +168,7 @@ def main():
         return actions, info
 
     actions, info = run(module, work)
-    result = plan_result(actions)
-    if info is not None:
-        result["container"] = info
-    module.exit_json(**result)
+    exit_with_plan(module, actions, "container", info)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ image:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, plan_result, run
+from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
 
 
 def main():
@@ -100,19 +100,14 @@ def main():
             item["load"] = p["load"]
         else:
             item["build"] = p["build"]
-        actions = reconcile.plan(engine, schema.from_dict({"images": [item]}, f"berth_image {p['name']}"))
-        if actions and not module.check_mode:
-            reconcile.apply(engine, actions)
+        actions = converge(module, engine, schema.from_dict({"images": [item]}, f"berth_image {p['name']}"))
         try:
             return actions, engine.inspect_image(p["name"])
         except NotFound:
             return actions, None
 
     actions, info = run(module, work)
-    result = plan_result(actions)
-    if info is not None:
-        result["image"] = info
-    module.exit_json(**result)
+    exit_with_plan(module, actions, "image", info)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ actions:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, plan_result, run
+from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
 
 
 def main():
@@ -75,17 +75,14 @@ def main():
     )
 
     def work(engine):
-        from berth.declare import reconcile, schema
+        from berth.declare import schema
 
         p = module.params
         desired = schema.load(p["state_file"]) if p["state_file"] else \
             schema.from_dict({"images": p["images"], "containers": p["containers"]}, "berth_state arguments")
-        actions = reconcile.plan(engine, desired, prune=p["prune"])
-        if actions and not module.check_mode:
-            reconcile.apply(engine, actions)
-        return actions
+        return converge(module, engine, desired, prune=p["prune"])
 
-    module.exit_json(**plan_result(run(module, work)))
+    exit_with_plan(module, run(module, work))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,24 @@ def run(module, fn):
         module.fail_json(msg=f"{e.strerror or e} ({e.filename})" if getattr(e, "filename", None) else str(e))
 
 
+def converge(module, engine, desired, prune=False):
+    """Plan a desired state and, outside check mode, carry it out; returns the actions."""
+    from berth.declare import reconcile
+
+    actions = reconcile.plan(engine, desired, prune=prune)
+    if actions and not module.check_mode:
+        reconcile.apply(engine, actions)
+    return actions
+
+
+def exit_with_plan(module, actions, key=None, info=None):
+    """exit_json with the plan's result and, when given, what the object looks like now."""
+    result = plan_result(actions)
+    if key is not None and info is not None:
+        result[key] = info
+    module.exit_json(**result)
+
+
 def plan_result(actions):
     """changed + a diff whose 'prepared' text gives every action with its reasons."""
     lines = [a.describe() for a in actions]

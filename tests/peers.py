@@ -14,6 +14,16 @@ from contextlib import contextmanager
 DOCKER_CLI = "/usr/bin/docker"  # the 20.10 client that matches Debian's dockerd
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM the process we started, SIGKILL it if it does not go in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextmanager
 def dockerd(base: str) -> Iterator[list[str]]:
     """Start a private dockerd (own data root, no iptables, no bridge); yields the CLI argv."""
@@ -53,12 +63,7 @@ def dockerd(base: str) -> Iterator[list[str]]:
         os.environ.pop("DOCKER_CONFIG", None)
         subprocess.run([*cli, "rm", "-f", *subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True)
                         .stdout.split()], capture_output=True)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
         log.close()
         # containerd-shims started by this dockerd have the exec root in their command line
         for pid in os.listdir("/proc"):
@@ -115,10 +120,5 @@ def registry(base: str, tls: tuple[str, str] | None = None, htpasswd: str | None
                 time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=10)
         log.close()

@@ -75,6 +75,16 @@ class Desired:
         self.containers = containers  # (config, name, state, snapshots)
 
 
+def _check_item(path: str, doc: Node, section: str, what: str, item: object, allowed: set[str]) -> None:
+    """An entry of images/containers is a mapping of known keys (the error names the line)."""
+    if not isinstance(item, Node):
+        raise _err(path, doc.lines.get(section, 1), f"each {what} must be a mapping")
+    bad = set(item) - allowed
+    if bad:
+        k = sorted(bad)[0]
+        raise _err(path, item.lines[k], f"unknown {what} key {k!r}; allowed: {', '.join(sorted(allowed))}")
+
+
 def _err(path: str, line: int, msg: str) -> InvalidInput:
     return InvalidInput(f"{path} line {line}: {msg}")
 
@@ -122,12 +132,7 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
         raise _err(path, doc.lines[k], f"unknown key {k!r}; allowed: images, containers")
     images = []
     for item in doc.get("images") or []:
-        if not isinstance(item, Node):
-            raise _err(path, doc.lines.get("images", 1), "each image must be a mapping")
-        bad = set(item) - IMAGE_KEYS
-        if bad:
-            k = sorted(bad)[0]
-            raise _err(path, item.lines[k], f"unknown image key {k!r}; allowed: {', '.join(sorted(IMAGE_KEYS))}")
+        _check_item(path, doc, "images", "image", item, IMAGE_KEYS)
         if "name" not in item:
             raise _err(path, item.line, "an image needs a name")
         sources = [s for s in IMAGE_SOURCES if s in item]
@@ -140,13 +145,7 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
     containers = []
     seen: set[str] = set()
     for item in doc.get("containers") or []:
-        if not isinstance(item, Node):
-            raise _err(path, doc.lines.get("containers", 1), "each container must be a mapping")
-        bad = set(item) - CONTAINER_KEYS
-        if bad:
-            k = sorted(bad)[0]
-            raise _err(path, item.lines[k], f"unknown container key {k!r}; allowed: "
-                                            f"{', '.join(sorted(CONTAINER_KEYS))}")
+        _check_item(path, doc, "containers", "container", item, CONTAINER_KEYS)
         for req in ("name", "image"):
             if req not in item:
                 raise _err(path, item.line, f"a container needs {req}")
