@@ -43,11 +43,12 @@ def read(path: str, tail: int | None = None) -> list[LogLine]:
         return []
     lines = list(parse(data))
     if tail is not None:
-        full_idx = [i for i, ln in enumerate(lines) if not ln.partial]
+        # A line ends at a full record; output that ends without a newline is the last line.
+        ends = [i for i, ln in enumerate(lines) if not ln.partial or i == len(lines) - 1]
         if tail == 0:
             return []
-        if len(full_idx) > tail:
-            lines = lines[full_idx[-tail - 1] + 1 :]
+        if len(ends) > tail:
+            lines = lines[ends[-tail - 1] + 1 :]
     return lines
 
 
