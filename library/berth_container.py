@@ -78,6 +78,20 @@ options:
   pids_limit:
     description: "Maximum number of processes."
     type: int
+  blkio_weight:
+    description: "Block IO weight, 10 to 1000."
+    type: int
+  runtime:
+    description: "OCI runtime (default: crun where it works, else runc); changing it recreates the container."
+    type: str
+    choices: [crun, runc]
+  ip:
+    description: "Fixed IPv4 address on the container's bridge network."
+    type: str
+  snapshots:
+    description: "Names of snapshots of the container's writable layer that must exist (made when missing)."
+    type: list
+    elements: str
   restart:
     description: "no, always, unless-stopped or on-failure[:N]."
     type: str
@@ -130,10 +144,6 @@ container:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
 
-KEYS = ("name", "image", "command", "entrypoint", "env", "mounts", "tmpfs", "workdir", "user", "hostname",
-        "read_only", "labels", "network", "ports", "memory", "cpus", "pids_limit", "restart", "cap_add", "cap_drop",
-        "privileged", "storage_opts", "state")
-
 
 def main():
     module = AnsibleModule(
@@ -145,6 +155,8 @@ def main():
             read_only=dict(type="bool", default=False), labels=dict(type="dict"),
             network=dict(type="str", default="bridge"), ports=dict(type="list", elements="str"),
             memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),
+            blkio_weight=dict(type="int"), runtime=dict(type="str", choices=["crun", "runc"]), ip=dict(type="str"),
+            snapshots=dict(type="list", elements="str"),
             restart=dict(type="str", default="no"), cap_add=dict(type="list", elements="str"),
             cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool", default=False),
             storage_opts=dict(type="dict"),
@@ -155,9 +167,10 @@ def main():
     )
 
     def work(engine):
+        from berth.container import options
         from berth.declare import schema
 
-        item = {k: module.params[k] for k in KEYS if module.params.get(k) not in (None, [], {})}
+        item = options.declaration_from_params(module.params)
         item.setdefault("image", "unused")
         desired = schema.from_dict({"containers": [item]}, f"berth_container {module.params['name']}")
         actions = converge(module, engine, desired)

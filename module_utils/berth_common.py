@@ -21,8 +21,8 @@ except ImportError:  # pragma: no cover - reported by require_berth
     BerthError = Exception  # type: ignore[misc,assignment]
 
 COMMON_ARGS = dict(
-    root=dict(type="str"),
-    runroot=dict(type="str"),
+    root=dict(type="path"),
+    runroot=dict(type="path"),
     driver=dict(type="str"),
 )
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.cli import output
-from berth.container.config import ContainerConfig, parse_env, parse_size, parse_volume
+from berth.container import options
+from berth.container.config import ContainerConfig, parse_env
 from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
@@ -19,79 +20,11 @@ RUN_ERROR = 125
 
 
 def add_create_flags(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--name", help="container name (default: generated)")
-    sp.add_argument("-e", "--env", action="append", default=[], metavar="K=V", help="set an environment variable")
-    sp.add_argument("--env-file", action="append", default=[], help="read KEY=VALUE lines from a file")
-    sp.add_argument("-w", "--workdir", help="working directory inside the container")
-    sp.add_argument("-u", "--user", help="user[:group] (name or id) to run as")
-    sp.add_argument("--hostname", help="container host name (default: the short ID)")
-    sp.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
-    sp.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
-    sp.add_argument("--read-only", action="store_true", help="mount the root file system read-only")
-    sp.add_argument("--entrypoint", help="override the image's entrypoint")
-    sp.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
-    sp.add_argument("--network", "--net", default="bridge",
-                    help="bridge (default: the berth network), none, host, or a network's name")
-    sp.add_argument("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]",
-                    help="publish a container port on the host (bridge networks)")
-    sp.add_argument("--ip", help="fixed IPv4 address on the network")
-    sp.add_argument("-m", "--memory", help="memory limit (e.g. 64m)")
-    sp.add_argument("--cpus", type=float, help="CPU quota in CPUs (e.g. 0.5)")
-    sp.add_argument("--pids-limit", type=int, help="maximum number of processes (-1: unlimited)")
-    sp.add_argument("--blkio-weight", type=int, help="block IO weight, 10 to 1000")
-    sp.add_argument("--cap-add", action="append", default=[])
-    sp.add_argument("--cap-drop", action="append", default=[])
-    sp.add_argument("--privileged", action="store_true", help="all capabilities, all devices, no masked paths")
-    sp.add_argument("--runtime", choices=["crun", "runc"], help="OCI runtime (default: crun where it works, else runc)")
-    sp.add_argument("--storage-opt", dest="ctr_storage_opt", action="append", default=[], metavar="size=N",
-                    help="limit the writable layer (overlay on xfs mounted with prjquota, or btrfs qgroups)")
-    sp.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    sp.add_argument("--restart", default="no", metavar="POLICY",
-                    help="no (default), always, unless-stopped or on-failure[:N] (berth restarts it on exit)")
-    sp.add_argument("image")
-    sp.add_argument("command", nargs=argparse.REMAINDER)
+    options.add_cli_flags(sp)
 
 
 def config_from_args(a: argparse.Namespace) -> ContainerConfig:
-    labels = {}
-    for item in a.label:
-        k, sep, v = item.partition("=")
-        if not k:
-            raise InvalidInput(f"invalid label {item!r}: use KEY=VALUE")
-        labels[k] = v
-    opts = {}
-    for item in a.ctr_storage_opt:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise InvalidInput(f"invalid --storage-opt {item!r}: use size=N")
-        opts[k] = v
-    return ContainerConfig(
-        image=a.image,
-        command=list(a.command) if a.command else None,
-        entrypoint=([a.entrypoint] if a.entrypoint else []) if a.entrypoint is not None else None,
-        env=parse_env(a.env, a.env_file),
-        workdir=a.workdir,
-        user=a.user,
-        hostname=a.hostname,
-        volumes=[parse_volume(v) for v in a.volume],
-        tmpfs=list(a.tmpfs),
-        read_only=a.read_only,
-        labels=labels,
-        network=a.network,
-        memory=parse_size(a.memory, "memory limit") if a.memory else None,
-        cpus=a.cpus,
-        pids_limit=a.pids_limit,
-        blkio_weight=a.blkio_weight,
-        cap_add=list(a.cap_add),
-        cap_drop=list(a.cap_drop),
-        privileged=a.privileged,
-        runtime=a.runtime,
-        storage_opts=opts,
-        auto_remove=a.rm,
-        restart=a.restart,
-        ports=list(a.publish),
-        ip=a.ip,
-    )
+    return options.config_from_cli(a)
 
 
 def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
@@ -101,12 +34,12 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     try:
         with open_engine(a) as e:
             cfg = config_from_args(a)
-            c = e.containers.create(cfg, a.name)
+            c = e.containers.create(cfg, a.ctr_name)
             if a.detach:
                 e.containers.start(c.id)
                 print(c.id)
                 return 0
-            if a.interactive or a.tty or a.rm:
+            if a.interactive or a.tty or cfg.auto_remove:
                 return e.containers.run_foreground(c, a.tty, a.interactive)
             return e.containers.run_attached(c)
     except (StartError, ExecError) as err:
@@ -119,7 +52,7 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     with open_engine(a) as e:
-        c = e.containers.create(config_from_args(a), a.name)
+        c = e.containers.create(config_from_args(a), a.ctr_name)
     print(c.id)
     return 0
 
@@ -326,10 +259,11 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
              want: Callable[[str], bool]) -> None:
     from berth.cli.main import Skipped
 
-    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str) -> Any:
+    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str | None) -> Any:
         if not want(name):
             return Skipped()
-        sp = sub.add_parser(name, help=help, description=help)
+        # an internal command gets no help entry, so `berth --help` does not list it
+        sp = sub.add_parser(name) if help is None else sub.add_parser(name, help=help, description=help)
         sp.set_defaults(fn=lambda a: fn(a, open_engine))
         return sp
 
@@ -348,7 +282,7 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
                     help="start every container whose restart policy asks for it (for a boot-time unit)")
     sp.add_argument("containers", nargs="*")
 
-    sp = add("container-exited", cmd_container_exited, argparse.SUPPRESS)
+    sp = add("container-exited", cmd_container_exited, None)
     sp.add_argument("container")
 
     for name, fn, text in (("stop", cmd_stop, "stop containers: SIGTERM, then SIGKILL after --time seconds"),

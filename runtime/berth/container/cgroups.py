@@ -62,9 +62,3 @@ def remove(path: str) -> None:
                     os.rmdir(os.path.join(root, s))
         with contextlib.suppress(OSError):
             os.rmdir(d)
-
-
-def remove_parent_if_empty(parent: str) -> None:
-    for d in dirs(parent):
-        with contextlib.suppress(OSError):
-            os.rmdir(d)

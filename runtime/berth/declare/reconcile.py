@@ -4,9 +4,9 @@ ContainerConfig they were created from), never against runtime-normalised values
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from berth.container import options
 from berth.container.config import ContainerConfig
 from berth.declare.schema import MANAGED_LABEL, Desired
 from berth.errors import BerthError, NotFound
@@ -14,10 +14,6 @@ from berth.record import Factory, Record
 
 if TYPE_CHECKING:
     from berth.engine import Engine
-
-IN_PLACE = ("memory", "cpus", "pids_limit", "restart")
-IGNORED = ("image", "auto_remove")
-
 
 class Action(Record):
     kind: str  # image, create, recreate, update, start, stop, remove, snapshot
@@ -31,55 +27,9 @@ class Action(Record):
         return f"{self.kind} {self.target}: " + "; ".join(self.reasons)
 
 
-def _size(n: object) -> str:
-    if not isinstance(n, int):
-        return str(n)
-    for unit, div in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
-        if n % div == 0:
-            return f"{n // div}{unit}"
-    return str(n)
-
-
-def _kv(items: list[str]) -> dict[str, str]:
-    return dict(i.split("=", 1) if "=" in i else (i, "") for i in items)
-
-
 def compare(old: ContainerConfig, new: ContainerConfig) -> tuple[list[str], list[str]]:
     """(reasons that can be applied in place, reasons that need a new container)."""
-    a, b = old.to_dict(), new.to_dict()
-    in_place: list[str] = []
-    recreate: list[str] = []
-    for key in b:
-        if key in IGNORED or a.get(key) == b.get(key):
-            continue
-        # a limit can be changed in place; setting one first or dropping it needs a new container
-        both = a.get(key) is not None and b.get(key) is not None
-        target = in_place if key in IN_PLACE and (both or key == "restart") else recreate
-        if key == "env":
-            ea, eb = _kv(a.get("env") or []), _kv(b["env"])
-            for k in sorted(ea.keys() - eb.keys()):
-                target.append(f"env {k} removed")
-            for k in sorted(eb.keys() - ea.keys()):
-                target.append(f"env {k} added")
-            for k in sorted(ea.keys() & eb.keys()):
-                if ea[k] != eb[k]:
-                    target.append(f"env {k} changed")
-        elif key == "labels":
-            la, lb = a.get("labels") or {}, b["labels"]
-            for k in sorted(set(la) | set(lb)):
-                if la.get(k) != lb.get(k):
-                    target.append(f"label {k} {'removed' if k not in lb else 'added' if k not in la else 'changed'}")
-        elif key == "volumes":
-            va = {f"{v['source']}:{v['destination']}{':ro' if v['readonly'] else ''}" for v in a.get("volumes") or []}
-            vb = {f"{v['source']}:{v['destination']}{':ro' if v['readonly'] else ''}" for v in b["volumes"]}
-            target.extend(f"mount {m} removed" for m in sorted(va - vb))
-            target.extend(f"mount {m} added" for m in sorted(vb - va))
-        elif key == "memory":
-            target.append(f"memory {_size(a.get(key)) if a.get(key) else 'unlimited'} → "
-                          f"{_size(b[key]) if b[key] else 'unlimited'}")
-        else:
-            target.append(f"{key.replace('_', ' ')} {json.dumps(a.get(key))} → {json.dumps(b[key])}")
-    return in_place, recreate
+    return options.compare(old, new)
 
 
 def _summary(cfg: ContainerConfig) -> dict[str, Any]:

@@ -29,16 +29,14 @@ from typing import Any
 
 import yaml
 
-from berth.container.config import ContainerConfig, parse_size, parse_volume
+from berth.container import options
+from berth.container.config import ContainerConfig
 from berth.errors import InvalidInput
 
 STATES = ("running", "stopped", "present", "absent")
 IMAGE_SOURCES = ("import", "pull", "load", "build")
 IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", "require_signature", *IMAGE_SOURCES}
-CONTAINER_KEYS = {"name", "image", "command", "entrypoint", "env", "workdir", "user", "hostname", "mounts", "tmpfs",
-                  "read_only", "labels", "network", "ports", "ip", "memory", "cpus", "pids_limit", "blkio_weight",
-                  "cap_add", "cap_drop", "privileged", "runtime", "restart", "state", "snapshots",
-                  "storage_opts"}
+CONTAINER_KEYS = set(options.DECLARATION_KEYS)
 MANAGED_LABEL = "berth.managed"
 
 
@@ -90,14 +88,7 @@ def _err(path: str, line: int, msg: str) -> InvalidInput:
 
 
 def _str_list(path: str, node: Node, key: str) -> list[str]:
-    v = node.get(key)
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    if not isinstance(v, list) or not all(isinstance(x, (str, int, float)) for x in v):
-        raise _err(path, node.lines[key], f"{key} must be a list of strings")
-    return [str(x) for x in v]
+    return options.str_list(node.get(key), lambda msg: _err(path, node.lines[key], msg), key)
 
 
 def from_dict(doc: dict[str, Any], source: str, base_dir: str | None = None) -> Desired:
@@ -169,38 +160,6 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
 
 def to_config(path: str, item: Node) -> ContainerConfig:
     """The normalised ContainerConfig a declared container is created from (and compared by)."""
-    env = item.get("env") or {}
-    env_list = [f"{k}={v}" for k, v in sorted(env.items())] if isinstance(env, dict) else \
-        _str_list(path, item, "env")
-    labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
-    labels[MANAGED_LABEL] = "true"
-    storage_opts = item.get("storage_opts") or {}
-    if not isinstance(storage_opts, dict):
-        raise _err(path, item.lines.get("storage_opts", item.line), "storage_opts must be a mapping, e.g. {size: 2g}")
-    mem = item.get("memory")
-    return ContainerConfig(
-        image=str(item["image"]),
-        command=_str_list(path, item, "command") if "command" in item else None,
-        entrypoint=_str_list(path, item, "entrypoint") if "entrypoint" in item else None,
-        env=env_list,
-        workdir=str(item["workdir"]) if item.get("workdir") else None,
-        user=str(item["user"]) if item.get("user") else None,
-        hostname=str(item["hostname"]) if item.get("hostname") else None,
-        volumes=[parse_volume(v) for v in _str_list(path, item, "mounts")],
-        tmpfs=_str_list(path, item, "tmpfs"),
-        read_only=bool(item.get("read_only", False)),
-        labels=labels,
-        network=str(item.get("network", "bridge")),
-        ports=_str_list(path, item, "ports"),
-        ip=str(item["ip"]) if item.get("ip") else None,
-        memory=parse_size(str(mem), "memory limit") if mem is not None else None,
-        cpus=float(item["cpus"]) if item.get("cpus") is not None else None,
-        pids_limit=int(item["pids_limit"]) if item.get("pids_limit") is not None else None,
-        blkio_weight=int(item["blkio_weight"]) if item.get("blkio_weight") is not None else None,
-        cap_add=_str_list(path, item, "cap_add"),
-        cap_drop=_str_list(path, item, "cap_drop"),
-        privileged=bool(item.get("privileged", False)),
-        runtime=str(item["runtime"]) if item.get("runtime") else None,
-        restart=str(item.get("restart", "no")),
-        storage_opts={str(k): str(v) for k, v in storage_opts.items()},
-    )
+    cfg = options.config_from_declaration(item, lambda key, msg: _err(path, item.lines.get(key, item.line), msg))
+    cfg.labels[MANAGED_LABEL] = "true"
+    return cfg
