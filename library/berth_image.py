@@ -84,7 +84,7 @@ def main():
         p = module.params
         if p["state"] == "absent":
             try:
-                engine.images.resolve(p["name"])
+                engine.image(p["name"])
             except NotFound:
                 return [], None
             action = reconcile.Action("remove-image", p["name"], [f"image {p['name']} declared absent"])

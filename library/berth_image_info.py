@@ -45,7 +45,8 @@ def main():
                            supports_check_mode=True)
 
     def work(engine):
-        return inspect_each(module.params["name"] or [img.id for img in engine.images.list()], engine.inspect_image)
+        names = module.params["name"] or [img.id for img in engine.listed_images(all_images=True)]
+        return inspect_each(names, engine.inspect_image)
 
     module.exit_json(changed=False, images=run(module, work))
 

@@ -56,11 +56,9 @@ def run(module, fn):
 
 def converge(module, engine, desired, prune=False):
     """Plan a desired state and, outside check mode, carry it out; returns the actions."""
-    from berth.declare import reconcile
-
-    actions = reconcile.plan(engine, desired, prune=prune)
+    actions = engine.plan(desired, prune=prune)
     if actions and not module.check_mode:
-        reconcile.apply(engine, actions)
+        engine.apply(actions)
     return actions
 
 

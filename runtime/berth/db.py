@@ -128,5 +128,10 @@ class Database:
         row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row["value"])
 
+    def init_meta(self, key: str, value: str) -> None:
+        """Record value under key unless a value is recorded already."""
+        with self.write() as c:
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
     def close(self) -> None:
         self.conn.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
@@ -10,12 +11,18 @@ from berth import config as config_mod
 from berth.db import Database
 from berth.errors import BerthError, InvalidInput, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
-from berth.image.store import BlobStore, Image, ImageStore
+from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
 from berth.storage import registry
 from berth.storage.layers import LayerStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from berth.container.network import Networks
+    from berth.declare.reconcile import Action
+    from berth.declare.schema import Desired
+    from berth.image.signing import Trust
     from berth.storage.driver import Driver
 
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -43,16 +50,21 @@ class Engine:
         if not ok:
             raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
         self.driver: Driver = cls(os.path.join(self.root, self.driver_name), self.runroot, s.storage_opts, self.facts)
-        with self.db.write() as c:
-            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('driver', ?)", (self.driver_name,))
+        self.db.init_meta("driver", self.driver_name)
         self.lock_dir = os.path.join(self.root, "locks")
         self.sigstore = s.sigstore or os.path.join(self.root, "sigstore")
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
         self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"))
-        self.images = ImageStore(self.db, BlobStore(os.path.join(self.root, "blobs")))
+        blobs = BlobStore(os.path.join(self.root, "blobs"))
+        self.images = ImageStore(self.db, blobs)
+        self.manifests = ManifestStore(self.db, blobs)
+        self.stores = Stores(self.images, self.manifests, self.layers, self.root)
         from berth.container.manager import ContainerManager
+        from berth.container.store import ContainerStore
 
-        self.containers = ContainerManager(self)
+        self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers, self.driver,
+                                           root=self.root, runroot=self.runroot, lock_dir=self.lock_dir,
+                                           cgroup_parent=s.cgroup_parent, check_trust=self.check_trust)
         self.recovered = self.recover()
 
     def _pick_driver(self) -> tuple[str, str]:
@@ -81,14 +93,13 @@ class Engine:
     def recover(self, full: bool = False) -> list[str]:
         """Remove what interrupted operations left behind: incomplete layers and containers caught
         half-way through removal at every start; orphan directories and temp files when full."""
-        if not full and self.db.one("SELECT 1 FROM layers WHERE incomplete = 1 UNION ALL "
-                                    "SELECT 1 FROM containers WHERE state = 'removing' LIMIT 1") is None:
+        if not full and not self.layers.has_incomplete() and not self.containers.store.removing():
             return []
         with FileLock(os.path.join(self.lock_dir, "recover"), shared=False) as _:
             removed = []
-            for row in self.db.query("SELECT id FROM containers WHERE state = 'removing'"):
+            for cid in self.containers.store.removing():
                 try:
-                    removed.append(self.containers.remove(row["id"], force=True))
+                    removed.append(self.containers.remove(cid, force=True))
                 except BerthError:
                     continue
             removed += self.layers.recover(full)
@@ -193,9 +204,10 @@ class Engine:
     def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
                     quiet: bool = True) -> None:
         from berth.image import archive
+        from berth.image.signing import Lookaside
         from berth.progress import default_progress
 
-        archive.save(self, refs, out, fmt, default_progress(quiet))
+        archive.save(self.stores, Lookaside(self.sigstore), refs, out, fmt, default_progress(quiet))
 
     def load_images(self, source: str | BinaryIO) -> list[tuple[Image, list[str]]]:
         """Load an archive (a path, or a stream that is spooled to the root first)."""
@@ -203,18 +215,124 @@ class Engine:
         import tempfile
 
         from berth.image import archive
+        from berth.image.signing import Lookaside
 
         if isinstance(source, str):
             if not os.path.exists(source):
                 raise InvalidInput(f"cannot read {source}: no such file or directory")
-            return archive.load(self, source)
+            before = {img.id for img in self.images.list()}
+            return self._trusted(archive.load(self.stores, Lookaside(self.sigstore), source), before)
         fd, tmp = tempfile.mkstemp(prefix=".load-", dir=self.root)
         try:
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(source, f, 1 << 20)
-            return archive.load(self, tmp, default_name="localhost/loaded")
+            before = {img.id for img in self.images.list()}
+            loaded = archive.load(self.stores, Lookaside(self.sigstore), tmp, default_name="localhost/loaded")
+            return self._trusted(loaded, before)
         finally:
             os.unlink(tmp)
+
+    def _trusted(self, loaded: list[tuple[Image, list[str]]], before: set[str]) -> list[tuple[Image, list[str]]]:
+        """Loaded images must satisfy the trust policy; when one is refused, the images this load
+        added are taken out again (images that were already there are left alone)."""
+        for _img, names in loaded:
+            for n in names:
+                try:
+                    self.check_trust(n)
+                except BerthError:
+                    for added, _names in loaded:
+                        if added.id not in before:
+                            self.images.delete(added.id)
+                    self.gc_layers()
+                    raise
+        return loaded
+
+    # -- registries, signatures, builds -------------------------------------------------------
+    def pull(self, ref: str, tls_verify: bool = True, ca_file: str | None = None, authfile: str | None = None,
+             quiet: bool = True) -> tuple[Image, str]:
+        """Pull an image; returns it with its manifest digest."""
+        from berth.image import distribution
+        from berth.progress import default_progress
+
+        return distribution.pull(self.stores, self.trust(), ref, tls_verify, ca_file, authfile,
+                                 default_progress(quiet))
+
+    def push(self, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+             authfile: str | None = None, quiet: bool = True, sign_by: str | None = None,
+             gpg_home: str | None = None, sigstore: str | None = None) -> str:
+        """Push an image (to dest, or its own name), signing it first with sign_by; returns the
+        manifest digest."""
+        from berth.image import distribution
+        from berth.progress import default_progress
+
+        if sign_by:
+            if dest:
+                self.tag(src, dest)
+            self.sign(dest or src, sign_by, gpg_home, sigstore)
+        return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile, default_progress(quiet))
+
+    def trust(self, policy: str | None = None, sigstore: str | None = None) -> Trust:
+        """The trust policy (the configured one unless policy is given) and the signature store."""
+        from berth.image.signing import Trust
+
+        return Trust(policy or self.settings.policy, sigstore or self.sigstore)
+
+    def manifest_digest(self, image_id: str) -> str:
+        """The digest of the manifest the image is pushed (and signed) with."""
+        from berth.image.distribution import manifest_for
+
+        data, _mt = manifest_for(self.stores, self.images.get(image_id))
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def sign(self, ref: str, fingerprint: str, gpg_home: str | None = None, sigstore: str | None = None) -> str:
+        """Sign an image's manifest digest and name with gpg; returns the signature's path."""
+        from berth.image import signing
+
+        img = self.images.resolve(ref)
+        return signing.sign(self.trust(sigstore=sigstore), ref, self.manifest_digest(img.id), fingerprint, gpg_home)
+
+    def verify(self, ref: str, policy: str | None = None, sigstore: str | None = None) -> dict[str, object]:
+        """Check an image against the trust policy; raises SignatureRefused when it is refused."""
+        from berth.image import signing
+
+        trust = self.trust(policy, sigstore)
+        trust.policy  # noqa: B018 - a broken policy is reported before anything else
+        img = self.images.resolve(ref)
+        return signing.verify(trust, ref, self.manifest_digest(img.id))
+
+    def check_trust(self, ref: str) -> None:
+        """Enforce the trust policy for an image about to be used."""
+        from berth.image import signing
+
+        trust = self.trust()
+        trust.policy  # noqa: B018 - a broken policy is reported before anything else
+        img = self.images.resolve(ref)
+        by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
+        signing.check_image(trust, ref, img.tags, by_id, lambda: self.manifest_digest(img.id))
+
+    def build(self, context: str, dockerfile: str, build_args: dict[str, str], tags: list[str],
+              quiet: bool = True, use_cache: bool = True, target: str | None = None) -> Image:
+        """Build an image from a Dockerfile (the steps on stderr unless quiet)."""
+        from berth.image.build import Builder, default_say
+
+        return Builder(self.images, self.layers, self.driver, self.containers, context, dockerfile, build_args,
+                       default_say(quiet), use_cache, target).build(tags)
+
+    # -- declarative state --------------------------------------------------------------------
+    def plan(self, desired: Desired, prune: bool = False) -> list[Action]:
+        """What making the host match a desired state would do, and why."""
+        from berth.declare import reconcile
+
+        return reconcile.plan(self, desired, prune=prune)
+
+    def apply(self, actions: list[Action], say: Callable[[str], None] | None = None) -> list[Action]:
+        """Carry out a plan in order; returns what was done."""
+        from berth.declare import reconcile
+
+        return reconcile.apply(self, actions, say=say)
+
+    def networks(self) -> Networks:
+        return self.containers.networks()
 
     def image(self, ref: str) -> Image:
         return self.images.resolve(ref)
@@ -258,9 +376,7 @@ class Engine:
         sizes = {ly.id: ly.size for ly in self.layers.all()}
         for image_id in doomed:
             self.images.delete(image_id)
-        with self.db.write() as w:
-            for image_id in doomed:
-                w.execute("DELETE FROM build_cache WHERE image_id = ?", (image_id,))
+        self.images.forget_steps(doomed)
         layers = self.gc_layers()
         return sorted(doomed), layers, sum(sizes.get(lid, 0) for lid in layers)
 
@@ -348,17 +464,16 @@ class Engine:
 
     def _signatures(self, img: Image) -> list[dict[str, str]]:
         """Signatures stored for the image's names (listed, not verified: `berth verify` does that)."""
-        from berth.image.archive import _has_signatures
-        from berth.image.signing import Lookaside, _path_in_lookaside, manifest_digest, normalize
+        from berth.image.signing import Lookaside, normalize
 
         look = Lookaside(self.sigstore)
         out = []
         digest = None
         for name in img.tags:
             n = normalize(name)
-            if not _has_signatures(look.base, _path_in_lookaside(n)):
+            if not look.has_signatures(n):
                 continue
-            digest = digest or manifest_digest(self, img.id)
+            digest = digest or self.manifest_digest(img.id)
             d = look.dir_for(n, digest)
             for i, _sig in enumerate(look.signatures(n, digest), 1):
                 out.append({"Identity": n, "ManifestDigest": digest, "Path": os.path.join(d, f"signature-{i}")})

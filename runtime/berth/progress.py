@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 Progress = Callable[[str], None]
 
 
-def _quiet(_msg: str) -> None:
+def quiet(_msg: str) -> None:
     return None
 
 
 def default_progress(quiet: bool) -> Progress:
     if quiet:
-        return _quiet
+        return quiet
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -24,7 +24,7 @@ def default_progress(quiet: bool) -> Progress:
 
 def with_bar(chunks: Iterator[bytes], label: str, total: int | None, progress: Progress) -> Iterator[bytes]:
     """Pass chunks through; on a terminal (and not --quiet) redraw one progress line as they go."""
-    if progress is _quiet or not sys.stderr.isatty():
+    if progress is quiet or not sys.stderr.isatty():
         yield from chunks
         return
     done = 0

@@ -83,10 +83,8 @@ def cmd_container_exited(a: argparse.Namespace, open_engine: EngineOpener) -> in
 
 
 def cmd_network(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    from berth.container.network import Networks
-
     with open_engine(a) as e:
-        nets = Networks(e)
+        nets = e.networks()
         if a.network_command == "create":
             output.print_json(nets.create(a.name, a.subnet))
         elif a.network_command == "rm":
@@ -154,7 +152,7 @@ def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
         if a.format == "json":
             output.print_json([e.containers.inspect(c.id) for c in cs])
             return 0
-        images = {img.id: (img.tags[0] if img.tags else img.id[7:19]) for img in e.images.list()}
+        images = {img.id: (img.tags[0] if img.tags else img.id[7:19]) for img in e.listed_images(all_images=True)}
     output.print_containers(cs, images)
     return 0
 

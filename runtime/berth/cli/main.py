@@ -13,6 +13,7 @@ from berth.cli import containers, output
 from berth.errors import BerthError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from berth.declare.reconcile import Action
     from berth.engine import Engine
 
 
@@ -125,58 +126,30 @@ def _tls(value: str) -> bool:
 
 
 def cmd_pull(a: argparse.Namespace) -> int:
-    from berth.image import distribution
-    from berth.progress import default_progress
-
     with _engine(a) as e:
-        img, _digest = distribution.pull(e, a.reference, a.tls_verify, a.ca_file, a.authfile,
-                                         default_progress(a.quiet))
+        img, _digest = e.pull(a.reference, a.tls_verify, a.ca_file, a.authfile, quiet=a.quiet)
     print(img.id)
     return 0
 
 
 def cmd_push(a: argparse.Namespace) -> int:
-    from berth.image import distribution
-    from berth.progress import default_progress
-
     with _engine(a) as e:
-        if a.sign_by:
-            from berth.image import signing
-
-            if a.sigstore:
-                e.sigstore = a.sigstore
-            if a.destination:
-                e.tag(a.source, a.destination)
-            signing.sign(e, a.destination or a.source, a.sign_by, e.sigstore, a.gpg_home)
-        digest = distribution.push(e, a.source, a.destination, a.tls_verify, a.ca_file, a.authfile,
-                                   default_progress(a.quiet))
+        digest = e.push(a.source, a.destination, a.tls_verify, a.ca_file, a.authfile, quiet=a.quiet,
+                        sign_by=a.sign_by, gpg_home=a.gpg_home, sigstore=a.sigstore)
     print(digest)
     return 0
 
 
-def _sig_settings(a: argparse.Namespace, e: Engine) -> None:
-    if getattr(a, "policy", None):
-        e.settings.policy = a.policy
-    if getattr(a, "sigstore", None):
-        e.sigstore = a.sigstore
-
-
 def cmd_sign(a: argparse.Namespace) -> int:
-    from berth.image import signing
-
     with _engine(a) as e:
-        _sig_settings(a, e)
-        path = signing.sign(e, a.reference, a.sign_by, e.sigstore, a.gpg_home)
+        path = e.sign(a.reference, a.sign_by, a.gpg_home, sigstore=a.sigstore)
     print(path)
     return 0
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from berth.image import signing
-
     with _engine(a) as e:
-        _sig_settings(a, e)
-        result = signing.verify(e, a.reference, signing.load_policy(e.settings.policy), e.sigstore)
+        result = e.verify(a.reference, policy=a.policy, sigstore=a.sigstore)
     if a.format == "json":
         output.print_json(result)
     else:
@@ -194,8 +167,6 @@ def cmd_trust_show(a: argparse.Namespace) -> int:
 
 
 def cmd_build(a: argparse.Namespace) -> int:
-    from berth.image import build
-
     args = {}
     for item in a.build_arg:
         k, sep, v = item.partition("=")
@@ -204,37 +175,34 @@ def cmd_build(a: argparse.Namespace) -> int:
         dockerfile = a.file or os.path.join(a.context, "Dockerfile")
         if not os.path.exists(dockerfile):
             raise BerthError(f"no Dockerfile at {dockerfile} (use -f)")
-        img = build.Builder(e, a.context, dockerfile, args, build.default_say(a.quiet), not a.no_cache,
-                            a.target).build(a.tag)
+        img = e.build(a.context, dockerfile, args, a.tag, a.quiet, not a.no_cache, a.target)
     print(img.id)
     return 0
 
 
-def _plan(a: argparse.Namespace, e: Engine) -> list[object]:
-    from berth.declare import reconcile, schema
+def _plan(a: argparse.Namespace, e: Engine) -> list[Action]:
+    from berth.declare import schema
 
-    return reconcile.plan(e, schema.load(a.file), prune=a.prune)  # type: ignore[return-value]
+    return e.plan(schema.load(a.file), prune=a.prune)
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         actions = _plan(a, e)
     if a.format == "json":
-        output.print_json([{"action": x.kind, "target": x.target, "reasons": x.reasons} for x in actions])  # type: ignore[attr-defined]
+        output.print_json([{"action": x.kind, "target": x.target, "reasons": x.reasons} for x in actions])
     elif not actions:
         print("no changes: the host matches the state")
     else:
         for x in actions:
-            print(x.describe())  # type: ignore[attr-defined]
+            print(x.describe())
     return 0
 
 
 def cmd_apply(a: argparse.Namespace) -> int:
-    from berth.declare import reconcile
-
     with _engine(a) as e:
         actions = _plan(a, e)
-        done = reconcile.apply(e, actions, say=print)  # type: ignore[arg-type]
+        done = e.apply(actions, say=print)
     print(f"{len(done)} change(s)" if done else "no changes: the host matches the state")
     return 0
 

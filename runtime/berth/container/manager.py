@@ -24,12 +24,16 @@ from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
 from berth.errors import BerthError, InvalidInput, NotFound
-from berth.image.store import Image
+from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
 from berth.storage.fsutil import atomic_write
 
 if TYPE_CHECKING:
-    from berth.engine import Engine
+    from collections.abc import Callable
+
+    from berth.container.network import Networks
+    from berth.storage.driver import Driver
+    from berth.storage.layers import LayerStore
 
 SIGNALS = {s.name[3:]: s.value for s in signal_mod.Signals if s.name.startswith("SIG") and "_" not in s.name}
 
@@ -53,19 +57,33 @@ def _random_name() -> str:
 
 
 class ContainerManager:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
-        self.store = ContainerStore(engine.db)
-        self.cgroup_parent = engine.settings.cgroup_parent.strip("/")
-        self.exit_dir = os.path.join(engine.runroot, "exits")
-        self.socket_dir = os.path.join(engine.runroot, "socks")
+    """The containers of one root. check_trust(ref) enforces the trust policy on an image about
+    to be used (it raises when the policy refuses it)."""
+
+    def __init__(self, store: ContainerStore, images: ImageStore, layers: LayerStore, driver: Driver, *,
+                 root: str, runroot: str, lock_dir: str, cgroup_parent: str,
+                 check_trust: Callable[[str], None]) -> None:
+        self.store = store
+        self.images = images
+        self.layers = layers
+        self.driver = driver
+        self.root, self.runroot, self.lock_dir = root, runroot, lock_dir
+        self.check_trust = check_trust
+        self.cgroup_parent = cgroup_parent.strip("/")
+        self.exit_dir = os.path.join(runroot, "exits")
+        self.socket_dir = os.path.join(runroot, "socks")
+
+    def networks(self) -> Networks:
+        from berth.container.network import Networks
+
+        return Networks(self)
 
     # -- paths -------------------------------------------------------------------------------
     def userdata(self, cid: str) -> str:
-        return os.path.join(self.e.root, "containers", cid)
+        return os.path.join(self.root, "containers", cid)
 
     def state_dir(self, cid: str) -> str:
-        return os.path.join(self.e.runroot, "containers", cid)
+        return os.path.join(self.runroot, "containers", cid)
 
     def log_path(self, cid: str) -> str:
         return os.path.join(self.userdata(cid), "ctr.log")
@@ -74,7 +92,7 @@ class ContainerManager:
         return f"/{self.cgroup_parent}/{cid}"
 
     def _lock(self, cid: str) -> FileLock:
-        return FileLock(os.path.join(self.e.lock_dir, f"ctr-{cid}"))
+        return FileLock(os.path.join(self.lock_dir, f"ctr-{cid}"))
 
     # -- create ------------------------------------------------------------------------------
     def create(self, cfg: ContainerConfig, name: str | None = None, trusted: bool = False) -> Container:
@@ -84,32 +102,30 @@ class ContainerManager:
         if cfg.blkio_weight and not cgroups.blkio_weight_supported():
             raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
                                "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
-        img = self.e.images.resolve(cfg.image)
-        from berth.image import signing
-
+        img = self.images.resolve(cfg.image)
         if not trusted:
-            signing.check_image(self.e, cfg.image)
+            self.check_trust(cfg.image)
         for m in cfg.volumes:
             if not os.path.exists(m.source):
                 raise InvalidInput(f"volume source {m.source} does not exist on the host; create it first")
         network = cfg.bridge_network()
         if network:
-            from berth.container.network import DEFAULT_NETWORK, Networks
+            from berth.container.network import DEFAULT_NETWORK
 
-            nets = Networks(self.e)
+            nets = self.networks()
             if network == DEFAULT_NETWORK:
                 nets.ensure_default()
             nets.conf(network)
         cid = os.urandom(32).hex()
         name = name or _random_name()
-        layer = self.e.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
+        layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
         c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
                       None, None)
         try:
             os.makedirs(self.userdata(cid), mode=0o700, exist_ok=True)
             self.store.insert(c)
         except BaseException:
-            self.e.layers.remove(layer.id)
+            self.layers.remove(layer.id)
             shutil.rmtree(self.userdata(cid), ignore_errors=True)
             raise
         return c
@@ -166,14 +182,14 @@ class ContainerManager:
         cgroups.remove(self.cgroups_path(c.id))
         self._detach_network(c)
         with contextlib.suppress(BerthError):
-            self.e.driver.unmount(c.rw_layer)
+            self.driver.unmount(c.rw_layer)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
 
     def _runtime_by_name(self, name: str | None) -> OCIRuntime | None:
         if not name:
             return None
         try:
-            return select(self.e.runroot, name)
+            return select(self.runroot, name)
         except BerthError:
             return None
 
@@ -193,10 +209,10 @@ class ContainerManager:
     def _prepare(self, c: Container, terminal: bool = False) -> tuple[OCIRuntime, str]:
         """Mount the rootfs and write the bundle; returns the runtime and the bundle dir."""
         cfg = c.config
-        icfg = self.e.images.config(c.image_id).get("config") or {}
+        icfg = self.images.config(c.image_id).get("config") or {}
         assert isinstance(icfg, dict)
-        rt = select(self.e.runroot, cfg.runtime)
-        rootfs = self.e.driver.mount(c.rw_layer)
+        rt = select(self.runroot, cfg.runtime)
+        rootfs = self.driver.mount(c.rw_layer)
         try:
             entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
             if cfg.command is not None:
@@ -219,9 +235,9 @@ class ContainerManager:
             netns = None
             network = cfg.bridge_network()
             if network:
-                from berth.container.network import Networks, parse_port
+                from berth.container.network import parse_port
 
-                nets = Networks(self.e)
+                nets = self.networks()
                 ip = nets.attach(c.id, network, [parse_port(p) for p in cfg.ports], cfg.ip)
                 self.store.update(c.id, ip=ip)
                 c = c.replace(ip=ip)
@@ -236,7 +252,7 @@ class ContainerManager:
             atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode(), durable=False)
         except BaseException:
             self._detach_network(c)
-            self.e.driver.unmount(c.rw_layer)
+            self.driver.unmount(c.rw_layer)
             raise
         return rt, bundle
 
@@ -244,9 +260,9 @@ class ContainerManager:
         network = c.config.bridge_network()
         if not network:
             return
-        from berth.container.network import Networks, parse_port
+        from berth.container.network import parse_port
 
-        nets = Networks(self.e)
+        nets = self.networks()
         with contextlib.suppress(BerthError):
             nets.detach(c.id, network, [parse_port(p) for p in c.config.ports], quiet=True)
         if self._exists(c.id):
@@ -276,9 +292,7 @@ class ContainerManager:
             with open("/etc/hosts", "rb") as f:
                 hosts_data = f.read()
         elif network:
-            from berth.container.network import Networks
-
-            hosts_data = Networks(self.e).hosts_for(network, c.name, c.ip, hostname)
+            hosts_data = self.networks().hosts_for(network, c.name, c.ip, hostname)
         else:
             hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                           f"127.0.1.1\t{hostname}\n").encode()
@@ -295,7 +309,7 @@ class ContainerManager:
     def _exit_command(self, cid: str) -> list[str] | None:
         """What conmon runs when the container exits: berth itself, to record the exit and apply
         the restart policy (there is no daemon to do it)."""
-        return [sys.executable, "-m", "berth.cli.main", "--root", self.e.root, "--runroot", self.e.runroot,
+        return [sys.executable, "-m", "berth.cli.main", "--root", self.root, "--runroot", self.runroot,
                 "container-exited", cid]
 
     def start(self, ref: str, by_policy: bool = False) -> Container:
@@ -339,13 +353,13 @@ class ContainerManager:
             delay = min(delay * 2, 0.05)
 
     def _exists(self, cid: str) -> bool:
-        return self.e.db.one("SELECT 1 FROM containers WHERE id = ?", (cid,)) is not None
+        return self.store.exists(cid)
 
     def kill(self, ref: str, sig: str | int = "KILL") -> Container:
         c = self.get(ref)
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
-        rt = select(self.e.runroot, c.runtime)
+        rt = select(self.runroot, c.runtime)
         if parse_signal(sig) in (signal_mod.SIGKILL, signal_mod.SIGTERM, signal_mod.SIGINT):
             self.store.update(c.id, stopped_by_user=1)
         if not rt.kill(c.id, str(parse_signal(sig))):
@@ -399,27 +413,23 @@ class ContainerManager:
                 resources["cpu"] = {"quota": int(cfg.cpus * spec.CPU_PERIOD), "period": spec.CPU_PERIOD}
             if cfg.pids_limit:
                 resources["pids"] = {"limit": cfg.pids_limit}
-            select(self.e.runroot, c.runtime).update(c.id, resources)
-        with self.e.db.write() as w:
-            w.execute("UPDATE containers SET config = ? WHERE id = ?",
-                      (json.dumps(cfg.to_dict(), sort_keys=True), c.id))
+            select(self.runroot, c.runtime).update(c.id, resources)
+        self.store.update_config(c.id, cfg)
         return self.store.get(c.id)
 
     def _announce(self, c: Container) -> None:
         """Tell the other members of the container's network about it (their /etc/hosts)."""
         network = c.config.bridge_network()
         if network:
-            from berth.container.network import Networks
-
             with contextlib.suppress(BerthError, OSError):
-                Networks(self.e).refresh_hosts(network)
+                self.networks().refresh_hosts(network)
 
     def stop(self, ref: str, timeout: float = 10) -> Container:
         c = self.get(ref)
         self.store.update(c.id, stopped_by_user=1)  # also stops a restart that is on its way
         if c.state != "running":
             return c
-        rt = select(self.e.runroot, c.runtime)
+        rt = select(self.runroot, c.runtime)
         rt.kill(c.id, str(signal_mod.SIGTERM.value))
         c = self._wait_exit(c, timeout)
         if c.state == "running":
@@ -441,7 +451,7 @@ class ContainerManager:
             self.store.update(c.id, stopped_by_user=1)  # no restart policy may bring it back now
         for _ in range(10):
             if c.state == "running":
-                rt = select(self.e.runroot, c.runtime)
+                rt = select(self.runroot, c.runtime)
                 rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
                 c = self._wait_exit(c, 30)
             with self._lock(c.id):
@@ -454,13 +464,13 @@ class ContainerManager:
             self._release(c)
             for s in self.store.snapshots(c.id):
                 with contextlib.suppress(NotFound):
-                    self.e.layers.remove(str(s["layer"]))
+                    self.layers.remove(str(s["layer"]))
             with contextlib.suppress(NotFound):
-                self.e.layers.remove(c.rw_layer)
+                self.layers.remove(c.rw_layer)
             shutil.rmtree(self.userdata(c.id), ignore_errors=True)
             self.store.delete(c.id)
         with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self.e.lock_dir, f"ctr-{c.id}"))
+            os.unlink(os.path.join(self.lock_dir, f"ctr-{c.id}"))
         return c.id
 
     def _exists_ref(self, ref: str) -> bool:
@@ -507,7 +517,7 @@ class ContainerManager:
 
     def _follow_until_exit(self, c: Container, start_pos: int, sig_proxy: bool) -> int:
         """Copy the container's log from start_pos until it exits, passing signals on when asked."""
-        rt = select(self.e.runroot, c.runtime)
+        rt = select(self.runroot, c.runtime)
         exit_file = os.path.join(self.exit_dir, c.id)
 
         def forward(signum: int, _frame: object) -> None:
@@ -581,7 +591,7 @@ class ContainerManager:
         c = self.get(ref)
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
-        rt = select(self.e.runroot, c.runtime)
+        rt = select(self.runroot, c.runtime)
         try:
             with open(os.path.join(self.state_dir(c.id), "config.json"), encoding="utf-8") as f:
                 proc = json.load(f)["process"]
@@ -590,7 +600,7 @@ class ContainerManager:
         # the container's environment, then the caller's additions (runtimes differ in what exec inherits)
         env = merge_env(list(proc.get("env", [])), env)
         workdir = workdir or proc.get("cwd") or "/"
-        rootfs = self.e.driver.mount(c.rw_layer)
+        rootfs = self.driver.mount(c.rw_layer)
         try:
             if user:
                 uid, gid, _extra, _home = users.resolve(rootfs, user)
@@ -599,24 +609,24 @@ class ContainerManager:
                 user = f"{proc['user'].get('uid', 0)}:{proc['user'].get('gid', 0)}"
             pathres.check_executable(rootfs, args[0], env, workdir)
         finally:
-            self.e.driver.unmount(c.rw_layer)
+            self.driver.unmount(c.rw_layer)
         return subprocess.call(rt.exec_argv(c.id, args, env, user, workdir, tty))
 
     # -- file-system views -------------------------------------------------------------------
     def changes(self, ref: str) -> list[tuple[str, str]]:
         c = self.get(ref)
-        return self.e.layers.changes(c.rw_layer)
+        return self.layers.changes(c.rw_layer)
 
     def export(self, ref: str, sink: BinaryIO) -> None:
         """The container's whole file system as a tar (docker export)."""
         from berth.storage import differ
 
         c = self.get(ref)
-        root = self.e.driver.mount(c.rw_layer)
+        root = self.driver.mount(c.rw_layer)
         try:
             differ.write_tar(differ.Differ(root, None).plan(), root, sink)
         finally:
-            self.e.driver.unmount(c.rw_layer)
+            self.driver.unmount(c.rw_layer)
 
     # -- commit and snapshots ----------------------------------------------------------------
     def commit(self, ref: str, target: str | None, message: str = "", changes: list[str] | None = None,
@@ -629,9 +639,9 @@ class ContainerManager:
         if target:
             reference.parse(target)
         c = self.get(ref)
-        base = self.e.images.get(c.image_id)
-        base_cfg = self.e.images.config(c.image_id)
-        layer = self.e.layers.commit(c.rw_layer, base.top_layer)
+        base = self.images.get(c.image_id)
+        base_cfg = self.images.config(c.image_id)
+        layer = self.layers.commit(c.rw_layer, base.top_layer)
         icfg = dict(base_cfg.get("config") or {})  # type: ignore[call-overload]
         cc = c.config
         if cc.command is not None:
@@ -659,7 +669,7 @@ class ContainerManager:
         if author:
             cfg["author"] = author
         size = base.size + layer.size
-        return self.e.images.add(cfg, layer.id, size, [target] if target else [])
+        return self.images.add(cfg, layer.id, size, [target] if target else [])
 
     def snapshot_create(self, ref: str, name: str) -> dict[str, object]:
         c = self.get(ref)
@@ -668,17 +678,17 @@ class ContainerManager:
         with contextlib.suppress(NotFound):
             self.store.snapshot(c.id, name)
             raise InvalidInput(f"snapshot {name!r} already exists for container {c.name}")
-        rt = select(self.e.runroot, c.runtime) if c.state == "running" else None
+        rt = select(self.runroot, c.runtime) if c.state == "running" else None
         paused = rt is not None and rt.pause(c.id)
         try:
-            layer = self.e.layers.snapshot(c.rw_layer)
+            layer = self.layers.snapshot(c.rw_layer)
         finally:
             if paused and rt is not None:
                 rt.resume(c.id)
         try:
             self.store.add_snapshot(c.id, name, layer.id, time.time())
         except BaseException:
-            self.e.layers.remove(layer.id)
+            self.layers.remove(layer.id)
             raise
         return self.store.snapshot(c.id, name)
 
@@ -690,7 +700,7 @@ class ContainerManager:
         c = self.store.resolve(ref)
         snap = self.store.snapshot(c.id, name)
         self.store.remove_snapshot(c.id, name)
-        self.e.layers.remove(str(snap["layer"]))
+        self.layers.remove(str(snap["layer"]))
 
     def snapshot_restore(self, ref: str, name: str) -> Container:
         """Put the rw layer back exactly as it was; a running container is stopped and restarted."""
@@ -700,10 +710,10 @@ class ContainerManager:
         if was_running:
             c = self.stop(c.id)
         with self._lock(c.id):
-            fresh = self.e.layers.snapshot(str(snap["layer"]))
+            fresh = self.layers.snapshot(str(snap["layer"]))
             old = c.rw_layer
             self.store.update(c.id, rw_layer=fresh.id)
-            self.e.layers.remove(old)
+            self.layers.remove(old)
         if was_running:
             return self.start(c.id)
         return self.store.get(c.id)
@@ -731,7 +741,7 @@ class ContainerManager:
             "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
                            "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
             "RestartCount": c.restart_count,
-            "GraphDriver": {"Name": self.e.driver_name, "Data": self.e.driver.metadata(c.rw_layer),
+            "GraphDriver": {"Name": self.driver.name, "Data": self.driver.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),
             "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},

@@ -22,7 +22,7 @@ from berth.proc import run
 from berth.storage.fsutil import atomic_write
 
 if TYPE_CHECKING:
-    from berth.engine import Engine
+    from berth.container.manager import ContainerManager
 
 CNI_PATHS = ("/usr/lib/cni", "/opt/cni/bin", "/usr/libexec/cni")
 DEFAULT_NETWORK = "berth"
@@ -52,10 +52,11 @@ def parse_port(spec: str) -> dict[str, object]:
 
 
 class Networks:
-    def __init__(self, engine: Engine) -> None:
-        self.e = engine
-        self.dir = os.path.join(engine.root, "networks")
-        self.netns_dir = os.path.join(engine.runroot, "netns")
+    def __init__(self, containers: ContainerManager) -> None:
+        self.containers = containers
+        self.root = containers.root
+        self.dir = os.path.join(containers.root, "networks")
+        self.netns_dir = os.path.join(containers.runroot, "netns")
 
     # -- networks ----------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -84,7 +85,7 @@ class Networks:
         index = len([n for n in os.listdir(self.dir) if n.endswith(".conflist")]) if os.path.isdir(self.dir) else 0
         if bridge is None:
             # interface names are global to the host: roots other than the default get their own
-            tag = "" if self.e.root == "/var/lib/berth" else hashlib.sha256(self.e.root.encode()).hexdigest()[:6]
+            tag = "" if self.root == "/var/lib/berth" else hashlib.sha256(self.root.encode()).hexdigest()[:6]
             bridge = f"berth{tag}{index}"[:15]
         conf = {
             "cniVersion": "0.4.0",
@@ -128,7 +129,7 @@ class Networks:
     def inspect(self, name: str) -> dict[str, object]:
         conf = self.conf(name)
         bridge = conf["plugins"][0]  # type: ignore[index]
-        members = [{"Name": c.name, "Id": c.id[:12], "IP": c.ip} for c in self.e.containers.store.list()
+        members = [{"Name": c.name, "Id": c.id[:12], "IP": c.ip} for c in self.containers.store.list()
                    if c.config.bridge_network() == name and c.state == "running"]
         return {"name": name, "subnet": bridge["ipam"]["ranges"][0][0]["subnet"], "bridge": bridge["bridge"],
                 "containers": members}
@@ -140,7 +141,7 @@ class Networks:
 
     def remove(self, name: str) -> None:
         conf = self.conf(name)
-        users = [c.name for c in self.e.containers.store.list() if c.config.bridge_network() == name]
+        users = [c.name for c in self.containers.store.list() if c.config.bridge_network() == name]
         if users:
             raise InvalidInput(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
         os.unlink(self._path(name))
@@ -227,17 +228,17 @@ class Networks:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         if own_ip:
             lines.append(f"{own_ip}\t{hostname} {own_name}")
-        for c in self.e.containers.store.list():
+        for c in self.containers.store.list():
             if c.config.bridge_network() == network and c.state == "running" and c.ip and c.name != own_name:
                 lines.append(f"{c.ip}\t{c.name}")
         return ("\n".join(lines) + "\n").encode()
 
     def refresh_hosts(self, network: str) -> None:
         """Rewrite every running member's /etc/hosts in place (bind mounts pin the inode)."""
-        for c in self.e.containers.store.list():
+        for c in self.containers.store.list():
             if c.config.bridge_network() != network or c.state != "running":
                 continue
-            path = os.path.join(self.e.containers.userdata(c.id), "hosts")
+            path = os.path.join(self.containers.userdata(c.id), "hosts")
             if not os.path.exists(path):
                 continue
             data = self.hosts_for(network, c.name, c.ip, c.config.hostname or c.id[:12])

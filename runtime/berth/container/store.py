@@ -63,6 +63,17 @@ class ContainerStore:
         with self.db.write() as w:
             w.execute(f"UPDATE containers SET {cols} WHERE id = ?", (*fields.values(), cid))
 
+    def update_config(self, cid: str, cfg: ContainerConfig) -> None:
+        """Replace the recorded spec (limits changed in place)."""
+        self.update(cid, config=json.dumps(cfg.to_dict(), sort_keys=True))
+
+    def exists(self, cid: str) -> bool:
+        return self.db.one("SELECT 1 FROM containers WHERE id = ?", (cid,)) is not None
+
+    def removing(self) -> list[str]:
+        """IDs of containers caught half-way through removal."""
+        return [str(r["id"]) for r in self.db.query("SELECT id FROM containers WHERE state = 'removing'")]
+
     def delete(self, cid: str) -> None:
         with self.db.write() as w:
             w.execute("DELETE FROM snapshots WHERE container_id = ?", (cid,))

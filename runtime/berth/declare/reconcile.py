@@ -48,7 +48,7 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
     missing_images: set[str] = set()
     for img in desired.images:
         try:
-            engine.images.resolve(str(img["name"]))
+            engine.image(str(img["name"]))
             if img.get("require_signature"):
                 _check_signature(engine, str(img["name"]))
         except NotFound:
@@ -64,7 +64,7 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
                                       after="absent"))
             continue
         try:
-            want_image: str | None = engine.images.resolve(cfg.image).id
+            want_image: str | None = engine.image(cfg.image).id
         except NotFound:
             if cfg.image not in missing_images:
                 raise BerthError(f"{desired.path}: container {name} uses image {cfg.image}, which neither exists "
@@ -91,7 +91,7 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
                 elif state == "stopped" and cur.state == "running":
                     actions.append(Action("stop", name, ["state running → stopped"],
                                           before={"state": "running"}, after={"state": "stopped"}))
-        have = {str(s["name"]) for s in engine.containers.store.snapshots(cur.id)} if cur is not None else set()
+        have = {str(s["name"]) for s in engine.containers.snapshot_list(cur.id)} if cur is not None else set()
         for s in snaps:
             if s not in have:
                 actions.append(Action("snapshot", name, [f"snapshot {s} missing"], s))
@@ -139,9 +139,7 @@ def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action
 
 def _check_signature(engine: Engine, name: str) -> None:
     """require_signature: the image must pass a trust policy that really asks for a signature."""
-    from berth.image import signing
-
-    result = signing.verify(engine, name, signing.load_policy(engine.settings.policy), engine.sigstore)
+    result = engine.verify(name)
     if not any(c.get("requirement") == "signedBy" for c in result["checks"]):  # type: ignore[union-attr]
         raise BerthError(f"image {name} must be signed (require_signature), but the trust policy accepts it "
                          "without a signature: add a signedBy requirement for it")
@@ -159,21 +157,16 @@ def _fetch_image(engine: Engine, img: dict[str, Any], name: str) -> None:
         with open(str(img["import"]), "rb") as f:
             engine.import_image(f, name, changes=[str(c) for c in img.get("changes") or []])
     elif "pull" in img:
-        from berth.image import distribution
-
-        distribution.pull(engine, str(img["pull"]), bool(img.get("tls_verify", True)), img.get("ca_file"),
-                          img.get("authfile"))
+        engine.pull(str(img["pull"]), bool(img.get("tls_verify", True)), img.get("ca_file"), img.get("authfile"))
         if str(img["pull"]) != name:
             engine.tag(str(img["pull"]), name)
     elif "load" in img:
         engine.load_images(str(img["load"]))
-        engine.images.resolve(name)
+        engine.image(name)
     elif "build" in img:
         import os
 
-        from berth.image.build import Builder
-
         b = img["build"] if isinstance(img["build"], dict) else {"context": img["build"]}
         ctx = str(b["context"])
-        Builder(engine, ctx, str(b.get("dockerfile") or os.path.join(ctx, "Dockerfile")),
-                {str(k): str(v) for k, v in (b.get("args") or {}).items()}, lambda _m: None).build([name])
+        engine.build(ctx, str(b.get("dockerfile") or os.path.join(ctx, "Dockerfile")),
+                     {str(k): str(v) for k, v in (b.get("args") or {}).items()}, [name])

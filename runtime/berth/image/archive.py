@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from berth.errors import BerthError, HostileInput, InvalidInput, NotFound
 from berth.image import reference
-from berth.image.store import Image
-from berth.progress import Progress, _quiet, with_bar
+from berth.image.store import Image, Stores
+from berth.progress import Progress, quiet, with_bar
 from berth.storage.fsutil import atomic_write
 from berth.storage.tarwriter import REGTYPE, TarEntry, TarWriter
 
 if TYPE_CHECKING:
-    from berth.engine import Engine
+    from berth.image.signing import Lookaside
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -52,13 +52,13 @@ def _digest(data: bytes) -> str:
 class _Selection:
     """The images to save with the names asked for, layers deduplicated by ChainID."""
 
-    def __init__(self, engine: Engine, refs: list[str], progress: Progress = _quiet) -> None:
+    def __init__(self, stores: Stores, refs: list[str], progress: Progress = quiet) -> None:
         self.progress = progress
         self.images: list[tuple[Image, list[str]]] = []
         by_id: dict[str, list[str]] = {}
         order: list[Image] = []
         for ref in refs:
-            img = engine.images.resolve(ref)
+            img = stores.images.resolve(ref)
             if img.id not in by_id:
                 by_id[img.id] = []
                 order.append(img)
@@ -70,24 +70,24 @@ class _Selection:
 
 
 # ------------------------------------------------------------------------------- save
-def save(engine: Engine, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
-         progress: Progress = _quiet) -> None:
+def save(stores: Stores, lookaside: Lookaside, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
+         progress: Progress = quiet) -> None:
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if not refs:
         raise InvalidInput("save needs at least one image")
-    sel = _Selection(engine, refs, progress)
-    spool = tempfile.mkdtemp(prefix="berth-save-", dir=engine.root)
+    sel = _Selection(stores, refs, progress)
+    spool = tempfile.mkdtemp(prefix="berth-save-", dir=stores.root)
     try:
         if fmt == "oci-dir":
             assert isinstance(out, str)
-            _save_oci_dir(engine, sel, out, spool)
+            _save_oci_dir(stores, lookaside, sel, out, spool)
             return
         if isinstance(out, str):
             tmp = out + ".berth-partial"
             try:
                 with open(tmp, "wb") as f:
-                    _save_tar(engine, sel, f, fmt, spool)
+                    _save_tar(stores, lookaside, sel, f, fmt, spool)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, out)
@@ -95,22 +95,18 @@ def save(engine: Engine, refs: list[str], out: BinaryIO | str, fmt: str = "docke
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
-            _save_tar(engine, sel, out, fmt, spool)
+            _save_tar(stores, lookaside, sel, out, fmt, spool)
     finally:
         shutil.rmtree(spool, ignore_errors=True)
 
 
-def _layer_chain(engine: Engine, img: Image) -> list[str]:
-    return [ly.id for ly in engine.layers.chain(img.top_layer)] if img.top_layer else []
-
-
-def _save_tar(engine: Engine, sel: _Selection, out: BinaryIO, fmt: str, spool: str) -> None:
+def _save_tar(stores: Stores, lookaside: Lookaside, sel: _Selection, out: BinaryIO, fmt: str, spool: str) -> None:
     w = TarWriter(out)
     if fmt == "docker-archive":
-        _docker_archive(engine, sel, w, spool)
+        _docker_archive(stores, sel, w, spool)
     else:
-        _oci_entries(engine, sel, w, spool)
-    for name, content in _signed_extras(engine, sel):
+        _oci_entries(stores, sel, w, spool)
+    for name, content in _signed_extras(stores, lookaside, sel):
         if isinstance(content, bytes):
             w.add_bytes(name, content)
         else:
@@ -128,26 +124,24 @@ def _file_chunks(path: str) -> Iterator[bytes]:
 EXTRAS = "berth"
 
 
-def _signed_extras(engine: Engine, sel: _Selection) -> list[tuple[str, bytes | str]]:
+def _signed_extras(stores: Stores, look: Lookaside, sel: _Selection) -> list[tuple[str, bytes | str]]:
     """The saved images' signatures, with the manifest and compressed blobs they bind (so that
     load -> push sends the signed manifest again). Only images that have signatures."""
-    from berth.image.distribution import _manifest_for
-    from berth.image.signing import Lookaside, _path_in_lookaside, normalize
+    from berth.image.distribution import manifest_for
+    from berth.image.signing import normalize
 
-    look = Lookaside(engine.sigstore)
     out: list[tuple[str, bytes | str]] = []
     blobs_seen: set[str] = set()
     for img, names in sel.images:
-        wanted = [n for n in names if _has_signatures(look.base, _path_in_lookaside(normalize(n)))]
+        wanted = [n for n in names if look.has_signatures(normalize(n))]
         if not wanted:
             continue
-        data, mt = _manifest_for(engine, img, _quiet)
+        data, mt = manifest_for(stores, img, quiet)
         digest = _digest(data)
         found = False
         for n in wanted:
-            d = look.dir_for(normalize(n), digest)
-            for i, sig in enumerate(look.signatures(normalize(n), digest), 1):
-                out.append((f"{EXTRAS}/signatures/{os.path.relpath(d, look.base)}/signature-{i}", sig))
+            for rel, sig in look.export(normalize(n), digest):
+                out.append((f"{EXTRAS}/signatures/{rel}", sig))
                 found = True
         if not found:
             continue
@@ -157,22 +151,16 @@ def _signed_extras(engine: Engine, sel: _Selection) -> list[tuple[str, bytes | s
             bd = str(ly["digest"])
             if bd not in blobs_seen:
                 blobs_seen.add(bd)
-                out.append((f"{EXTRAS}/blobs/{bd[7:]}", engine.images.blobs.path(bd)))
+                out.append((f"{EXTRAS}/blobs/{bd[7:]}", stores.blobs.path(bd)))
     return out
 
 
-def _has_signatures(base: str, repo_path: str) -> bool:
-    parent, _, name = repo_path.rpartition("/")
-    d = os.path.join(base, parent)
-    return os.path.isdir(d) and any(n.startswith(name + "@") for n in os.listdir(d))
-
-
-def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> None:
+def _docker_archive(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -> None:
     manifest = []
     repositories: dict[str, dict[str, str]] = {}
     written: set[str] = set()
     for img, names in sel.images:
-        layers = engine.layers.chain(img.top_layer) if img.top_layer else []
+        layers = stores.layers.chain(img.top_layer) if img.top_layer else []
         paths = []
         parent_v1 = ""
         for ly in layers:
@@ -187,14 +175,14 @@ def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -
                 if parent_v1:
                     legacy["parent"] = parent_v1
                 w.add_bytes(f"{v1}/json", _json(legacy))
-                size, chunks = engine.layers.tar_source(ly.id, spool)
+                size, chunks = stores.layers.tar_source(ly.id, spool)
                 w.add_chunks(TarEntry(f"{v1}/layer.tar", REGTYPE, 0o644, size=size),
                              with_bar(chunks, f"layer {str(ly.diff_id)[7:19]}", size, sel.progress))
             parent_v1 = v1
         config_name = img.id[7:] + ".json"
         if config_name not in written:
             written.add(config_name)
-            w.add_bytes(config_name, engine.images.config_bytes(img.id))
+            w.add_bytes(config_name, stores.images.config_bytes(img.id))
         manifest.append({"Config": config_name, "RepoTags": names or None, "Layers": paths})
         for n in names:
             repo, _, tag = n.rpartition(":")
@@ -203,19 +191,19 @@ def _docker_archive(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -
     w.add_bytes("repositories", _json(repositories))
 
 
-def _oci_manifest(engine: Engine, img: Image, spool: str, sizes: dict[str, int]
+def _oci_manifest(stores: Stores, img: Image, spool: str, sizes: dict[str, int]
                   ) -> tuple[bytes, list[tuple[str, int, Iterator[bytes] | None, str]]]:
     """The image's OCI manifest and its layers as (digest, size, chunks, layer id); a layer seen
     before (its size in `sizes`) comes without chunks."""
-    cfg = engine.images.config_bytes(img.id)
+    cfg = stores.images.config_bytes(img.id)
     layers = []
     descs = []
-    for ly in engine.layers.chain(img.top_layer) if img.top_layer else []:
+    for ly in stores.layers.chain(img.top_layer) if img.top_layer else []:
         chunks: Iterator[bytes] | None = None
         if ly.id in sizes:
             size = sizes[ly.id]
         else:
-            size, chunks = engine.layers.tar_source(ly.id, spool)
+            size, chunks = stores.layers.tar_source(ly.id, spool)
             sizes[ly.id] = size
         assert ly.diff_id is not None
         layers.append((ly.diff_id, size, chunks, ly.id))
@@ -237,7 +225,7 @@ def _index_entries(sel: _Selection, manifests: dict[str, tuple[str, int]]) -> by
     return _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
 
 
-def _oci_entries(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> None:
+def _oci_entries(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -> None:
     w.add_bytes("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
     w.add_dir("blobs")
     w.add_dir("blobs/sha256")
@@ -245,14 +233,14 @@ def _oci_entries(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> N
     sizes: dict[str, int] = {}
     manifests: dict[str, tuple[str, int]] = {}
     for img, _names in sel.images:
-        data, layers = _oci_manifest(engine, img, spool, sizes)
+        data, layers = _oci_manifest(stores, img, spool, sizes)
         for digest, size, chunks, _lid in layers:
             if chunks is None or digest in seen:
                 continue
             seen.add(digest)
             w.add_chunks(TarEntry(f"blobs/sha256/{digest[7:]}", REGTYPE, 0o644, size=size),
                          with_bar(chunks, f"layer {digest[7:19]}", size, sel.progress))
-        cfg = engine.images.config_bytes(img.id)
+        cfg = stores.images.config_bytes(img.id)
         for blob in (cfg, data):
             d = _digest(blob)
             if d not in seen:
@@ -262,7 +250,7 @@ def _oci_entries(engine: Engine, sel: _Selection, w: TarWriter, spool: str) -> N
     w.add_bytes("index.json", _index_entries(sel, manifests))
 
 
-def _save_oci_dir(engine: Engine, sel: _Selection, path: str, spool: str) -> None:
+def _save_oci_dir(stores: Stores, lookaside: Lookaside, sel: _Selection, path: str, spool: str) -> None:
     if os.path.exists(path) and not os.path.exists(os.path.join(path, "oci-layout")) and os.listdir(path):
         raise InvalidInput(f"{path} exists and is not an OCI layout: give an empty or new directory")
     blobs = os.path.join(path, "blobs", "sha256")
@@ -271,7 +259,7 @@ def _save_oci_dir(engine: Engine, sel: _Selection, path: str, spool: str) -> Non
     manifests: dict[str, tuple[str, int]] = {}
     sizes: dict[str, int] = {}
     for img, _names in sel.images:
-        data, layers = _oci_manifest(engine, img, spool, sizes)
+        data, layers = _oci_manifest(stores, img, spool, sizes)
         for digest, _size, chunks, _lid in layers:
             target = os.path.join(blobs, digest[7:])
             if chunks is None or os.path.exists(target):
@@ -283,12 +271,12 @@ def _save_oci_dir(engine: Engine, sel: _Selection, path: str, spool: str) -> Non
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        for blob in (engine.images.config_bytes(img.id), data):
+        for blob in (stores.images.config_bytes(img.id), data):
             atomic_write(os.path.join(blobs, _digest(blob)[7:]), blob)
         manifests[img.id] = (_digest(data), len(data))
     index_path = os.path.join(path, "index.json")
     atomic_write(index_path, _index_entries(sel, manifests))
-    for name, content in _signed_extras(engine, sel):
+    for name, content in _signed_extras(stores, lookaside, sel):
         target = os.path.join(path, name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if isinstance(content, bytes):
@@ -392,8 +380,10 @@ class _VerifyingReader(io.RawIOBase):
             raise InvalidInput(f"{what} does not match its digest {self.expected}: the archive is corrupt")
 
 
-def load(engine: Engine, path: str, default_name: str | None = None) -> list[tuple[Image, list[str]]]:
-    """Load every image of an archive; returns the images with the names they got."""
+def load(stores: Stores, lookaside: Lookaside, path: str, default_name: str | None = None
+         ) -> list[tuple[Image, list[str]]]:
+    """Load every image of an archive; returns the images with the names they got (the caller
+    enforces the trust policy on them)."""
     src = _Source(path)
     try:
         if src.exists("manifest.json"):
@@ -403,38 +393,24 @@ def load(engine: Engine, path: str, default_name: str | None = None) -> list[tup
         else:
             raise InvalidInput(f"{path} is neither a docker-archive (manifest.json) nor an OCI layout "
                                "(oci-layout, index.json)")
-        before = {img.id for img in engine.images.list()}
         out = []
         for config_bytes, layer_blobs, names in plan:
-            out.append((_load_image(engine, src, config_bytes, layer_blobs, names), names))
-        _import_extras(engine, src, out)
-        _enforce_policy(engine, out, before)
+            out.append((_load_image(stores, src, config_bytes, layer_blobs, names), names))
+        _import_extras(stores, lookaside, src, out)
         return out
     finally:
         src.close()
 
 
-def _import_extras(engine: Engine, src: _Source, loaded: list[tuple[Image, list[str]]]) -> None:
+def _import_extras(stores: Stores, lookaside: Lookaside, src: _Source, loaded: list[tuple[Image, list[str]]]) -> None:
     """Signatures, and the signed manifests with their compressed blobs, carried by a berth archive."""
-    from berth.storage.fsutil import atomic_write as write
-
     ids = {img.id: img for img, _ in loaded}
     for name in src.names(f"{EXTRAS}/signatures/"):
         rel = name[len(EXTRAS) + len("/signatures/"):]
         parts = rel.split("/")
         if any(p in ("", ".", "..") for p in parts) or not re.fullmatch(r"signature-\d+", parts[-1]):
             raise HostileInput(f"archive signature path {name!r} is not a lookaside path")
-        sig = src.read(name, limit=1 << 20)
-        d = os.path.join(engine.sigstore, *parts[:-1])
-        os.makedirs(d, exist_ok=True)
-        n = 1
-        while os.path.exists(os.path.join(d, f"signature-{n}")):
-            with open(os.path.join(d, f"signature-{n}"), "rb") as f:
-                if f.read() == sig:
-                    break
-            n += 1
-        else:
-            write(os.path.join(d, f"signature-{n}"), sig)
+        lookaside.import_signature(parts[:-1], src.read(name, limit=1 << 20))
     for name in src.names(f"{EXTRAS}/manifests/"):
         if not name.endswith(".json"):
             continue
@@ -447,36 +423,15 @@ def _import_extras(engine: Engine, src: _Source, loaded: list[tuple[Image, list[
         if _digest(data) != digest:
             raise InvalidInput(f"archive manifest {digest} does not match its digest")
         manifest = json.loads(data)
-        diff_ids = engine.images.config(img.id)["rootfs"]["diff_ids"]  # type: ignore[index]
+        diff_ids = stores.images.config(img.id)["rootfs"]["diff_ids"]  # type: ignore[index]
         for ly, diff_id in zip(manifest.get("layers", []), diff_ids, strict=False):
             bd = str(ly["digest"])
-            if not engine.images.blobs.has(bd):
+            if not stores.blobs.has(bd):
                 with src.open(f"{EXTRAS}/blobs/{bd[7:]}") as f:
-                    engine.images.blobs.put_stream(iter(lambda f=f: f.read(1 << 20), b""), expected=bd)
-            with engine.db.write() as w:
-                w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
-                          (diff_id, bd, str(ly.get("mediaType")), int(ly.get("size", 0))))
-        engine.images.blobs.put(data)
-        with engine.db.write() as w:
-            w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
-                      (img.id, digest, str(meta.get("mediaType") or OCI_MANIFEST)))
-
-
-def _enforce_policy(engine: Engine, loaded: list[tuple[Image, list[str]]], before: set[str]) -> None:
-    """Loaded images must satisfy the trust policy; when one is refused, the images this load
-    added are taken out again (images that were already there are left alone)."""
-    from berth.image import signing
-
-    for _img, names in loaded:
-        for n in names:
-            try:
-                signing.check_image(engine, n)
-            except BerthError:
-                for added, _names in loaded:
-                    if added.id not in before:
-                        engine.images.delete(added.id)
-                engine.gc_layers()
-                raise
+                    stores.blobs.put_stream(iter(lambda f=f: f.read(1 << 20), b""), expected=bd)
+            stores.manifests.add_layer_blob(diff_id, bd, str(ly.get("mediaType")), int(ly.get("size", 0)))
+        stores.blobs.put(data)
+        stores.manifests.add_manifest(img.id, digest, str(meta.get("mediaType") or OCI_MANIFEST))
 
 
 def _default_repo(path: str) -> str:
@@ -508,7 +463,7 @@ def _plan_docker(src: _Source) -> Plan:
     return plan
 
 
-def _host_platform(desc: dict[str, object]) -> bool:
+def for_this_host(desc: dict[str, object]) -> bool:
     p = desc.get("platform") or {}
     arch = GOARCH.get(os.uname().machine, os.uname().machine)
     return not p or (p.get("os") in (None, "linux") and p.get("architecture") in (None, arch))  # type: ignore[union-attr]
@@ -546,7 +501,7 @@ def _plan_oci(src: _Source, default_repo: str) -> Plan:
             name = ref_name if (":" in ref_name or "/" in ref_name) else f"{default_repo}:{ref_name}"
         if mt in (OCI_INDEX, DOCKER_LIST):
             sub = json.loads(_read_blob(src, desc))
-            matches = [d for d in sub.get("manifests", []) if _host_platform(d)]
+            matches = [d for d in sub.get("manifests", []) if for_this_host(d)]
             if not matches:
                 raise InvalidInput("the archive's index has no image for this platform")
             pending.insert(0, (matches[0], name))
@@ -561,7 +516,7 @@ def _plan_oci(src: _Source, default_repo: str) -> Plan:
     return plan
 
 
-def _load_image(engine: Engine, src: _Source, config_bytes: bytes, layers: list[tuple[str, str | None]],
+def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[tuple[str, str | None]],
                 names: list[str]) -> Image:
     try:
         config = json.loads(config_bytes)
@@ -579,7 +534,7 @@ def _load_image(engine: Engine, src: _Source, config_bytes: bytes, layers: list[
     try:
         for (member, blob_digest), diff_id in zip(layers, diff_ids, strict=True):
             chain = chain_id(chain, diff_id)
-            existing = engine.layers.by_chain(chain)
+            existing = stores.layers.by_chain(chain)
             if existing is not None:
                 parent = existing.id
                 size += existing.size
@@ -587,7 +542,7 @@ def _load_image(engine: Engine, src: _Source, config_bytes: bytes, layers: list[
             with src.open(member) as raw:
                 # an uncompressed blob's digest is its DiffID, which applying it checks anyway
                 reader = _VerifyingReader(raw, None if blob_digest == diff_id else blob_digest)
-                layer, new, result = engine.layers.create_from_tar(parent, reader)  # type: ignore[arg-type]
+                layer, new, result = stores.layers.create_from_tar(parent, reader)  # type: ignore[arg-type]
                 reader.verify(f"layer {member}")
             if new:
                 created.append(layer.id)
@@ -595,11 +550,11 @@ def _load_image(engine: Engine, src: _Source, config_bytes: bytes, layers: list[
                 raise InvalidInput(f"layer {member} has DiffID {result.diff_id} but the image config says {diff_id}")
             parent = layer.id
             size += layer.size
-        return engine.images.add_raw(config_bytes, parent, size, names)
+        return stores.images.add_raw(config_bytes, parent, size, names)
     except BaseException:
         for lid in reversed(created):
             try:
-                engine.layers.remove(lid)
+                stores.layers.remove(lid)
             except (NotFound, BerthError):
                 pass
         raise

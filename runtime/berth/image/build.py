@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING
 from berth.container.pathres import resolve_in_root
 from berth.errors import BerthError, HostileInput, InvalidInput
 from berth.image import changes as changes_mod
-from berth.image.store import Image
+from berth.image.store import Image, ImageStore
 from berth.storage.tarwriter import DIRTYPE, REGTYPE, SYMTYPE, TarEntry, TarWriter
 
 if TYPE_CHECKING:
-    from berth.engine import Engine
+    from berth.container.manager import ContainerManager
+    from berth.storage.driver import Driver
+    from berth.storage.layers import LayerStore
 
 INSTRUCTIONS = ("FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "CMD", "ENTRYPOINT", "LABEL",
                 "EXPOSE")
@@ -139,9 +141,10 @@ SCRATCH_CONFIG: dict[str, object] = {"architecture": "amd64", "os": "linux", "co
 
 
 class Builder:
-    def __init__(self, engine: Engine, context: str, dockerfile: str, build_args: dict[str, str], say: Say,
+    def __init__(self, images: ImageStore, layers: LayerStore, driver: Driver, containers: ContainerManager,
+                 context: str, dockerfile: str, build_args: dict[str, str], say: Say,
                  use_cache: bool = True, target: str | None = None) -> None:
-        self.e = engine
+        self.images, self.layers, self.driver, self.containers = images, layers, driver, containers
         self.context = os.path.abspath(context)
         if not os.path.isdir(self.context):
             raise InvalidInput(f"build context {context} is not a directory")
@@ -156,17 +159,16 @@ class Builder:
 
     # -- cache -------------------------------------------------------------------------------
     def _cache_get(self, key: str) -> Image | None:
-        row = self.e.db.one("SELECT image_id FROM build_cache WHERE key = ?", (key,))
-        if row is None or not self.use_cache:
+        image_id = self.images.cached_step(key)
+        if image_id is None or not self.use_cache:
             return None
         try:
-            return self.e.images.get(row["image_id"])
+            return self.images.get(image_id)
         except BerthError:
             return None
 
     def _cache_put(self, key: str, image_id: str) -> None:
-        with self.e.db.write() as w:
-            w.execute("INSERT OR REPLACE INTO build_cache(key, image_id) VALUES (?, ?)", (key, image_id))
+        self.images.cache_step(key, image_id)
 
     # -- steps -------------------------------------------------------------------------------
     def build(self, tags: list[str]) -> Image:
@@ -216,7 +218,7 @@ class Builder:
             key = hashlib.sha256(json.dumps([img.id, instr, text, content, arg_env]).encode()).hexdigest()
             cached = self._cache_get(key)
             if cached is not None:
-                img, cfg = cached, self.e.images.config(cached.id)
+                img, cfg = cached, self.images.config(cached.id)
                 self.say(" ---> Using cache")
                 self.say(f" ---> {img.id[7:19]}")
                 continue
@@ -231,7 +233,7 @@ class Builder:
                 raise
             except BerthError as err:
                 raise BuildError(f"step {i}/{total} ({instr} {text}): {err}") from None
-            cfg = self.e.images.config(img.id)
+            cfg = self.images.config(img.id)
             self._cache_put(key, img.id)
             self.say(f" ---> {img.id[7:19]}")
         if img is None:
@@ -241,9 +243,9 @@ class Builder:
         if img.id == "scratch":
             raise InvalidInput(f"{self.dockerfile}: the last stage is an empty scratch image; add a step to it")
         for t in tags:
-            self.e.images.tag(img.id, t)
+            self.images.tag(img.id, t)
         self.say(f"Successfully built {img.id[7:19]}" + "".join(f"\nSuccessfully tagged {t}" for t in tags))
-        return self.e.images.get(img.id)
+        return self.images.get(img.id)
 
     def _finish_stage(self, img: Image, name: str | None) -> None:
         if name is not None:
@@ -257,8 +259,8 @@ class Builder:
         elif ref == "scratch":
             return _Scratch(), json.loads(json.dumps(SCRATCH_CONFIG))  # type: ignore[return-value]
         else:
-            img = self.e.images.resolve(ref)
-        return img, self.e.images.config(img.id)
+            img = self.images.resolve(ref)
+        return img, self.images.config(img.id)
 
     def _stage(self, ref: str) -> Image:
         """The image COPY --from reads: a finished stage by name or index, or any image."""
@@ -270,7 +272,7 @@ class Builder:
         elif ref in self.stage_names:
             img = self.stages[self.stage_names[ref]]
         else:
-            img = self.e.images.resolve(ref)
+            img = self.images.resolve(ref)
         if img.id == "scratch":
             raise InvalidInput(f"COPY --from={ref}: that stage is empty (scratch)")
         return img
@@ -292,7 +294,7 @@ class Builder:
         history.append(entry)
         new["history"] = history
         new["rootfs"] = rootfs
-        return self.e.images.add(new, layer_id or parent.top_layer, parent.size + size, [])
+        return self.images.add(new, layer_id or parent.top_layer, parent.size + size, [])
 
     def _meta(self, img: Image, cfg: dict[str, object], instr: str, text: str) -> Image:
         icfg = dict(cfg.get("config") or {})  # type: ignore[call-overload]
@@ -317,16 +319,16 @@ class Builder:
                 raise InvalidInput(f"RUN {text}: not a valid JSON array") from None
         else:
             command = ["/bin/sh", "-c", text]
-        c = self.e.containers.create(ContainerConfig(image=img.id, command=command, entrypoint=[],
+        c = self.containers.create(ContainerConfig(image=img.id, command=command, entrypoint=[],
                                                      env=[f"{k}={v}" for k, v in args.items()],
                                                      network="host"), f"build-{os.urandom(6).hex()}", trusted=True)
         try:
-            code = self.e.containers.run_attached(c)
+            code = self.containers.run_attached(c)
             if code != 0:
                 raise BuildError(f"step {i}/{total} (RUN {text}) failed with exit code {code}")
-            layer = self.e.layers.commit(c.rw_layer, img.top_layer)
+            layer = self.layers.commit(c.rw_layer, img.top_layer)
         finally:
-            self.e.containers.remove(c.id, force=True)
+            self.containers.remove(c.id, force=True)
         return self._new_image(cfg, img, layer.id, layer.diff_id, layer.size, f"/bin/sh -c {text}",
                                dict(icfg))  # type: ignore[call-overload]
 
@@ -394,7 +396,7 @@ class Builder:
             cleanup()
         w.close()
         buf.seek(0)
-        layer, _new, _res = self.e.layers.create_from_tar(img.top_layer, buf)
+        layer, _new, _res = self.layers.create_from_tar(img.top_layer, buf)
         return self._new_image(cfg, img, layer.id, layer.diff_id, layer.size,
                                f"/bin/sh -c #(nop) {instr} {text}", dict(icfg))  # type: ignore[call-overload]
 
@@ -403,16 +405,16 @@ class Builder:
         if stage is None:
             return self.context, lambda: None
         img = self._stage(stage)
-        layer = self.e.layers.create_rw(img.top_layer)
+        layer = self.layers.create_rw(img.top_layer)
         try:
-            root = self.e.driver.mount(layer.id)
+            root = self.driver.mount(layer.id)
         except BaseException:
-            self.e.layers.remove(layer.id)
+            self.layers.remove(layer.id)
             raise
 
         def cleanup() -> None:
-            self.e.driver.unmount(layer.id)
-            self.e.layers.remove(layer.id)
+            self.driver.unmount(layer.id)
+            self.layers.remove(layer.id)
 
         return root, cleanup
 

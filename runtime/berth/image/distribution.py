@@ -22,14 +22,14 @@ from berth.image.archive import (
     OCI_CONFIG,
     OCI_INDEX,
     OCI_MANIFEST,
-    _host_platform,
+    for_this_host,
 )
 from berth.image.registry import Client, Response, split_reference
-from berth.image.store import BlobStore, Image
-from berth.progress import Progress, _quiet, with_bar
+from berth.image.store import BlobStore, Image, Stores
+from berth.progress import Progress, quiet, with_bar
 
 if TYPE_CHECKING:
-    from berth.engine import Engine
+    from berth.image.signing import Trust
 
 ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -60,8 +60,8 @@ def _client(host: str, tls_verify: bool, ca_file: str | None, authfile: str | No
 
 
 # ------------------------------------------------------------------------------- pull
-def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None = None,
-         authfile: str | None = None, progress: Progress = _quiet) -> tuple[Image, str]:
+def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+         authfile: str | None = None, progress: Progress = quiet) -> tuple[Image, str]:
     host, repo, tag = split_reference(ref)
     c = _client(host, tls_verify, ca_file, authfile)
     r = c.request("GET", f"/v2/{repo}/manifests/{tag}", {"Accept": ACCEPT})
@@ -74,7 +74,7 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
     doc = json.loads(body)
     mt = doc.get("mediaType") or mt
     if mt in (OCI_INDEX, DOCKER_LIST):
-        matches = [d for d in doc.get("manifests", []) if _host_platform(d)]
+        matches = [d for d in doc.get("manifests", []) if for_this_host(d)]
         if not matches:
             raise NotFound(f"{ref} has no image for this platform")
         want = matches[0]
@@ -90,12 +90,10 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
         raise InvalidInput(f"unsupported manifest type {mt!r} for {ref} (schema 1 manifests are not supported)")
     from berth.image import signing
 
-    policy = signing.load_policy(engine.settings.policy)
     normalized = signing.normalize(ref)
-    if any(r["type"] != "insecureAcceptAnything" for r in policy.requirements("docker", normalized)):
+    if not trust.accepts_unsigned(normalized):
         # checked before a single blob is fetched: a refused image leaves nothing behind
-        sigs = signing.Lookaside(engine.sigstore).signatures(normalized, digest)
-        signing.evaluate(policy, normalized, digest, sigs)
+        signing.verify(trust, normalized, digest)
         progress(f"Signature accepted for {normalized}")
     progress(f"Manifest {digest}")
     cdesc = doc["config"]
@@ -111,7 +109,7 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
         raise InvalidInput(f"{ref}: the config lists {len(diff_ids)} layers, the manifest {len(layers)}")
     from berth.storage.layers import chain_id
 
-    blobs = engine.images.blobs
+    blobs = stores.blobs
     parent: str | None = None
     chain: str | None = None
     size = 0
@@ -120,7 +118,7 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
         for desc, diff_id in zip(layers, diff_ids, strict=True):
             chain = chain_id(chain, diff_id)
             bd = str(desc["digest"])
-            existing = engine.layers.by_chain(chain)
+            existing = stores.layers.by_chain(chain)
             if existing is not None and blobs.has(bd):
                 progress(f"Layer {_short(bd)}: already present")
                 parent, size = existing.id, size + existing.size
@@ -130,31 +128,29 @@ def pull(engine: Engine, ref: str, tls_verify: bool = True, ca_file: str | None 
                 _download_blob(c, blobs, repo, bd, desc.get("size"), progress)
             else:
                 progress(f"Blob {_short(bd)}: already downloaded")
-            _record_blob(engine, diff_id, bd, str(desc.get("mediaType", OCI_LAYER_GZIP)), int(desc.get("size", 0)),
-                         host, repo)
+            stores.manifests.add_layer_blob(diff_id, bd, str(desc.get("mediaType", OCI_LAYER_GZIP)),
+                                            int(desc.get("size", 0)))
+            stores.manifests.add_sources([bd], host, repo)
             if existing is not None:
                 parent, size = existing.id, size + existing.size
                 continue
             with open(blobs.path(bd), "rb") as f:
-                layer, new, result = engine.layers.create_from_tar(parent, f)
+                layer, new, result = stores.layers.create_from_tar(parent, f)
             if new:
                 created.append(layer.id)
             if result.diff_id != diff_id:
                 raise InvalidInput(f"layer {bd} unpacks to DiffID {result.diff_id}, the config says {diff_id}")
             parent, size = layer.id, size + layer.size
-        img = engine.images.add_raw(config_bytes, parent, size, [ref] if not tag.startswith("sha256:") else [])
+        img = stores.images.add_raw(config_bytes, parent, size, [ref] if not tag.startswith("sha256:") else [])
         blobs.put(body)
-        with engine.db.write() as w:
-            w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
-                      (img.id, digest, mt))
-            w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
-                      (cdesc["digest"], host, repo))
+        stores.manifests.add_manifest(img.id, digest, mt)
+        stores.manifests.add_sources([cdesc["digest"]], host, repo)
         progress(f"Image {img.id}")
         return img, digest
     except BaseException:
         for lid in reversed(created):
             try:
-                engine.layers.remove(lid)
+                stores.layers.remove(lid)
             except Exception:  # noqa: BLE001 - best effort, the original error matters
                 pass
         raise
@@ -184,49 +180,37 @@ def _download_blob(c: Client, blobs: BlobStore, repo: str, digest: str, size: in
             r.close()
 
 
-def _record_blob(engine: Engine, diff_id: str, blob: str, media_type: str, size: int, host: str, repo: str) -> None:
-    with engine.db.write() as w:
-        w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
-                  (diff_id, blob, media_type, size))
-        w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
-                  (blob, host, repo))
-
-
 # ------------------------------------------------------------------------------- push
-def _manifest_for(engine: Engine, img: Image, progress: Progress) -> tuple[bytes, str]:
+def manifest_for(stores: Stores, img: Image, progress: Progress = quiet) -> tuple[bytes, str]:
     """The image's manifest: the one it was pulled with if there is one (exact bytes), else a new
     OCI manifest with gzip layers (compressed once, then kept)."""
-    blobs = engine.images.blobs
-    for row in engine.db.query("SELECT digest, media_type FROM image_manifests WHERE image_id = ?", (img.id,)):
-        if blobs.has(row["digest"]):
-            data = blobs.get(row["digest"])
+    blobs = stores.blobs
+    for digest, media_type in stores.manifests.manifests(img.id):
+        if blobs.has(digest):
+            data = blobs.get(digest)
             doc = json.loads(data)
             if all(blobs.has(str(ly["digest"])) for ly in doc.get("layers", [])):
-                return data, str(row["media_type"])
+                return data, media_type
     descs = []
-    spool = os.path.join(engine.root, "tmp")
+    spool = os.path.join(stores.root, "tmp")
     os.makedirs(spool, exist_ok=True)
-    for ly in engine.layers.chain(img.top_layer) if img.top_layer else []:
-        rows = engine.db.query("SELECT blob, media_type, size FROM layer_blobs WHERE diff_id = ?", (ly.diff_id,))
-        row = next((r for r in rows if blobs.has(r["blob"])), None)
-        if row is None:
+    for ly in stores.layers.chain(img.top_layer) if img.top_layer else []:
+        assert ly.diff_id is not None
+        known = next((b for b in stores.manifests.layer_blobs(ly.diff_id) if blobs.has(b[0])), None)
+        if known is None:
             progress(f"Compressing layer {_short(str(ly.diff_id))}")
-            _size, chunks = engine.layers.tar_source(ly.id, spool)
+            _size, chunks = stores.layers.tar_source(ly.id, spool)
             digest, n = blobs.put_stream(_gzip_chunks(chunks))
-            with engine.db.write() as w:
-                w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
-                          (ly.diff_id, digest, OCI_LAYER_GZIP, n))
+            stores.manifests.add_layer_blob(ly.diff_id, digest, OCI_LAYER_GZIP, n)
             descs.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": n})
         else:
-            descs.append({"mediaType": row["media_type"], "digest": row["blob"], "size": row["size"]})
-    cfg = engine.images.config_bytes(img.id)
+            descs.append({"mediaType": known[1], "digest": known[0], "size": known[2]})
+    cfg = stores.images.config_bytes(img.id)
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": len(cfg)}, "layers": descs}
     data = json.dumps(manifest, separators=(",", ":")).encode()
     digest = blobs.put(data)
-    with engine.db.write() as w:
-        w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
-                  (img.id, digest, OCI_MANIFEST))
+    stores.manifests.add_manifest(img.id, digest, OCI_MANIFEST)
     return data, OCI_MANIFEST
 
 
@@ -256,7 +240,7 @@ def _gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield b"".join(sink.out)
 
 
-def _upload(c: Client, engine: Engine, repo: str, digest: str, size: int, progress: Progress) -> None:
+def _upload(c: Client, stores: Stores, repo: str, digest: str, size: int, progress: Progress) -> None:
     host = c.registry
     r = c.request("HEAD", f"/v2/{repo}/blobs/{digest}", ok=(200, 404))
     r.close()
@@ -264,13 +248,12 @@ def _upload(c: Client, engine: Engine, repo: str, digest: str, size: int, progre
         progress(f"Blob {_short(digest)}: already in {repo}")
         return
     location = None
-    for row in engine.db.query("SELECT repository FROM blob_sources WHERE blob = ? AND registry = ? "
-                               "AND repository != ?", (digest, host, repo)):
-        q = urllib.parse.urlencode({"mount": digest, "from": row["repository"]})
+    for source in stores.manifests.sources(digest, host, repo):
+        q = urllib.parse.urlencode({"mount": digest, "from": source})
         m = c.request("POST", f"/v2/{repo}/blobs/uploads/?{q}", {"Content-Length": "0"}, data=b"", ok=(201, 202))
         m.close()
         if m.status == 201:
-            progress(f"Blob {_short(digest)}: mounted from {row['repository']}")
+            progress(f"Blob {_short(digest)}: mounted from {source}")
             return
         location = m.headers.get("location")
         break
@@ -281,7 +264,7 @@ def _upload(c: Client, engine: Engine, repo: str, digest: str, size: int, progre
     if not location:
         raise InvalidInput(f"{host}: the registry gave no upload location")
     location = urllib.parse.urljoin(c.url("/"), location)
-    path = engine.images.blobs.path(digest)
+    path = stores.blobs.path(digest)
     progress(f"Copying blob {_short(digest)} ({size} bytes)")
     with open(path, "rb") as f:
         if size <= MONOLITHIC_MAX:
@@ -313,19 +296,19 @@ def _with_digest(location: str, digest: str) -> str:
     return f"{location}{sep}{urllib.parse.urlencode({'digest': digest})}"
 
 
-def push(engine: Engine, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
-         authfile: str | None = None, progress: Progress = _quiet) -> str:
-    img = engine.images.resolve(src)
+def push(stores: Stores, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
+         authfile: str | None = None, progress: Progress = quiet) -> str:
+    img = stores.images.resolve(src)
     target = dest or src
     host, repo, tag = split_reference(target)
     if tag.startswith("sha256:"):
         raise InvalidInput("push to a tag, not a digest")
-    data, mt = _manifest_for(engine, img, progress)
+    data, mt = manifest_for(stores, img, progress)
     doc = json.loads(data)
     c = _client(host, tls_verify, ca_file, authfile)
     for ly in doc.get("layers", []):
-        _upload(c, engine, repo, str(ly["digest"]), int(ly["size"]), progress)
-    _upload(c, engine, repo, str(doc["config"]["digest"]), int(doc["config"]["size"]), progress)
+        _upload(c, stores, repo, str(ly["digest"]), int(ly["size"]), progress)
+    _upload(c, stores, repo, str(doc["config"]["digest"]), int(doc["config"]["size"]), progress)
     r = c.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": mt, "Content-Length": str(len(data))},
                   data=data, ok=(201,))
     r.close()
@@ -333,9 +316,7 @@ def push(engine: Engine, src: str, dest: str | None = None, tls_verify: bool = T
     sent = r.headers.get("docker-content-digest")
     if sent and sent != digest:
         raise InvalidInput(f"{host} stored the manifest as {sent}, berth sent {digest}")
-    with engine.db.write() as w:
-        for d in [str(ly["digest"]) for ly in doc.get("layers", [])] + [str(doc["config"]["digest"])]:
-            w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
-                      (d, host, repo))
+    stores.manifests.add_sources([str(ly["digest"]) for ly in doc.get("layers", [])] + [str(doc["config"]["digest"])],
+                                 host, repo)
     progress(f"Pushed {target}@{digest}")
     return digest

@@ -21,12 +21,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from berth.errors import BerthError, InvalidInput
-
-if TYPE_CHECKING:
-    from berth.engine import Engine
 
 SIGNATURE_TYPE = "atomic container signature"
 IDENTITY_TYPES = ("matchRepoDigestOrExact", "matchExact", "matchRepository", "exactReference", "exactRepository",
@@ -200,13 +197,34 @@ class Lookaside:
             n += 1
         return out
 
-    def add(self, normalized: str, digest: str, sig: bytes) -> str:
-        from berth.storage.fsutil import atomic_write
+    def has_signatures(self, normalized: str) -> bool:
+        """Whether any image of this repository has signatures here (a local store only)."""
+        if self.remote:
+            return False
+        parent, _, name = _path_in_lookaside(normalized).rpartition("/")
+        d = os.path.join(self.base, parent)
+        return os.path.isdir(d) and any(n.startswith(name + "@") for n in os.listdir(d))
 
+    def export(self, normalized: str, digest: str) -> list[tuple[str, bytes]]:
+        """The signatures of an image as (path relative to the store, content)."""
+        rel = os.path.relpath(self.dir_for(normalized, digest), self.base)
+        return [(f"{rel}/signature-{i}", sig) for i, sig in enumerate(self.signatures(normalized, digest), 1)]
+
+    def add(self, normalized: str, digest: str, sig: bytes) -> str:
         if self.remote:
             raise InvalidInput(f"signature store {self.base} is served over http and is read-only here; "
                                "sign into a local --sigstore and publish that directory")
-        d = self.dir_for(normalized, digest)
+        return self._keep(self.dir_for(normalized, digest), sig)
+
+    def import_signature(self, rel_dir: list[str], sig: bytes) -> str:
+        """Keep a signature another store exported (rel_dir: its directory, checked by the caller)."""
+        return self._keep(os.path.join(self.base, *rel_dir), sig)
+
+    @staticmethod
+    def _keep(d: str, sig: bytes) -> str:
+        """Store sig under the next free signature-N of d, unless an identical one is there."""
+        from berth.storage.fsutil import atomic_write
+
         os.makedirs(d, exist_ok=True)
         n = 1
         while os.path.exists(os.path.join(d, f"signature-{n}")):
@@ -385,49 +403,57 @@ def evaluate(policy: Policy, image_ref: str, manifest_digest: str, signatures: l
     return {"reference": normalized, "manifest_digest": manifest_digest, "accepted": True, "checks": results}
 
 
-# ------------------------------------------------------------------------------ engine glue
-def manifest_digest(engine: Engine, image_id: str) -> str:
-    from berth.image.distribution import _manifest_for
-    from berth.progress import _quiet
+# ------------------------------------------------------------------------------ trust
+class Trust:
+    """The trust policy (read when first needed: a broken policy file fails the operation that
+    consults it) and the signature store it is checked against."""
 
-    data, _mt = _manifest_for(engine, engine.images.get(image_id), _quiet)
-    return "sha256:" + __import__("hashlib").sha256(data).hexdigest()
+    def __init__(self, policy_path: str | None, sigstore: str) -> None:
+        self.policy_path = policy_path
+        self.lookaside = Lookaside(sigstore)
+        self._policy: Policy | None = None
+
+    @property
+    def policy(self) -> Policy:
+        if self._policy is None:
+            self._policy = load_policy(self.policy_path)
+        return self._policy
+
+    def accepts_unsigned(self, normalized: str) -> bool:
+        """Whether the policy lets this name in without looking at signatures."""
+        return all(r["type"] == "insecureAcceptAnything" for r in self.policy.requirements("docker", normalized))
 
 
-def sign(engine: Engine, ref: str, fingerprint: str, sigstore: str, gpg_home: str | None) -> str:
-    img = engine.images.resolve(ref)
+def sign(trust: Trust, ref: str, digest: str, fingerprint: str, gpg_home: str | None) -> str:
+    """Sign an image's manifest digest under its name; returns the signature's path."""
     identity = normalize(ref)
-    digest = manifest_digest(engine, img.id)
     sig = sign_payload(make_payload(digest, identity), fingerprint, gpg_home)
-    return Lookaside(sigstore).add(identity, digest, sig)
+    return trust.lookaside.add(identity, digest, sig)
 
 
-def verify(engine: Engine, ref: str, policy: Policy, sigstore: str) -> dict[str, object]:
-    img = engine.images.resolve(ref)
+def verify(trust: Trust, ref: str, digest: str) -> dict[str, object]:
     normalized = normalize(ref)
-    digest = manifest_digest(engine, img.id)
-    sigs = Lookaside(sigstore).signatures(normalized, digest)
-    return evaluate(policy, normalized, digest, sigs)
+    sigs = trust.lookaside.signatures(normalized, digest)
+    return evaluate(trust.policy, normalized, digest, sigs)
 
 
-def check_image(engine: Engine, ref: str) -> None:
-    """Enforce the trust policy for an image about to be used. An image given by ID is checked
-    under its names (one acceptable name suffices); an untagged one only passes a policy that
-    accepts anything by default."""
-    policy = load_policy(engine.settings.policy)
-    img = engine.images.resolve(ref)
-    by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
-    names = list(img.tags) if by_id else [ref]
+def check_image(trust: Trust, ref: str, tags: list[str], by_id: bool, digest: Callable[[], str]) -> None:
+    """Enforce the trust policy for an image about to be used (ref resolved to an image with these
+    tags and the manifest digest digest()). An image given by ID is checked under its names (one
+    acceptable name suffices); an untagged one only passes a policy that accepts anything by
+    default."""
+    policy = trust.policy
+    names = list(tags) if by_id else [ref]
     if not names:
         if all(r["type"] == "insecureAcceptAnything" for r in policy.default):
             return
         raise SignatureRefused(f"{ref}: an untagged image cannot be checked against the trust policy")
     errors = []
     for name in names:
-        if all(r["type"] == "insecureAcceptAnything" for r in policy.requirements("docker", normalize(name))):
+        if trust.accepts_unsigned(normalize(name)):
             return
         try:
-            verify(engine, name, policy, engine.sigstore)
+            verify(trust, name, digest())
             return
         except SignatureRefused as e:
             errors.append(str(e))

@@ -7,13 +7,17 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
 from berth.record import Record
 from berth.storage.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from berth.storage.layers import LayerStore
 
 
 def canonical_json(obj: object) -> bytes:
@@ -254,3 +258,75 @@ class ImageStore:
 
     def top_layers(self) -> set[str]:
         return {r["top_layer"] for r in self.db.query("SELECT top_layer FROM images") if r["top_layer"]}
+
+    # -- build cache: (parent image, step) -> the image the step made -------------------------
+    def cached_step(self, key: str) -> str | None:
+        row = self.db.one("SELECT image_id FROM build_cache WHERE key = ?", (key,))
+        return None if row is None else str(row["image_id"])
+
+    def cache_step(self, key: str, image_id: str) -> None:
+        with self.db.write() as w:
+            w.execute("INSERT OR REPLACE INTO build_cache(key, image_id) VALUES (?, ?)", (key, image_id))
+
+    def forget_steps(self, image_ids: Iterable[str]) -> None:
+        """Drop the build-cache entries that lead to these images."""
+        with self.db.write() as w:
+            for image_id in image_ids:
+                w.execute("DELETE FROM build_cache WHERE image_id = ?", (image_id,))
+
+
+class ManifestStore:
+    """What registries and archives sent with an image: its manifests (exact bytes in the blob
+    store), the compressed blobs of its layers, and where each blob came from (for cross-repository
+    mounts on push)."""
+
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    def manifests(self, image_id: str) -> list[tuple[str, str]]:
+        """(digest, media type) of the manifests recorded for an image."""
+        return [(str(r["digest"]), str(r["media_type"])) for r in self.db.query(
+            "SELECT digest, media_type FROM image_manifests WHERE image_id = ?", (image_id,))]
+
+    def add_manifest(self, image_id: str, digest: str, media_type: str) -> None:
+        with self.db.write() as w:
+            w.execute("INSERT OR IGNORE INTO image_manifests(image_id, digest, media_type) VALUES (?, ?, ?)",
+                      (image_id, digest, media_type))
+
+    def layer_blobs(self, diff_id: str) -> list[tuple[str, str, int]]:
+        """(blob digest, media type, size) of the compressed forms known for a layer."""
+        return [(str(r["blob"]), str(r["media_type"]), int(r["size"])) for r in self.db.query(
+            "SELECT blob, media_type, size FROM layer_blobs WHERE diff_id = ?", (diff_id,))]
+
+    def add_layer_blob(self, diff_id: str, blob: str, media_type: str, size: int) -> None:
+        with self.db.write() as w:
+            w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
+                      (diff_id, blob, media_type, size))
+
+    def add_sources(self, blobs: Iterable[str], registry: str, repository: str) -> None:
+        with self.db.write() as w:
+            for blob in blobs:
+                w.execute("INSERT OR IGNORE INTO blob_sources(blob, registry, repository) VALUES (?, ?, ?)",
+                          (blob, registry, repository))
+
+    def sources(self, blob: str, registry: str, other_than: str) -> list[str]:
+        """Repositories of registry that blob is known to be in, other than other_than."""
+        return [str(r["repository"]) for r in self.db.query(
+            "SELECT repository FROM blob_sources WHERE blob = ? AND registry = ? AND repository != ?",
+            (blob, registry, other_than))]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What moving images in and out works on: the image, manifest and layer stores, and the root
+    (temporary files go on its file system)."""
+
+    images: ImageStore
+    manifests: ManifestStore
+    layers: LayerStore
+    root: str
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.images.blobs

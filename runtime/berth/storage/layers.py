@@ -302,6 +302,9 @@ class LayerStore:
         return sorted(out, key=lambda i: -depth[i])
 
     # -- recovery ----------------------------------------------------------------------------
+    def has_incomplete(self) -> bool:
+        return self.db.one("SELECT 1 FROM layers WHERE incomplete = 1 LIMIT 1") is not None
+
     def recover(self, full: bool = False) -> list[str]:
         """Finish what crashed processes left: remove incomplete layers nobody is working on; with
         full, also driver directories that have no row at all (`berth storage check`)."""
