@@ -56,7 +56,7 @@ molecule: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 
 test: setup lint $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -rsx $(PYTEST_ARGS)
 
 bench: bench-diff bench-containers bench-images bench-storage bench-fleet
 

@@ -1,7 +1,12 @@
 """Shared fixtures: temporary berth roots per driver, a loop-mounted btrfs, a busybox rootfs tar.
 
 Everything a fixture mounts or attaches it also removes, by path and device, even when the test
-fails.
+fails. Every helper call has a timeout; waiting is for a condition, never a fixed sleep.
+
+Skips: as root, `make setup` installs everything the suite needs, so a skip is a failure unless
+its reason is one of KERNEL_SKIPS (features this kernel lacks; the kernel lane runs those tests
+inside a VM, so keep those reasons stable). Without root only tests/unit runs; the rest skips
+with the reason, and a run where everything skipped does not pass.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -22,10 +28,71 @@ from berth.storage import mounts
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVERS = ("vfs", "overlay", "btrfs", "devicemapper")
 DM_OPTS = {"dm.basesize": "1g"}
+# Skips that are legitimate on this kernel (reason prefixes); any other skip fails a root run.
+KERNEL_SKIPS = (
+    "no device-mapper:",
+    "this kernel's XFS has no quota support",
+    "this kernel has no aufs",
+)
+NEEDS_ROOT = "needs root (mounts, loop devices, cgroups, containers): run the suite as root"
+BERTH_TIMEOUT = 300  # one berth command; pytest-timeout bounds the whole test
+SH_TIMEOUT = 120
 
 
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=check)
+def sh(*argv: str, check: bool = True, timeout: float = SH_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 20, what: str = "condition") -> None:
+    """Poll cond until it is true; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without root only the unit tests run; everything else skips with the reason."""
+    if os.geteuid() == 0:
+        return
+    unit = os.path.join(REPO, "tests", "unit") + os.sep
+    for item in items:
+        if not str(item.path).startswith(unit):
+            item.add_marker(pytest.mark.skip(reason=NEEDS_ROOT))
+
+
+def _skip_reason(rep: pytest.TestReport) -> str:
+    lr = rep.longrepr
+    reason = lr[2] if isinstance(lr, tuple) else str(lr)
+    return reason.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """As root, a skip whose reason is not a known kernel gap is a failure: make setup installs the rest."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail") and os.geteuid() == 0:
+        reason = _skip_reason(rep)
+        if not reason.startswith(KERNEL_SKIPS):
+            rep.outcome = "failed"
+            rep.longrepr = (f"skipped as root, which make setup should prevent: {reason}\n"
+                            f"(allowed skips: {', '.join(KERNEL_SKIPS)})")
+
+
+_OUTCOMES: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        _OUTCOMES[report.outcome] = _OUTCOMES.get(report.outcome, 0) + 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run in which nothing passed but something skipped has tested nothing: it does not pass."""
+    if exitstatus == 0 and _OUTCOMES["passed"] == 0 and _OUTCOMES["skipped"] > 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def unmount_below(path: str) -> None:
@@ -55,25 +122,34 @@ def remove_tree(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("berth's storage tests need root (mounts, ownership)")
-
-
 @pytest.fixture(scope="session")
 def session_tmp() -> Iterator[str]:
     d = tempfile.mkdtemp(prefix="berth-test-")
     try:
         yield d
     finally:
+        remove_networks_below(d)
         remove_tree(d)
 
 
+def kernel_config_unset(option: str) -> bool:
+    """Whether /proc/config.gz says `# option is not set` (False when the kernel does not say)."""
+    import gzip
+
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            return any(line.strip() == f"# {option} is not set" for line in f)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int, options: str = "") -> Iterator[str]:
+def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int, options: str = "",
+            mount_skip: tuple[str, str] | None = None) -> Iterator[str]:
     """A fresh file system of `size` bytes on a loop device, mounted at session_tmp/name; unmounted
-    and detached afterwards, with any loop devices berth attached below it."""
+    and detached afterwards, with any loop devices berth attached below it. mount_skip=(kernel
+    option, reason): if the mount fails and the kernel config lacks that option, skip with reason;
+    any other failure (mkfs, losetup, mount) is an error."""
     fstype = mkfs[0].split(".")[-1]
     if fstype not in open("/proc/filesystems").read() or not shutil.which(mkfs[0]):
         pytest.skip(f"{fstype} is not available in this kernel or {mkfs[0]} is missing")
@@ -85,7 +161,11 @@ def loop_fs(session_tmp: str, name: str, mkfs: list[str], size: int, options: st
     sh(*mkfs, img)
     dev = sh("losetup", "-f", "--show", img).stdout.strip()
     try:
-        sh("mount", *(["-o", options] if options else []), dev, mnt)
+        mounted = sh("mount", *(["-o", options] if options else []), dev, mnt, check=False)
+        if mounted.returncode != 0:
+            if mount_skip and kernel_config_unset(mount_skip[0]):
+                pytest.skip(mount_skip[1])
+            raise AssertionError(f"mount -o {options} {dev} {mnt} failed: {mounted.stderr.strip()}")
         try:
             yield mnt
         finally:
@@ -113,11 +193,10 @@ def xfs_dir(session_tmp: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def xfs_prjquota_dir(session_tmp: str) -> Iterator[str]:
     """A directory on a fresh loop-mounted XFS with project quotas enforced (overlay's size=)."""
-    try:
-        with loop_fs(session_tmp, "xfs-prjquota", ["mkfs.xfs", "-q", "-f"], 1 << 30, options="prjquota") as mnt:
-            yield mnt
-    except subprocess.CalledProcessError:
-        pytest.skip("this kernel's XFS has no quota support (mount -o prjquota fails: CONFIG_XFS_QUOTA is off)")
+    with loop_fs(session_tmp, "xfs-prjquota", ["mkfs.xfs", "-q", "-f"], 1 << 30, options="prjquota",
+                 mount_skip=("CONFIG_XFS_QUOTA", "this kernel's XFS has no quota support "
+                                                 "(mount -o prjquota fails: CONFIG_XFS_QUOTA is off)")) as mnt:
+        yield mnt
 
 
 def detach_loops_below(path: str) -> None:
@@ -132,7 +211,7 @@ def detach_loops_below(path: str) -> None:
 @pytest.fixture(scope="session")
 def busybox_tar(session_tmp: str) -> str:
     out = os.path.join(session_tmp, "busybox.tar")
-    subprocess.run([os.path.join(REPO, "scripts", "busybox-rootfs.sh"), out], check=True)
+    subprocess.run([os.path.join(REPO, "scripts", "busybox-rootfs.sh"), out], check=True, timeout=300)
     return out
 
 
@@ -217,15 +296,20 @@ def remove_cgroups(parent: str) -> None:
 def _cgroup_cleanup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield
     remove_cgroups(CGROUP_PARENT)
-    # bridges of every berth root a test made (extra roots are not torn down one by one)
-    for base in (str(tmp_path_factory.getbasetemp()), "/tmp"):
-        for dirpath, dirnames, _files in os.walk(base):
-            if dirpath.count(os.sep) - base.count(os.sep) > 6:
-                dirnames[:] = []
-                continue
-            if os.path.basename(dirpath) == "networks" and os.path.exists(os.path.join(dirpath, "..", "berth.db")):
-                remove_networks(os.path.dirname(dirpath))
-                dirnames[:] = []
+    # bridges of the berth roots this session's tests made below its own temporary directory
+    # (extra roots are not torn down one by one); session_tmp sweeps its own before removal
+    remove_networks_below(str(tmp_path_factory.getbasetemp()))
+
+
+def remove_networks_below(base: str) -> None:
+    """Delete the bridges of every berth root below base (a directory this session created)."""
+    for dirpath, dirnames, _files in os.walk(base):
+        if dirpath.count(os.sep) - base.count(os.sep) > 6:
+            dirnames[:] = []
+            continue
+        if os.path.basename(dirpath) == "networks" and os.path.exists(os.path.join(dirpath, "..", "berth.db")):
+            remove_networks(os.path.dirname(dirpath))
+            dirnames[:] = []
 
 
 @pytest.fixture
@@ -271,12 +355,14 @@ def _teardown_root(env: dict[str, str]) -> None:
     unmount_below(env["BERTH_RUNROOT"])
 
 
+BERTH = os.path.join(REPO, ".venv", "bin", "berth")
+
+
 def berth(env: dict[str, str], *args: str, input: bytes | None = None,
-          check: bool = True) -> subprocess.CompletedProcess[str]:
-    exe = os.path.join(REPO, ".venv", "bin", "berth")
-    cp = subprocess.run([exe if os.path.exists(exe) else "berth", *args],
+          check: bool = True, timeout: float = BERTH_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    cp = subprocess.run([BERTH if os.path.exists(BERTH) else "berth", *args],
                         env=env, input=input.decode("latin-1") if input else None,
-                        capture_output=True, text=True)
+                        capture_output=True, text=True, timeout=timeout)
     if check and cp.returncode != 0:
         raise AssertionError(f"berth {' '.join(args)} failed ({cp.returncode}): {cp.stderr}")
     return cp
