@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Image save / load throughput: berth against docker (via ../shared/bench/peers.sh) on the same
-Debian image in one run, each on a fresh loop-mounted ext4, with the floor (tar -c | sha256sum of
-the same tree) measured by peers.sh too.
+"""Image save / load throughput: berth against docker (driven by bench/peers.sh) on the same Debian
+image in one run, each on a fresh loop-mounted ext4, with the floors (save: tar -c | sha256sum of
+the same tree; load: tar -x of its tar) measured by peers.sh too.
 
-    python bench/images.py [--reps 3] [--json OUT] [--debroot DIR]
+    python bench/images.py [--reps 3] [--quick] [--json OUT] [--debroot DIR]
 """
 
 from __future__ import annotations
@@ -32,10 +32,16 @@ def peers(cmd: list[str], debroot: str, out: str) -> dict[str, object]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one rep of each (smoke test)")
     ap.add_argument("--debroot", default=os.path.join(REPO, ".cache", "debroot"))
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.quick:
+        args.reps = 1
+    if not os.path.isdir(args.debroot):
+        print(f"no debian rootfs at {args.debroot}: run 'make bench-images' (it builds one)", file=sys.stderr)
+        return 2
     work = tempfile.mkdtemp(prefix="bib-", dir="/tmp")
     res: dict[str, object] = {}
     try:
