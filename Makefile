@@ -82,9 +82,9 @@ bench-fleet: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 bench-plot: setup
 	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check matplotlib
 
-# The peers (docker, podman) and debootstrap for the Debian rootfs.
+# The peers (docker, podman), debootstrap for the Debian rootfs, jq for the runc floor.
 bench-deps: setup bench-plot
-	@missing=$$(for p in docker.io podman debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	@missing=$$(for p in docker.io podman debootstrap jq; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 $(CACHE)/debian.tar: scripts/debian-rootfs.sh
