@@ -2,8 +2,9 @@
 # peers.sh - berth's peer driver: measures docker (20.10) and podman (4.3) on this machine so that
 # berth can be compared with them side by side (bench/containers.py and bench/images.py call it;
 # berth's own side is measured by those scripts on the same kind of file system, same images).
-# It began as the reference driver handed to the project; phases, floors, images and file
-# systems are unchanged, so results compare with the bench/results-*.json recorded before.
+# It began as the reference driver handed to the project and keeps its phases, floors, images
+# and file systems (it adds the commit / diff floors), so results compare with the
+# bench/results-*.json recorded with the reference.
 #
 # Every bench run sets up an ISOLATED engine instance under a fresh temp dir (own dockerd
 # data-root/exec-root/socket/pidfile/config-file, or own podman root/runroot/tmpdir/
@@ -103,7 +104,7 @@ with open(root + '/bench/big.bin', 'wb') as f:
         f.write(os.urandom(1 << 20))
 PYEOF
 
-usage() { sed -n '2,45p' "$SELF" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,47p' "$SELF" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 CMD=${1:-}; [[ -n $CMD ]] || usage; shift
 while (( $# )); do
