@@ -11,7 +11,8 @@ PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16
 CACHE := .cache
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps clean
+.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
+	bench-plot bench-charts docs clean
 
 setup: apt venv
 
@@ -58,20 +59,32 @@ test: setup lint $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider -rsx $(PYTEST_ARGS)
 
+# Benchmarks (not part of `make test`). Each writes bench/results-<kind>-<date>.json; `make bench`
+# then draws the charts (bench/chart-*.png) from the latest results. BENCH_ARGS goes to the one
+# script a target runs, e.g. `make bench-containers BENCH_ARGS=--quick` (its results are named
+# *-quick.json and are not charted by default).
+BENCH_ARGS ?=
+BENCH_DATE := $(shell date +%Y%m%d)$(if $(findstring --quick,$(BENCH_ARGS)),-quick)
+
 bench: bench-diff bench-containers bench-images bench-storage bench-fleet
+	$(MAKE) --no-print-directory bench-charts
 
 bench-diff: setup
-	$(BIN)/python bench/diff.py
+	$(BIN)/python bench/diff.py --json bench/results-diff-$(BENCH_DATE).json $(BENCH_ARGS)
 
 bench-storage: setup
-	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/storage.py --json bench/results-storage-$(BENCH_DATE).json $(BENCH_ARGS)
 
 bench-fleet: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
-	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/fleet.py --json bench/results-fleet-$(BENCH_DATE).json $(BENCH_ARGS)
 
-# The peers (docker, podman) and a debootstrap'd Debian with python3 for the commit/diff phases.
-bench-deps: setup
-	@missing=$$(for p in docker.io podman debootstrap; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# The plotting library, in the venv for the bench only (the tests do not need it).
+bench-plot: setup
+	@$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q --disable-pip-version-check matplotlib
+
+# The peers (docker, podman), debootstrap for the Debian rootfs, jq for the runc floor.
+bench-deps: setup bench-plot
+	@missing=$$(for p in docker.io podman debootstrap jq; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 $(CACHE)/debian.tar: scripts/debian-rootfs.sh
@@ -84,10 +97,19 @@ $(CACHE)/debroot.done: $(CACHE)/debian.tar
 	touch $@
 
 bench-containers: bench-deps $(CACHE)/debroot.done
-	$(BIN)/python bench/containers.py --debroot $(CACHE)/debroot
+	$(BIN)/python bench/containers.py --debroot $(CACHE)/debroot --json bench/results-containers-$(BENCH_DATE).json $(BENCH_ARGS)
 
 bench-images: bench-deps $(CACHE)/debroot.done
-	$(BIN)/python bench/images.py --debroot $(CACHE)/debroot
+	$(BIN)/python bench/images.py --debroot $(CACHE)/debroot --json bench/results-images-$(BENCH_DATE).json $(BENCH_ARGS)
+
+# Charts from the recorded results (no benchmark is run): bench/chart-*.png.
+bench-charts: bench-plot
+	$(BIN)/python bench/charts.py
+
+# The architecture picture: docs/architecture.dot -> docs/architecture.png (Graphviz).
+docs:
+	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+	dot -Tpng -Gdpi=110 docs/architecture.dot -o docs/architecture.png
 
 clean:
 	rm -rf $(VENV) $(CACHE)

@@ -2,13 +2,16 @@
 """Containers benchmark: berth side by side with docker and podman, in one run, same images, same
 kind of file system (a fresh loop-mounted ext4 each), network none.
 
-Phases (as ../shared/bench/peers.sh measures the peers):
+Phases (as bench/peers.sh measures the peers; its `floor` run gives each phase's floor):
   run        `run --rm --network none busybox /bin/true` (2 warm-ups, then --reps-run)
   lifecycle  create + start + wait + rm of --n-lifecycle containers in sequence (per container)
   commit     commit of a debian container that wrote 5,000 x 1 KiB + 200 MiB and deleted 100 files
   diff       diff of such a container
 
-    python bench/containers.py [--quick] [--json OUT] [--peers docker,podman] [--debroot DIR]
+Floors (no engine, same machine, same kind of file system): run and lifecycle: `runc run` of a
+busybox bundle; commit: `tar -c | sha256sum` of the writer's files; diff: `find` over them.
+
+    python bench/containers.py [--quick] [--json OUT] [--peers docker,podman] [--no-floor] [--debroot DIR]
 
 Prints medians and the ratio berth / peer for each phase (below 1: berth is faster).
 """
@@ -26,11 +29,13 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = os.path.join(REPO, "..", "shared", "bench", "peers.sh")
+PEERS = os.path.join(REPO, "bench", "peers.sh")
 BERTH = os.path.join(REPO, ".venv", "bin", "berth")
 PEER_CONFIGS = {"docker": "overlay2", "podman": "overlay"}
 METRICS = (("run_s", "run --rm busybox true"), ("lc_per_container_s", "create+start+wait+rm (per container)"),
            ("commit_s", "commit 5000 files + 200 MiB"), ("diff_s", "diff of that container"))
+FLOORS = {"run_s": "floor_runc_run_s", "lc_per_container_s": "floor_runc_run_s",
+          "commit_s": "floor_changes_tar_sha256_s", "diff_s": "floor_changes_find_s"}
 
 
 def sh(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -144,6 +149,15 @@ def peer_bench(engine: str, args: argparse.Namespace, out: str) -> dict[str, obj
         return json.load(f)
 
 
+def floor_bench(args: argparse.Namespace, out: str, reps_floor: int) -> dict[str, object]:
+    cmd = ["bash", args.peers_script, "floor", "--fs", "ext4", "--json", out, "--reps-run", str(args.reps_run),
+           "--reps-floor", str(reps_floor)]
+    subprocess.run(cmd, env=dict(os.environ, DEBROOT=args.debroot), check=False, stdout=subprocess.DEVNULL,
+                   stderr=sys.stderr if args.verbose else subprocess.DEVNULL)
+    with open(out, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps-run", type=int, default=20)
@@ -154,6 +168,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small rep counts (smoke test)")
     ap.add_argument("--peers", default="docker,podman", help="comma list, or '' for berth alone")
     ap.add_argument("--peers-script", default=PEERS)
+    ap.add_argument("--no-floor", action="store_true", help="skip the floors (runc run, tar | sha256sum, find)")
     ap.add_argument("--debroot", default=os.path.join(REPO, ".cache", "debroot"))
     ap.add_argument("--json")
     ap.add_argument("--verbose", action="store_true")
@@ -174,6 +189,10 @@ def main() -> int:
         for engine in [p for p in args.peers.split(",") if p]:
             print(f"[{time.strftime('%T')}] {engine} ...", file=sys.stderr)
             from_peers[engine] = peer_bench(engine, args, os.path.join(work, f"{engine}.json"))
+        if not args.no_floor:
+            print(f"[{time.strftime('%T')}] floor ...", file=sys.stderr)
+            floor = floor_bench(args, os.path.join(work, "floor.json"), args.reps_commit)
+            results["floor"] = {"metrics": floor.get("metrics"), "errors": floor.get("errors")}
         writer = str(next(iter(from_peers.values()))["writer_script"]) if from_peers else _writer()
         print(f"[{time.strftime('%T')}] berth ...", file=sys.stderr)
         with BerthBench(os.path.join(work, "berth"), args) as bb:
@@ -199,8 +218,9 @@ def _writer() -> str:
 def _print(results: dict[str, object]) -> None:
     berth = results["berth"]
     assert isinstance(berth, dict)
-    peers = [k for k in results if k not in ("params", "berth")]
-    head = f"{'phase':<40} {'berth':>9}" + "".join(f" {p:>9} {'ratio':>6}" for p in peers)
+    peers = [k for k in results if k not in ("params", "berth", "floor")]
+    floor = (results.get("floor") or {}).get("metrics") or {}  # type: ignore[union-attr]
+    head = f"{'phase':<40} {'berth':>9}" + "".join(f" {p:>9} {'ratio':>6}" for p in peers) + f" {'floor':>9}"
     print(head)
     for key, label in METRICS:
         b = berth.get(key, {}).get("median")
@@ -210,6 +230,8 @@ def _print(results: dict[str, object]) -> None:
             v = m.get("median")
             ratio = (b / v) if (b and v) else float("nan")
             row += f" {v * 1000 if v else float('nan'):7.1f}ms {ratio:6.2f}"
+        fv = (floor.get(FLOORS[key]) or {}).get("median")
+        row += f" {fv * 1000 if fv else float('nan'):7.1f}ms"
         print(row)
 
 
