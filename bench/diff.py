@@ -80,7 +80,7 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def measure(e: Engine, layer_id: str, reps: int) -> dict[str, object]:
-    native_ok, why = e.driver.native_diff()
+    native_ok, why = e.layers.native_diff()
     res: dict[str, object] = {"native_available": native_ok, "native_reason": why}
     digests = set()
     for mode in ("naive", "native") if native_ok else ("naive",):
@@ -110,12 +110,12 @@ def bench_driver(driver: str, root: str, tar: bytes, args: argparse.Namespace) -
         base, _, _ = e.layers.create_from_tar(None, io.BytesIO(tar))
         for scenario, small, big in (("bulk", args.small, args.big_mib), ("small", 100, 0)):
             rw = e.layers.create_rw(base.id)
-            path = e.driver.mount(rw.id)
+            path = e.layers.mount(rw.id)
             try:
                 write_changes(path, small, big)
                 out[scenario] = measure(e, rw.id, args.reps)
             finally:
-                e.driver.unmount(rw.id)
+                e.layers.unmount(rw.id)
         return out
     finally:
         e.close()

@@ -55,11 +55,11 @@ def bench(driver: str, mnt: str, tar: bytes, args: argparse.Namespace) -> dict[s
             e.layers.remove(rw.id)
         rate = args.n / (time.perf_counter() - t0)
         rw = e.layers.create_rw(base.id)
-        path = e.driver.mount(rw.id)
+        path = e.layers.mount(rw.id)
         with open(os.path.join(path, "data.bin"), "wb") as f:
             for _ in range(args.data_mib):
                 f.write(os.urandom(1 << 20))
-        e.driver.unmount(rw.id)
+        e.layers.unmount(rw.id)
         subprocess.run(["sync"], check=True)
         times = []
         for _ in range(args.reps):

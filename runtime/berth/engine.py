@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
 from berth.db import Database
-from berth.errors import BerthError, InvalidInput, NotFound, StoreConflict
+from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
@@ -49,12 +49,13 @@ class Engine:
         ok, why = cls.supported(self.facts)
         if not ok:
             raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
-        self.driver: Driver = cls(os.path.join(self.root, self.driver_name), self.runroot, s.storage_opts, self.facts)
+        self.driver: Driver = cls(os.path.join(self.root, self.driver_name), s.storage_opts, self.facts)
         self.db.init_meta("driver", self.driver_name)
         self.lock_dir = os.path.join(self.root, "locks")
         self.sigstore = s.sigstore or os.path.join(self.root, "sigstore")
         os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"))
+        self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"),
+                                 os.path.join(self.runroot, "mounts"))
         blobs = BlobStore(os.path.join(self.root, "blobs"))
         self.images = ImageStore(self.db, blobs)
         self.manifests = ManifestStore(self.db, blobs)
@@ -80,7 +81,6 @@ class Engine:
         return registry.choose(self.facts)
 
     def close(self) -> None:
-        self.driver.cleanup()
         self.db.close()
 
     def __enter__(self) -> Engine:
@@ -160,7 +160,7 @@ class Engine:
 
         support = registry.driver_support(self.facts)
         runtimes = probe_runtimes(self.runroot)
-        ok, why = self.driver.native_diff()
+        ok, why = self.layers.native_diff()
         return {
             "root": self.root,
             "runroot": self.runroot,
@@ -391,8 +391,7 @@ class Engine:
         kept_layers = self._chain_layers([i for i in images if i.id in used_images])
         rw_sizes = {}
         for c in containers:
-            parent = self.layers.get(c.rw_layer).parent
-            rw_sizes[c.id] = self.driver.diff_size(c.rw_layer, parent) if self.driver.exists(c.rw_layer) else 0
+            rw_sizes[c.id] = self.layers.diff_size(c.rw_layer) if self.driver.exists(c.rw_layer) else 0
         running = [c for c in containers if self.containers.get(c.id).state == "running"]
         return [
             {"Type": "Images", "Total": len(images), "Active": len(used_images & {i.id for i in images}),
@@ -438,7 +437,7 @@ class Engine:
             try:
                 self.layers.remove(lid)
                 removed.append(lid)
-            except NotFound:
+            except (NotFound, LayerInUse):
                 continue
         return removed
 
@@ -457,7 +456,7 @@ class Engine:
             "History": cfg.get("history", []),
             "Size": img.size,
             "GraphDriver": {"Name": self.driver_name,
-                            "Data": self.driver.metadata(img.top_layer) if img.top_layer else {}},
+                            "Data": self.layers.metadata(img.top_layer) if img.top_layer else {}},
             "Layers": [{"Id": ly.id, "DiffID": ly.diff_id, "ChainID": ly.chain_id, "Size": ly.size} for ly in layers],
             "Signatures": self._signatures(img),
         }

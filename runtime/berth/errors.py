@@ -35,3 +35,7 @@ class HostileInput(InvalidInput):
 
 class StoreConflict(BerthError):
     """The store is initialised differently from what was asked (e.g. another driver)."""
+
+
+class LayerInUse(BerthError):
+    """A layer cannot be removed: other layers are built on it."""

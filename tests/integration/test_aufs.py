@@ -11,6 +11,7 @@ import pytest
 
 from berth.host.probe import HostFacts
 from berth.storage.aufs import AufsDriver
+from berth.storage.layerdiff import LayerDiffer
 from tests.treeutil import build_base, make_changes, tree_tar
 
 HAS_AUFS = "aufs" in open("/proc/filesystems").read()
@@ -30,11 +31,12 @@ def _diff_tar(tmp_path) -> tuple[bytes, bytes]:  # type: ignore[no-untyped-def]
 
 def test_branches_keep_whiteouts_and_list_changes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     base_tar, diff_tar = _diff_tar(tmp_path)
-    d = AufsDriver(str(tmp_path / "aufs"), str(tmp_path / "run"), {}, HostFacts(str(tmp_path)))
+    d = AufsDriver(str(tmp_path / "aufs"), {}, HostFacts(str(tmp_path)))
+    applier = LayerDiffer(d, None)  # aufs has a content root: applying needs no mount
     d.create("base", None)
-    d.apply_diff("base", None, io.BytesIO(base_tar))
+    applier.apply("base", io.BytesIO(base_tar))
     d.create("top", "base")
-    result = d.apply_diff("top", "base", io.BytesIO(diff_tar))
+    result = applier.apply("top", io.BytesIO(diff_tar))
     branch = tmp_path / "aufs" / "diff" / "top"
     assert (branch / ".wh.f_del").is_file() and (branch / ".wh.d_del").is_file()
     assert (branch / "d_opaque" / ".wh..wh..opq").is_file() and (branch / "d_opaque" / "fresh").is_file()

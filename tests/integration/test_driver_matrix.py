@@ -24,7 +24,7 @@ def base_tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def _changed_layer(engine, base_tar: bytes):  # type: ignore[no-untyped-def]
     base, _, _ = engine.layers.create_from_tar(None, io.BytesIO(base_tar))
     rw = engine.layers.create_rw(base.id)
-    path = engine.driver.mount(rw.id)
+    path = engine.layers.mount(rw.id)
     make_changes(path)
     return base, rw, path
 
@@ -43,10 +43,10 @@ def test_diffs_identical_across_drivers_and_apply_everywhere(make_engine, base_t
         _base, rw, path = _changed_layer(e, base_tar)
         trees[name] = describe(path)
         diffs[(name, "naive")] = _diff(e, rw.id, naive=True)
-        native_ok, _ = e.driver.native_diff()
+        native_ok, _ = e.layers.native_diff()
         if native_ok:
             diffs[(name, "native")] = _diff(e, rw.id, naive=False)
-        e.driver.unmount(rw.id)
+        e.layers.unmount(rw.id)
 
     assert ("overlay", "native") in diffs and ("btrfs", "native") in diffs
     reference = diffs[("vfs", "naive")]
@@ -68,11 +68,11 @@ def test_diffs_identical_across_drivers_and_apply_everywhere(make_engine, base_t
         base, _, _ = e.layers.create_from_tar(None, io.BytesIO(base_tar))
         applied, _, result = e.layers.create_from_tar(base.id, io.BytesIO(reference))
         assert result.diff_id == diff_id
-        path = e.driver.mount(applied.id)
+        path = e.layers.mount(applied.id)
         try:
             assert describe(path) == trees["vfs"], f"applying the diff on {name} did not reproduce the tree"
         finally:
-            e.driver.unmount(applied.id)
+            e.layers.unmount(applied.id)
         # a diff of the applied layer gives the same bytes again
         assert _diff(e, applied.id, naive=True) == reference
 
@@ -101,9 +101,9 @@ def test_same_tar_same_diff_id_on_every_driver(make_engine, driver: str, busybox
     assert img.id == "sha256:" + hashlib.sha256(
         __import__("berth.image.store", fromlist=["canonical_json"]).canonical_json(e.images.config(img.id))
     ).hexdigest()
-    path = e.driver.mount(img.top_layer)
+    path = e.layers.mount(img.top_layer)
     try:
         assert os.path.islink(os.path.join(path, "bin/sh"))
         assert os.path.getsize(os.path.join(path, "bin/busybox")) > 100_000
     finally:
-        e.driver.unmount(img.top_layer)
+        e.layers.unmount(img.top_layer)

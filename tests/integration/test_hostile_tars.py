@@ -125,11 +125,11 @@ def test_hostile_tar(make_engine, tmp_path, driver: str, case: str) -> None:  # 
             p for p in _snapshot(e.root) if "/locks/" in p or p.endswith(("-wal", "-shm"))}
     else:
         img = e.import_image(io.BytesIO(data), "hostile:test")
-        path = e.driver.mount(img.top_layer)
+        path = e.layers.mount(img.top_layer)
         try:
             _check_contained(case, path, outside)
         finally:
-            e.driver.unmount(img.top_layer)
+            e.layers.unmount(img.top_layer)
     assert _snapshot(outside) == before
     assert not os.path.exists("/abs-escape") and not os.path.exists(str(tmp_path / "escape"))
 

@@ -32,7 +32,7 @@ def test_130_layer_chain(make_engine) -> None:  # type: ignore[no-untyped-def]
     assert parent is not None
     assert len(e.layers.chain(parent)) == 130
     rw = e.layers.create_rw(parent)
-    path = e.driver.mount(rw.id)
+    path = e.layers.mount(rw.id)
     try:
         names = sorted(os.listdir(os.path.join(path, "layers")))
         assert len(names) == 129 and "l010" not in names and names[-1] == "l129"
@@ -43,5 +43,5 @@ def test_130_layer_chain(make_engine) -> None:  # type: ignore[no-untyped-def]
         changes = e.layers.changes(rw.id)
         assert changes == [("written", "A")]
     finally:
-        e.driver.unmount(rw.id)
+        e.layers.unmount(rw.id)
     assert MAX_DEPTH >= 128

@@ -23,7 +23,7 @@ from berth.container import cgroups, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
-from berth.errors import BerthError, InvalidInput, NotFound
+from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound
 from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
 from berth.storage.fsutil import atomic_write
@@ -182,7 +182,7 @@ class ContainerManager:
         cgroups.remove(self.cgroups_path(c.id))
         self._detach_network(c)
         with contextlib.suppress(BerthError):
-            self.driver.unmount(c.rw_layer)
+            self.layers.unmount(c.rw_layer)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
 
     def _runtime_by_name(self, name: str | None) -> OCIRuntime | None:
@@ -212,7 +212,7 @@ class ContainerManager:
         icfg = self.images.config(c.image_id).get("config") or {}
         assert isinstance(icfg, dict)
         rt = select(self.runroot, cfg.runtime)
-        rootfs = self.driver.mount(c.rw_layer)
+        rootfs = self.layers.mount(c.rw_layer)
         try:
             entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
             if cfg.command is not None:
@@ -252,7 +252,7 @@ class ContainerManager:
             atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode(), durable=False)
         except BaseException:
             self._detach_network(c)
-            self.driver.unmount(c.rw_layer)
+            self.layers.unmount(c.rw_layer)
             raise
         return rt, bundle
 
@@ -463,9 +463,9 @@ class ContainerManager:
         with self._lock(c.id):
             self._release(c)
             for s in self.store.snapshots(c.id):
-                with contextlib.suppress(NotFound):
+                with contextlib.suppress(NotFound, LayerInUse):
                     self.layers.remove(str(s["layer"]))
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, LayerInUse):
                 self.layers.remove(c.rw_layer)
             shutil.rmtree(self.userdata(c.id), ignore_errors=True)
             self.store.delete(c.id)
@@ -600,7 +600,7 @@ class ContainerManager:
         # the container's environment, then the caller's additions (runtimes differ in what exec inherits)
         env = merge_env(list(proc.get("env", [])), env)
         workdir = workdir or proc.get("cwd") or "/"
-        rootfs = self.driver.mount(c.rw_layer)
+        rootfs = self.layers.mount(c.rw_layer)
         try:
             if user:
                 uid, gid, _extra, _home = users.resolve(rootfs, user)
@@ -609,7 +609,7 @@ class ContainerManager:
                 user = f"{proc['user'].get('uid', 0)}:{proc['user'].get('gid', 0)}"
             pathres.check_executable(rootfs, args[0], env, workdir)
         finally:
-            self.driver.unmount(c.rw_layer)
+            self.layers.unmount(c.rw_layer)
         return subprocess.call(rt.exec_argv(c.id, args, env, user, workdir, tty))
 
     # -- file-system views -------------------------------------------------------------------
@@ -622,11 +622,8 @@ class ContainerManager:
         from berth.storage import differ
 
         c = self.get(ref)
-        root = self.driver.mount(c.rw_layer)
-        try:
+        with self.layers.mounted(c.rw_layer) as root:
             differ.write_tar(differ.Differ(root, None).plan(), root, sink)
-        finally:
-            self.driver.unmount(c.rw_layer)
 
     # -- commit and snapshots ----------------------------------------------------------------
     def commit(self, ref: str, target: str | None, message: str = "", changes: list[str] | None = None,
@@ -741,7 +738,7 @@ class ContainerManager:
             "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
                            "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
             "RestartCount": c.restart_count,
-            "GraphDriver": {"Name": self.driver.name, "Data": self.driver.metadata(c.rw_layer),
+            "GraphDriver": {"Name": self.driver.name, "Data": self.layers.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),
             "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},

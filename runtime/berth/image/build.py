@@ -407,13 +407,13 @@ class Builder:
         img = self._stage(stage)
         layer = self.layers.create_rw(img.top_layer)
         try:
-            root = self.driver.mount(layer.id)
+            root = self.layers.mount(layer.id)
         except BaseException:
             self.layers.remove(layer.id)
             raise
 
         def cleanup() -> None:
-            self.driver.unmount(layer.id)
+            self.layers.unmount(layer.id)
             self.layers.remove(layer.id)
 
         return root, cleanup

@@ -10,9 +10,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from berth.errors import BerthError
-from berth.locks import FileLock, adjust_counter
-from berth.storage import mounts
-from berth.storage.driver import Driver
+from berth.storage.driver import ContentRoot, Driver, Mount, NativeDiffer, Snapshotter, require
 from berth.storage.vfs import copy_tree
 
 if TYPE_CHECKING:
@@ -22,10 +20,10 @@ if TYPE_CHECKING:
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-class AufsDriver(Driver):
+class AufsDriver(Driver, NativeDiffer, Snapshotter, ContentRoot):
     name = "aufs"
     whiteouts = "aufs"
-    subdirs = ("layers", "diff", "mnt")
+    subdirs = ("layers", "diff")
 
     @classmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
@@ -54,56 +52,36 @@ class AufsDriver(Driver):
         quota.refuse(opts, "aufs")
         chain = ([parent] + self._parents(parent)) if parent else []
         os.mkdir(self._diff(id), 0o755)
-        os.makedirs(os.path.join(self.home, "mnt", id), exist_ok=True)
         with open(os.path.join(self.home, "layers", id), "w", encoding="ascii") as f:
             f.write("\n".join(chain))
 
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._diff(id))
 
-    def _lock(self, id: str) -> FileLock:
-        return FileLock(os.path.join(self.runroot, "aufs-mounts", id))
-
-    def mount(self, id: str) -> str:
-        self._require(id)
-        mnt = os.path.join(self.home, "mnt", id)
-        branches = [f"{self._diff(id)}=rw"] + [f"{self._diff(p)}=ro+wh" for p in self._parents(id)]
-        data = "br:" + ":".join(branches) + ",dio,xino=/dev/shm/aufs.xino"
-        if len(data) > PAGE - 1:
-            raise BerthError(f"aufs branch list for {id} does not fit one page ({len(data)} bytes)")
-        with self._lock(id) as lock:
-            if adjust_counter(lock, +1) == 1 or not mounts.is_mountpoint(mnt):
-                try:
-                    mounts.mount("aufs", "none", mnt, data)
-                except BaseException:
-                    adjust_counter(lock, -1)
-                    raise
-        return mnt
-
-    def unmount(self, id: str) -> None:
-        mnt = os.path.join(self.home, "mnt", id)
-        with self._lock(id) as lock:
-            if adjust_counter(lock, -1) == 0 and mounts.is_mountpoint(mnt):
-                mounts.umount(mnt)
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        """The layer's branch read-write on top of its parents' branches (read-only, whiteouts
+        honoured)."""
+        branches = [f"{self._diff(id)}=rw"] + [f"{self._diff(p)}=ro+wh" for p in parents]
+        m = Mount("aufs", "none", ("br:" + ":".join(branches), "dio", "xino=/dev/shm/aufs.xino"))
+        if len(m.data) > PAGE - 1:
+            raise BerthError(f"aufs branch list for {id} does not fit one page ({len(m.data)} bytes)")
+        return [m]
 
     def remove(self, id: str) -> None:
-        mnt = os.path.join(self.home, "mnt", id)
-        if os.path.isdir(mnt) and mounts.is_mountpoint(mnt):
-            mounts.umount(mnt)
-        for p in (self._diff(id), mnt):
-            shutil.rmtree(p, ignore_errors=True)
+        shutil.rmtree(self._diff(id), ignore_errors=True)
         layers = os.path.join(self.home, "layers", id)
         if os.path.exists(layers):
             os.unlink(layers)
 
-    def apply_target(self, id: str) -> tuple[str, bool]:
-        return self._diff(id), False
+    def content_root(self, id: str) -> str:
+        return self._diff(id)
 
-    def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
+    def native_candidates(self, id: str, parent: str) -> Candidates:
+        """The branch holds exactly the layer's changes, deletions as .wh. files."""
         from berth.storage.differ import OPAQUE_MARKER, WHITEOUT_PREFIX, Candidates
 
-        if not parent or self._parents(id)[:1] != [parent]:
-            return None
+        if self._parents(id)[:1] != [parent]:
+            raise BerthError(f"layer {parent} is not the parent of aufs layer {id}")
         cands = Candidates()
         top = self._diff(id)
         for root, dirs, files in os.walk(top):
@@ -122,7 +100,7 @@ class AufsDriver(Driver):
         return cands
 
     def snapshot(self, id: str, new_id: str) -> None:
-        self._require(id)
+        require(self, id)
         parents = self._parents(id)
         self.create(new_id, parents[0] if parents else None)
         copy_tree(self._diff(id), self._diff(new_id))

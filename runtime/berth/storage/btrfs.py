@@ -14,7 +14,7 @@ from berth.errors import BerthError
 from berth.host.probe import HostFacts, fs_type
 from berth.proc import run
 from berth.storage.differ import Candidates
-from berth.storage.driver import Driver
+from berth.storage.driver import ContentRoot, Driver, FastCommit, Mount, NativeDiffer, Snapshotter, directory, require
 
 BTRFS_FIRST_FREE_OBJECTID = 256
 SEND_MAGIC = b"btrfs-stream\0"
@@ -59,9 +59,10 @@ def parse_send_stream(data: bytes) -> Candidates:
     return cands
 
 
-class BtrfsDriver(Driver):
+class BtrfsDriver(Driver, NativeDiffer, FastCommit, Snapshotter, ContentRoot):
     subdirs = ("subvolumes", "tmp",)
     name = "btrfs"
+    whiteouts = "delete"
 
     @classmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
@@ -72,8 +73,8 @@ class BtrfsDriver(Driver):
                            "(mount a btrfs file system at the root to use it)")
         return True, "the berth root is on btrfs"
 
-    def __init__(self, *a: object, **kw: object) -> None:
-        super().__init__(*a, **kw)  # type: ignore[arg-type]
+    def __init__(self, home: str, options: dict[str, str], facts: HostFacts) -> None:
+        super().__init__(home, options, facts)
         if fs_type(self.home) != "btrfs":
             raise BerthError(f"the btrfs driver needs {self.home} on a btrfs file system "
                              f"(it is on {fs_type(self.home)})")
@@ -90,7 +91,7 @@ class BtrfsDriver(Driver):
         size = quota.requested_size(opts, "btrfs")
         os.makedirs(os.path.join(self.home, "subvolumes"), exist_ok=True)
         if parent:
-            self._require(parent)
+            require(self, parent)
             run(["btrfs", "subvolume", "snapshot", self._sv(parent), self._sv(id)], what="btrfs snapshot")
         else:
             run(["btrfs", "subvolume", "create", self._sv(id)], what="btrfs subvolume create")
@@ -100,12 +101,11 @@ class BtrfsDriver(Driver):
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._sv(id))
 
-    def mount(self, id: str) -> str:
-        self._require(id)
-        return self._sv(id)
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        return directory(self._sv(id))
 
-    def unmount(self, id: str) -> None:
-        return None
+    def content_root(self, id: str) -> str:
+        return self._sv(id)
 
     def _delete_subvolume(self, path: str) -> None:
         """Delete path and any subvolumes nested in it (a container may create some), deepest first."""
@@ -136,20 +136,20 @@ class BtrfsDriver(Driver):
     def snapshot(self, id: str, new_id: str) -> None:
         from berth.storage import quota
 
-        self._require(id)
+        require(self, id)
         run(["btrfs", "subvolume", "snapshot", self._sv(id), self._sv(new_id)], what="btrfs snapshot")
         record = quota.Quotas(self.home).get(id)
         if record:
             quota.BtrfsQgroup(self.home).limit(new_id, self._sv(new_id), record["size"])
 
-    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+    def fast_commit(self) -> tuple[bool, str]:
+        return True, "a snapshot of the subvolume"
+
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> None:
         """A snapshot of the container's subvolume is the new layer (no data copied)."""
         self.snapshot(rw_id, new_id)
-        return True
 
-    def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
-        if not parent:
-            return None
+    def native_candidates(self, id: str, parent: str) -> Candidates:
         tmp = os.path.join(self.home, "tmp")
         os.makedirs(tmp, exist_ok=True)
         tag = os.urandom(6).hex()

@@ -1,13 +1,16 @@
 """devicemapper: every layer is a block device with its own file system, a thin snapshot of its
-parent's device, mounted on demand; diffs are naive.
+parent's device; its mount is described (`mounts`) and the layer store's mount table performs it.
+Diffs are naive.
 
 Two pool backends behind one interface:
 
 * ReflinkPool — a thin-pool stand-in for kernels without device-mapper: each device is a sparse
   image file on an XFS (reflink=1) or btrfs file system; a snapshot is a reflink copy (shared
-  extents, copy on write), activation is a loop device, removal gives the space back.
+  extents, copy on write), a mount attaches it to a loop device (mount -o loop, freed at unmount),
+  removal gives the space back.
 * ThinPool — an existing dm-thin pool (`dm.thinpooldev`): create_thin / create_snap / delete
-  messages, one thin target per active device, transaction ids advanced around every change.
+  messages, one thin target per active device (activated before it is mounted), transaction ids
+  advanced around every change.
 
 A device's file system holds the layer under /rootfs (so that lost+found never shows).
 """
@@ -16,15 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from berth.errors import BerthError
-from berth.locks import FileLock, adjust_counter
 from berth.proc import run
 from berth.storage import mounts
-from berth.storage.driver import Driver
+from berth.storage.driver import Activator, Driver, FastCommit, Mount, Quiesced, Snapshotter, require
 
 if TYPE_CHECKING:
     from berth.host.probe import HostFacts
@@ -45,6 +46,7 @@ class PoolFull(BerthError):
 
 class PoolBackend(ABC):
     name = ""
+    activate_to_mount = True  # False: the mount source attaches itself (a loop mount)
 
     @abstractmethod
     def create(self, dev: str, size: int) -> None: ...
@@ -69,9 +71,14 @@ class PoolBackend(ABC):
     @abstractmethod
     def exists(self, dev: str) -> bool: ...
 
+    @abstractmethod
+    def mount_source(self, dev: str) -> tuple[str, tuple[str, ...]]:
+        """What a mount of dev names as its source, and the mount options that go with it."""
+
 
 class ReflinkPool(PoolBackend):
     name = "reflink"
+    activate_to_mount = False
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -82,6 +89,10 @@ class ReflinkPool(PoolBackend):
 
     def exists(self, dev: str) -> bool:
         return os.path.exists(self._img(dev))
+
+    def mount_source(self, dev: str) -> tuple[str, tuple[str, ...]]:
+        # mount attaches the image to a loop device and frees it at unmount (autoclear)
+        return self._img(dev), ("loop",)
 
     def create(self, dev: str, size: int) -> None:
         with open(self._img(dev), "wb") as f:
@@ -174,6 +185,9 @@ class ThinPool(PoolBackend):
     def exists(self, dev: str) -> bool:
         return dev in self.meta["devices"]  # type: ignore[operator]
 
+    def mount_source(self, dev: str) -> tuple[str, tuple[str, ...]]:
+        return f"/dev/mapper/{self._name(dev)}", ()
+
     def create(self, dev: str, size: int) -> None:
         dev_id = self._begin(dev)
         self._message(f"create_thin {dev_id}")
@@ -223,9 +237,10 @@ class ThinPool(PoolBackend):
         return used, total
 
 
-class DeviceMapperDriver(Driver):
+class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
     name = "devicemapper"
     subdirs = ("mnt", "metadata")
+    freeze_to_copy = True
     # dm.vg, dm.blocksize and dm.thinp_* shape the pool `berth host prepare --pool thin` makes
     known_options = ("dm.basesize", "dm.fs", "dm.min_free_space", "dm.thinpooldev", "dm.pool", "dm.vg", "dm.blocksize",
                      "dm.thinp_percent", "dm.thinp_metapercent", "dm.thinp_autoextend_threshold",
@@ -244,8 +259,8 @@ class DeviceMapperDriver(Driver):
         return False, (f"{dm.get('reason') or 'no thin-pool target'}; the reflink stand-in needs the root on "
                        f"xfs (reflink=1) or btrfs, not {facts.backing_fs} (berth host prepare --driver devicemapper)")
 
-    def __init__(self, *a: object, **kw: object) -> None:
-        super().__init__(*a, **kw)  # type: ignore[arg-type]
+    def __init__(self, home: str, options: dict[str, str], facts: HostFacts) -> None:
+        super().__init__(home, options, facts)
         opts = self.options
         self.basesize = _size(opts["dm.basesize"]) if "dm.basesize" in opts else DEFAULT_BASESIZE
         self.fs = opts.get("dm.fs", "ext4")
@@ -263,9 +278,6 @@ class DeviceMapperDriver(Driver):
     # -- helpers -----------------------------------------------------------------------------
     def _mnt(self, id: str) -> str:
         return os.path.join(self.home, "mnt", id)
-
-    def _lock(self, id: str) -> FileLock:
-        return FileLock(os.path.join(self.runroot, "dm-mounts", id))
 
     def _check_space(self) -> None:
         used, total = self.pool.usage()
@@ -299,16 +311,6 @@ class DeviceMapperDriver(Driver):
         finally:
             self.pool.deactivate("base")
 
-    def _freeze(self, id: str) -> bool:
-        mnt = self._mnt(id)
-        if os.path.isdir(mnt) and mounts.is_mountpoint(mnt):
-            run(["fsfreeze", "-f", mnt], what="freezing a device for its snapshot")
-            return True
-        return False
-
-    def _thaw(self, id: str) -> None:
-        run(["fsfreeze", "-u", self._mnt(id)], check=False)
-
     # -- contract ----------------------------------------------------------------------------
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None:
         from berth.storage import quota
@@ -316,72 +318,41 @@ class DeviceMapperDriver(Driver):
         quota.refuse(opts, "devicemapper")
         self._check_space()
         if parent:
-            self._require(parent)
+            require(self, parent)
         else:
             self._ensure_base()
-        src = parent or "base"
-        frozen = self._freeze(src)
-        try:
-            self.pool.snapshot(src, id)
-        finally:
-            if frozen:
-                self._thaw(src)
-        os.makedirs(self._mnt(id), exist_ok=True)
+        self.pool.snapshot(parent or "base", id)
 
     def exists(self, id: str) -> bool:
         return self.pool.exists(id)
 
-    def mount(self, id: str) -> str:
-        self._require(id)
-        mnt = self._mnt(id)
-        with self._lock(id) as lock:
-            count = adjust_counter(lock, +1)
-            if count == 1 or not mounts.is_mountpoint(mnt):
-                try:
-                    dev = self.pool.activate(id)
-                    os.makedirs(mnt, exist_ok=True)
-                    mounts.mount(self.fs, dev, mnt, "nouuid" if self.fs == "xfs" else "")
-                except BaseException:
-                    adjust_counter(lock, -1)
-                    self.pool.deactivate(id)
-                    raise
-        return os.path.join(mnt, "rootfs")
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        """The device's file system; the layer is its /rootfs."""
+        source, options = self.pool.mount_source(id)
+        return [Mount(self.fs, source, options + (("nouuid",) if self.fs == "xfs" else ()), root="rootfs")]
 
-    def unmount(self, id: str) -> None:
-        mnt = self._mnt(id)
-        with self._lock(id) as lock:
-            if adjust_counter(lock, -1) == 0:
-                if mounts.is_mountpoint(mnt):
-                    mounts.umount(mnt)
-                self.pool.deactivate(id)
+    def activate(self, id: str) -> None:
+        if self.pool.activate_to_mount:
+            self.pool.activate(id)
+
+    def deactivate(self, id: str) -> None:
+        self.pool.deactivate(id)
 
     def remove(self, id: str) -> None:
-        mnt = self._mnt(id)
-        with self._lock(id) as lock:
-            adjust_counter(lock, -(1 << 30))
-            if os.path.isdir(mnt) and mounts.is_mountpoint(mnt):
-                mounts.umount(mnt)
         self.pool.remove(id)
-        shutil.rmtree(mnt, ignore_errors=True)
-        lockfile = os.path.join(self.runroot, "dm-mounts", id)
-        if os.path.exists(lockfile):
-            os.unlink(lockfile)
 
     def snapshot(self, id: str, new_id: str) -> None:
-        self._require(id)
+        """A snapshot of the device (the layer store freezes a mounted one around it)."""
+        require(self, id)
         self._check_space()
-        frozen = self._freeze(id)
-        try:
-            self.pool.snapshot(id, new_id)
-        finally:
-            if frozen:
-                self._thaw(id)
-        os.makedirs(self._mnt(new_id), exist_ok=True)
+        self.pool.snapshot(id, new_id)
 
-    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+    def fast_commit(self) -> tuple[bool, str]:
+        return True, "a snapshot of the device"
+
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> None:
         """The container's device, snapshotted, is the new layer (no data copied)."""
         self.snapshot(rw_id, new_id)
-        return True
 
     def status(self) -> list[tuple[str, str]]:
         used, total = self.pool.usage()

@@ -1,82 +1,110 @@
-"""The storage driver contract (modelled on the graphdriver interface) and the shared diff paths.
+"""The storage driver contract (modelled on containerd's snapshotters and containers/storage's
+drivers) and the optional capabilities a driver may add.
 
-A driver owns one directory and knows nothing of images or containers. Diffing is shared: a
-driver only says where its tree is (mount) and, optionally, where changes can be (native
-candidates); `berth.storage.differ` decides what changed and writes the tar.
+A driver owns one directory and knows nothing of images or containers. Its core is small: make,
+remove and list layers, say whether it works on a host (without changing the host), check its
+own options, and *describe* how a layer is mounted — as data, a pure function that never mounts.
+The layer store's mount table performs every mount, for every driver (`berth.storage.mounttable`),
+and diffing is composed around a driver (`berth.storage.layerdiff`), not inherited.
+
+What only some backends can do is a separate protocol, checked with isinstance, never a special
+return value: a native differ, a fast commit, a point-in-time snapshot, a content root (the
+layer's own files, readable and writable without a mount), and device activation.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from berth.errors import BerthError, NotFound
 
 if TYPE_CHECKING:
     from berth.host.probe import HostFacts
-    from berth.storage import differ
     from berth.storage.differ import Candidates
-    from berth.storage.tarapply import ApplyResult
-    from berth.storage.tarsplit import Recorder
-    from berth.storage.tarwriter import Sink
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount, as data: `mount -t type -o ",".join(options) source <target>` run in cwd.
+
+    A "bind" mount of a directory is the layer's tree as it already is: the mount table hands out
+    the directory itself instead of mounting it. root is where the layer's tree is below the mount
+    point ("" for the mount point itself)."""
+
+    type: str
+    source: str
+    options: tuple[str, ...] = ()
+    cwd: str | None = None
+    root: str = ""
+
+    @property
+    def data(self) -> str:
+        return ",".join(self.options)
+
+
+def directory(path: str) -> list[Mount]:
+    """The mounts of a layer whose tree is a plain directory."""
+    return [Mount("bind", path, ("rbind", "rw"))]
+
+
+def plain_directory(mounts: list[Mount]) -> str | None:
+    """The directory a description stands for when it needs no mount at all, else None."""
+    if len(mounts) == 1 and mounts[0].type == "bind":
+        return os.path.join(mounts[0].source, mounts[0].root) if mounts[0].root else mounts[0].source
+    return None
 
 
 class Driver(ABC):
     name: str = ""
-    whiteouts = "delete"
     subdirs: tuple[str, ...] = ()
+    known_options: tuple[str, ...] = ()
 
-    def __init__(self, home: str, runroot: str, options: dict[str, str], facts: HostFacts) -> None:
+    def __init__(self, home: str, options: dict[str, str], facts: HostFacts) -> None:
         self.home = home
-        self.runroot = runroot
         self.options = dict(options)
         self.facts = facts
-        self._check_options()
+        self.validate_options(self.options)
         os.makedirs(home, mode=0o700, exist_ok=True)
         for d in self.subdirs:
             os.makedirs(os.path.join(home, d), mode=0o700, exist_ok=True)
 
-    # -- support -----------------------------------------------------------------------------
+    # -- host and options ----------------------------------------------------------------------
     @classmethod
     @abstractmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
         """Whether the driver can work on this host, and why (never mutates the host)."""
 
-    known_options: tuple[str, ...] = ()
+    @classmethod
+    def validate_options(cls, options: dict[str, str]) -> None:
+        """Refuse options the driver does not know or whose values are malformed."""
+        for k in options:
+            if k not in cls.known_options:
+                allowed = ", ".join(cls.known_options) or "none"
+                raise BerthError(f"unknown storage option {k!r} for the {cls.name} driver (allowed: {allowed})")
 
-    def _check_options(self) -> None:
-        for k in self.options:
-            if k not in self.known_options:
-                allowed = ", ".join(self.known_options) or "none"
-                raise BerthError(f"unknown storage option {k!r} for the {self.name} driver (allowed: {allowed})")
-
-    # -- layers -----------------------------------------------------------------------------
+    # -- layers ------------------------------------------------------------------------------
     @abstractmethod
     def create(self, id: str, parent: str | None, rw: bool = False, opts: dict[str, str] | None = None) -> None: ...
 
     @abstractmethod
     def remove(self, id: str) -> None:
-        """Remove a layer; removing an absent layer is not an error (crash recovery relies on it)."""
+        """Remove a layer (the mount table has released it); removing an absent layer is not an
+        error (crash recovery relies on it)."""
 
     @abstractmethod
     def exists(self, id: str) -> bool: ...
 
     @abstractmethod
-    def mount(self, id: str) -> str:
-        """Path of the layer's full tree; reference-counted where the driver really mounts."""
+    def ids(self) -> list[str]:
+        """Layer ids present on disk (for consistency checks)."""
 
     @abstractmethod
-    def unmount(self, id: str) -> None: ...
-
-    @abstractmethod
-    def snapshot(self, id: str, new_id: str) -> None:
-        """A point-in-time copy of layer id as a new layer with the same parent."""
-
-    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
-        """Make new_id (a read-only layer on parent) hold rw_id's changes without a tar round trip,
-        where the backend can; False means "not here, use diff + apply"."""
-        return False
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        """How to mount layer id whose ancestors are parents (nearest first). Pure: it reads the
+        driver's own records and never mounts, activates or writes anything."""
 
     def status(self) -> list[tuple[str, str]]:
         return [("Backing Filesystem", self.facts.backing_fs)]
@@ -84,84 +112,64 @@ class Driver(ABC):
     def metadata(self, id: str) -> dict[str, str]:
         return {}
 
-    def cleanup(self) -> None:  # noqa: B027 - optional hook
-        """Release what the driver holds (mounts) at shutdown."""
 
-    def ids(self) -> list[str]:
-        """Layer ids present on disk (for consistency checks)."""
-        return []
+def require(driver: Driver, id: str) -> None:
+    if not driver.exists(id):
+        raise NotFound(f"layer {id} does not exist in the {driver.name} driver")
 
-    # -- diffs ------------------------------------------------------------------------------
+
+# -- optional capabilities -------------------------------------------------------------------
+@runtime_checkable
+class NativeDiffer(Protocol):
+    """The backend knows where a layer's changes are, so that the differ need not walk it all."""
+
     def native_diff(self) -> tuple[bool, str]:
-        """Whether native_candidates may be used, and why not."""
-        return False, "no native diff for this driver"
+        """Whether native_candidates may be used here, and why (not)."""
 
-    def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
-        return None
+    def native_candidates(self, id: str, parent: str) -> Candidates:
+        """Where id can differ from its direct parent."""
 
-    def _require(self, id: str) -> None:
-        if not self.exists(id):
-            raise NotFound(f"layer {id} does not exist in the {self.name} driver")
 
-    def _plan(self, id: str, parent: str | None, naive: bool) -> tuple[list[differ.Item], str]:
-        from berth.storage import differ
+@runtime_checkable
+class FastCommit(Protocol):
+    """A rw layer's changes become a new read-only layer by a native copy, not a tar round trip."""
 
-        self._require(id)
-        new_root = self.mount(id)
-        try:
-            old_root = self.mount(parent) if parent else None
-        except BaseException:
-            self.unmount(id)
-            raise
-        try:
-            cands = None
-            if not naive and parent and self.native_diff()[0]:
-                cands = self.native_candidates(id, parent)
-            items = differ.Differ(new_root, old_root, cands or differ.EVERYTHING).plan()
-        finally:
-            if parent:
-                self.unmount(parent)
-        return items, new_root
+    def fast_commit(self) -> tuple[bool, str]:
+        """Whether commit_copy may be used here, and why (not)."""
 
-    def diff(self, id: str, parent: str | None, sink: Sink, naive: bool = False) -> int:
-        """Write the layer tar of id against parent to sink (OCI layer format, canonical); returns
-        the bytes of regular files it holds."""
-        from berth.storage import differ
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> None:
+        """Make new_id, a read-only layer on parent, hold rw_id's changes."""
 
-        items, new_root = self._plan(id, parent, naive)
-        try:
-            return differ.write_tar(items, new_root, sink)
-        finally:
-            self.unmount(id)
 
-    def changes(self, id: str, parent: str | None, naive: bool = False) -> list[tuple[str, str]]:
-        from berth.storage import differ
+@runtime_checkable
+class Snapshotter(Protocol):
+    """A point-in-time copy of a layer as a new layer with the same parent."""
 
-        items, _ = self._plan(id, parent, naive)
-        self.unmount(id)
-        return differ.changes(items)
+    def snapshot(self, id: str, new_id: str) -> None: ...
 
-    def diff_size(self, id: str, parent: str | None) -> int:
-        from berth.storage import differ
 
-        items, root = self._plan(id, parent, False)
-        try:
-            return differ.diff_size(items, root)
-        finally:
-            self.unmount(id)
+@runtime_checkable
+class ContentRoot(Protocol):
+    """The layer's own files are a directory, read and written without a mount; whiteouts says
+    how deletions are kept there ("delete": the directory is the whole tree; "overlay": char
+    devices 0:0 and the opaque xattr; "aufs": .wh. files)."""
 
-    def apply_target(self, id: str) -> tuple[str, bool]:
-        """Directory a layer tar is applied to, and whether it must be unmounted afterwards."""
-        return self.mount(id), True
+    whiteouts: str
 
-    def apply_diff(self, id: str, parent: str | None, stream: BinaryIO,
-                   recorder: Recorder | None = None) -> ApplyResult:
-        from berth.storage.tarapply import apply_tar
+    def content_root(self, id: str) -> str: ...
 
-        self._require(id)
-        target, mounted = self.apply_target(id)
-        try:
-            return apply_tar(stream, target, self.whiteouts, recorder)
-        finally:
-            if mounted:
-                self.unmount(id)
+
+@runtime_checkable
+class Activator(Protocol):
+    """A layer's mount source must be made available before it is mounted (a block device)."""
+
+    def activate(self, id: str) -> None: ...
+
+    def deactivate(self, id: str) -> None: ...
+
+
+@runtime_checkable
+class Quiesced(Protocol):
+    """A mounted layer must be frozen while it is copied (a file system on a block device)."""
+
+    freeze_to_copy: bool

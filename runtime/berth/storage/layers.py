@@ -3,19 +3,28 @@
 A layer row is written with incomplete=1 before anything touches the driver and cleared only
 when the layer is whole. The creating process holds a flock on the layer while it works; a later
 `recover()` removes every incomplete layer whose lock it can take (its creator is gone).
+
+The layer store is the only way to mount a layer: its mount table performs what the driver's
+`mounts` describes. Diffs go through a LayerDiffer composed over the driver; the optional
+capabilities (fast commit, snapshot, content root, freezing) are asked for with isinstance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from berth.db import Database
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, LayerInUse, NotFound
 from berth.locks import FileLock
+from berth.proc import run
 from berth.record import Record
+from berth.storage.driver import ContentRoot, FastCommit, Quiesced, Snapshotter, plain_directory, require
+from berth.storage.layerdiff import LayerDiffer, native_status
+from berth.storage.mounttable import MountTable
 
 if TYPE_CHECKING:
     from berth.storage.driver import Driver
@@ -50,11 +59,13 @@ def _layer(row: object) -> Layer:
 
 
 class LayerStore:
-    def __init__(self, db: Database, driver: Driver, lock_dir: str, split_dir: str) -> None:
+    def __init__(self, db: Database, driver: Driver, lock_dir: str, split_dir: str, mount_dir: str) -> None:
         self.db = db
         self.driver = driver
         self.lock_dir = lock_dir
         self.split_dir = split_dir
+        self.table = MountTable(driver, mount_dir)
+        self.differ = LayerDiffer(driver, self)
 
     def _lock(self, id: str) -> FileLock:
         return FileLock(os.path.join(self.lock_dir, f"layer-{id}"))
@@ -83,6 +94,48 @@ class LayerStore:
             cur = layer.parent
         return list(reversed(out))
 
+    # -- mounts -------------------------------------------------------------------------------
+    def _parents(self, id: str) -> list[str]:
+        return [layer.id for layer in reversed(self.chain(id)[:-1])]
+
+    def mount(self, id: str) -> str:
+        """The path of the layer's whole tree, mounted if the driver needs a mount; every mount
+        is paired with an unmount."""
+        require(self.driver, id)
+        return self.table.mount(id, self._parents(id))
+
+    def unmount(self, id: str) -> None:
+        self.table.unmount(id)
+
+    @contextlib.contextmanager
+    def mounted(self, id: str) -> Iterator[str]:
+        root = self.mount(id)
+        try:
+            yield root
+        finally:
+            self.unmount(id)
+
+    def metadata(self, id: str) -> dict[str, str]:
+        """The driver's description of a layer, with where the mount table mounts it."""
+        md = self.driver.metadata(id)
+        if self.driver.exists(id) and plain_directory(self.driver.mounts(id, self._parents(id))) is None:
+            md["MergedDir"] = self.table.target(id)
+        return md
+
+    @contextlib.contextmanager
+    def _quiesced(self, id: str | None) -> Iterator[None]:
+        """Layer id frozen while the driver copies it, where the driver asks for it and the
+        layer is mounted."""
+        mnt = self.table.mountpoint(id) if id and isinstance(self.driver, Quiesced) else None
+        if mnt is None:
+            yield
+            return
+        run(["fsfreeze", "-f", mnt], what="freezing a device for its snapshot")
+        try:
+            yield
+        finally:
+            run(["fsfreeze", "-u", mnt], check=False)
+
     # -- creation ----------------------------------------------------------------------------
     def _begin(self, parent: str | None, rw: bool) -> tuple[str, FileLock]:
         id = os.urandom(32).hex()
@@ -105,8 +158,9 @@ class LayerStore:
         return os.path.join(self.split_dir, f"{id}.json.gz")
 
     def _abort(self, id: str) -> None:
-        """Remove a layer's files, then its row, then its lock file (the caller holds the lock)."""
-        self.driver.remove(id)
+        """Remove a layer's mount and files, then its row, then its lock file (the caller holds
+        the lock)."""
+        self._abort_files(id)
         if os.path.exists(self.split_path(id)):
             os.unlink(self.split_path(id))
         with self.db.write() as c:
@@ -127,9 +181,10 @@ class LayerStore:
         id, lock = self._begin(parent, rw=False)
         try:
             try:
-                self.driver.create(id, parent, rw=False)
+                with self._quiesced(parent):
+                    self.driver.create(id, parent, rw=False)
                 recorder = Recorder() if keep_bytes else None
-                result = self.driver.apply_diff(id, parent, stream, recorder)
+                result = self.differ.apply(id, stream, recorder)
                 if recorder is not None:
                     os.makedirs(self.split_dir, exist_ok=True)
                     atomic_write(self.split_path(id), recorder.dump())
@@ -154,22 +209,25 @@ class LayerStore:
 
     def commit(self, rw_id: str, parent: str | None) -> Layer:
         """A read-only layer on parent holding rw layer rw_id's changes. Where the driver can copy
-        natively, the copy runs while the canonical tar is hashed for the DiffID; elsewhere the
-        tar streams through a pipe into a new layer."""
+        natively (FastCommit), the copy runs while the canonical tar is hashed for the DiffID;
+        elsewhere the tar streams through a pipe into a new layer."""
         import threading
 
         from berth.storage.tarapply import HashingSink
 
+        driver = self.driver
+        if not (isinstance(driver, FastCommit) and driver.fast_commit()[0]):
+            return self._commit_by_tar(rw_id, parent)
         parent_chain = self.get(parent).chain_id if parent else None
         id, lock = self._begin(parent, rw=False)
         try:
             try:
-                copied: list[bool] = []
                 errors: list[BaseException] = []
 
                 def copy() -> None:
                     try:
-                        copied.append(self.driver.commit_copy(rw_id, id, parent))
+                        with self._quiesced(rw_id):
+                            driver.commit_copy(rw_id, id, parent)
                     except BaseException as err:
                         errors.append(err)
 
@@ -177,14 +235,11 @@ class LayerStore:
                 t.start()
                 sink = HashingSink()
                 try:
-                    size = self.driver.diff(rw_id, parent, sink)
+                    size = self.differ.diff(rw_id, parent, sink)
                 finally:
                     t.join()
                 if errors:
                     raise errors[0]
-                if not copied[0]:
-                    self._abort_files(id)
-                    return self._commit_by_tar(rw_id, parent, id, lock)
                 diff_id = sink.digest()
             except BaseException:
                 self._abort(id)
@@ -194,21 +249,19 @@ class LayerStore:
             lock.release()
 
     def _abort_files(self, id: str) -> None:
+        self.table.release(id)
         self.driver.remove(id)
 
-    def _commit_by_tar(self, rw_id: str, parent: str | None, id: str, lock: FileLock) -> Layer:
+    def _commit_by_tar(self, rw_id: str, parent: str | None) -> Layer:
         import threading
 
-        with self.db.write() as c:
-            c.execute("DELETE FROM layers WHERE id = ?", (id,))
-        lock.release()
         r, w = os.pipe()
         errors: list[BaseException] = []
 
         def produce() -> None:
             with os.fdopen(w, "wb", buffering=1 << 20) as out:
                 try:
-                    self.driver.diff(rw_id, parent, out)
+                    self.differ.diff(rw_id, parent, out)
                 except BaseException as err:
                     errors.append(err)
 
@@ -239,7 +292,8 @@ class LayerStore:
         id, lock = self._begin(parent, rw=True)
         try:
             try:
-                self.driver.create(id, parent, rw=True, opts=opts or None)
+                with self._quiesced(parent):
+                    self.driver.create(id, parent, rw=True, opts=opts or None)
             except BaseException:
                 self._abort(id)
                 raise
@@ -252,10 +306,14 @@ class LayerStore:
     def snapshot(self, id: str) -> Layer:
         """A point-in-time copy of a (rw) layer as a new rw layer with the same parent."""
         src = self.get(id)
+        driver = self.driver
+        if not isinstance(driver, Snapshotter):
+            raise BerthError(f"the {driver.name} driver cannot snapshot a layer")
         new_id, lock = self._begin(src.parent, rw=True)
         try:
             try:
-                self.driver.snapshot(id, new_id)
+                with self._quiesced(id):
+                    driver.snapshot(id, new_id)
             except BaseException:
                 self._abort(new_id)
                 raise
@@ -272,7 +330,7 @@ class LayerStore:
         with self._lock(id):
             with self.db.write() as c:
                 if c.execute("SELECT 1 FROM layers WHERE parent = ?", (id,)).fetchone():
-                    raise NotFound(f"layer {id} still has child layers")
+                    raise LayerInUse(f"layer {id} still has child layers")
                 c.execute("UPDATE layers SET incomplete = 1 WHERE id = ?", (id,))
             self._abort(id)
 
@@ -352,7 +410,11 @@ class LayerStore:
         if os.path.exists(self.split_path(id)):
             with open(self.split_path(id), "rb") as f:
                 split = TarSplit(f.read())
-            root, mounted = self.driver.apply_target(id)
+            # the layer's own files: its content root, else its mounted tree
+            if isinstance(self.driver, ContentRoot):
+                root, mounted = self.driver.content_root(id), False
+            else:
+                root, mounted = self.mount(id), True
 
             def exact() -> Iterator[bytes]:
                 h = hashlib.sha256()
@@ -362,14 +424,14 @@ class LayerStore:
                         yield chunk
                 finally:
                     if mounted:
-                        self.driver.unmount(id)
+                        self.unmount(id)
                 if "sha256:" + h.hexdigest() != layer.diff_id:
                     raise BerthError(f"layer {id} no longer matches its DiffID {layer.diff_id}: its files changed")
             return split.size, exact()
         tmp = tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".layer-", delete=False)  # noqa: SIM115
         try:
             with tmp:
-                self.driver.diff(id, layer.parent, tmp)
+                self.differ.diff(id, layer.parent, tmp)
             size = os.path.getsize(tmp.name)
         except BaseException:
             os.unlink(tmp.name)
@@ -391,8 +453,16 @@ class LayerStore:
     # -- diffs -------------------------------------------------------------------------------
     def diff(self, id: str, sink: Sink, naive: bool = False) -> int:
         layer = self.get(id)
-        return self.driver.diff(id, layer.parent, sink, naive=naive)
+        return self.differ.diff(id, layer.parent, sink, naive=naive)
 
     def changes(self, id: str, naive: bool = False) -> list[tuple[str, str]]:
         layer = self.get(id)
-        return self.driver.changes(id, layer.parent, naive=naive)
+        return self.differ.changes(id, layer.parent, naive=naive)
+
+    def diff_size(self, id: str) -> int:
+        """Bytes of regular files the layer adds or changes over its parent."""
+        return self.differ.diff_size(id, self.get(id).parent)
+
+    def native_diff(self) -> tuple[bool, str]:
+        """Whether the driver's native differ is used, and why (not)."""
+        return native_status(self.driver)

@@ -3,12 +3,13 @@
     <home>/<id>/diff      this layer's files (the upper dir of a rw layer)
     <home>/<id>/link      the layer's short name; <home>/l/<short> -> ../<id>/diff
     <home>/<id>/lower     l/A:l/B:... the parent chain, nearest first
-    <home>/<id>/work, merged
+    <home>/<id>/work      overlay's work dir (layers with parents)
     <home>/<id>/rw        present for read-write layers
 
 Mount data must fit in one page: lower dirs are given as short relative links and the mount
-runs with the driver home as its working directory. Native diff reads the upper dir; berth mounts
-with redirect_dir=off and metacopy=off so that the upper dir stays a faithful record.
+runs with the driver home as its working directory (the layer store's mount table mounts what
+`mounts` describes). Native diff reads the upper dir; berth mounts with redirect_dir=off and
+metacopy=off so that the upper dir stays a faithful record.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import shutil
 from typing import TYPE_CHECKING
 
 from berth.errors import BerthError
-from berth.locks import FileLock, adjust_counter
-from berth.storage import mounts
-from berth.storage.driver import Driver
+from berth.storage.driver import (
+    ContentRoot,
+    Driver,
+    FastCommit,
+    Mount,
+    NativeDiffer,
+    Snapshotter,
+    directory,
+    require,
+)
 from berth.storage.fsutil import is_opaque
 from berth.storage.vfs import copy_tree
 
@@ -36,7 +44,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 INCOMPATIBLE_BACKING = ("overlay", "aufs", "ecryptfs", "nfs", "fuse")
 
 
-class OverlayDriver(Driver):
+class OverlayDriver(Driver, NativeDiffer, FastCommit, Snapshotter, ContentRoot):
     subdirs = (LINK_DIR,)
     name = "overlay"
     whiteouts = "overlay"
@@ -85,7 +93,7 @@ class OverlayDriver(Driver):
             quota.XfsProjectQuota(self.home).check()  # refuse before anything is made
         lower = ""
         if parent:
-            self._require(parent)
+            require(self, parent)
             plower = self._read(parent, "lower")
             lower = f"{LINK_DIR}/{self._read(parent, 'link')}" + (f":{plower}" if plower else "")
             if lower.count(":") + 2 > MAX_DEPTH:
@@ -102,7 +110,6 @@ class OverlayDriver(Driver):
             with open(self._d(id, "lower"), "w", encoding="ascii") as f:
                 f.write(lower)
             os.mkdir(self._d(id, "work"), 0o700)
-            os.mkdir(self._d(id, "merged"), 0o700)
         if rw:
             open(self._d(id, "rw"), "w").close()
         if size is not None:
@@ -113,60 +120,26 @@ class OverlayDriver(Driver):
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._d(id, "diff"))
 
-    def _lock(self, id: str) -> FileLock:
-        return FileLock(os.path.join(self.runroot, "overlay-mounts", id))
-
-    def _mount_data(self, id: str) -> str | None:
-        lower = self._read(id, "lower")
-        if not lower:
-            return None
-        opts = self.facts.overlay_options
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        """A layer without parents is its diff dir; a child is an overlay of its parents' diff
+        dirs (by short link, relative to the driver home), with its own diff dir as the upper
+        dir if it is read-write, else as the top lower dir."""
+        if not parents:
+            return directory(self._d(id, "diff"))
+        lower = ":".join(f"{LINK_DIR}/{self._read(p, 'link')}" for p in parents)
+        opts = tuple(o for o in self.facts.overlay_options.split(",") if o)
         if os.path.exists(self._d(id, "rw")):
-            data = f"{opts}lowerdir={lower},upperdir={id}/diff,workdir={id}/work"
+            layers = (f"lowerdir={lower}", f"upperdir={id}/diff", f"workdir={id}/work")
         else:
-            data = f"{opts}lowerdir={LINK_DIR}/{self._read(id, 'link')}:{lower}"
-        if len(data) > PAGE - 1:
-            raise BerthError(f"cannot mount layer {id}: mount data is {len(data)} bytes, over one page")
-        return data
-
-    def mount(self, id: str) -> str:
-        self._require(id)
-        data = self._mount_data(id)
-        if data is None:
-            return self._d(id, "diff")
-        merged = self._d(id, "merged")
-        with self._lock(id) as lock:
-            count = adjust_counter(lock, +1)
-            if count == 1 or not mounts.is_mountpoint(merged):
-                try:
-                    mounts.mount("overlay", "overlay", merged, data, cwd=self.home)
-                except BaseException:
-                    adjust_counter(lock, -1)
-                    raise
-        return merged
-
-    def unmount(self, id: str) -> None:
-        if not self._read(id, "lower"):
-            return
-        merged = self._d(id, "merged")
-        with self._lock(id) as lock:
-            if adjust_counter(lock, -1) == 0 and mounts.is_mountpoint(merged):
-                mounts.umount(merged)
-
-    def _force_unmount(self, id: str) -> None:
-        merged = self._d(id, "merged")
-        with self._lock(id) as lock:
-            adjust_counter(lock, -(1 << 30))
-            if os.path.isdir(merged) and mounts.is_mountpoint(merged):
-                mounts.umount(merged)
-        lockfile = os.path.join(self.runroot, "overlay-mounts", id)
-        if os.path.exists(lockfile):
-            os.unlink(lockfile)
+            layers = (f"lowerdir={LINK_DIR}/{self._read(id, 'link')}:{lower}",)
+        m = Mount("overlay", "overlay", opts + layers, cwd=self.home)
+        if len(m.data) > PAGE - 1:
+            raise BerthError(f"cannot mount layer {id}: mount data is {len(m.data)} bytes, over one page")
+        return [m]
 
     def remove(self, id: str) -> None:
         if not os.path.lexists(self._d(id)):
             return
-        self._force_unmount(id)
         from berth.storage import quota
 
         quota.XfsProjectQuota(self.home).release(id)
@@ -177,12 +150,13 @@ class OverlayDriver(Driver):
                 os.unlink(lp)
         shutil.rmtree(self._d(id))
 
-    def apply_target(self, id: str) -> tuple[str, bool]:
-        return self._d(id, "diff"), False
+    def content_root(self, id: str) -> str:
+        return self._d(id, "diff")
 
-    def native_candidates(self, id: str, parent: str | None) -> Candidates | None:
-        if not parent or self._read(id, "lower").split(":")[0] != f"{LINK_DIR}/{self._read(parent, 'link')}":
-            return None
+    def native_candidates(self, id: str, parent: str) -> Candidates:
+        """The upper dir holds exactly the layer's changes (whiteouts and opaque dirs included)."""
+        if self._read(id, "lower").split(":")[0] != f"{LINK_DIR}/{self._read(parent, 'link')}":
+            raise BerthError(f"layer {parent} is not the parent of overlay layer {id}")
         from berth.storage.differ import Candidates
 
         cands = Candidates()
@@ -201,7 +175,7 @@ class OverlayDriver(Driver):
         return cands
 
     def snapshot(self, id: str, new_id: str) -> None:
-        self._require(id)
+        require(self, id)
         lower = self._read(id, "lower")
         parent_link = lower.split(":")[0][len(LINK_DIR) + 1 :] if lower else ""
         parent = None
@@ -214,13 +188,14 @@ class OverlayDriver(Driver):
                     opts={"size": f"{record['size']}b"} if record else None)
         copy_tree(self._d(id, "diff"), self._d(new_id, "diff"))
 
-    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> bool:
+    def fast_commit(self) -> tuple[bool, str]:
+        """The upper dir is a faithful layer exactly when native diff is."""
+        return self.native_diff()
+
+    def commit_copy(self, rw_id: str, new_id: str, parent: str | None) -> None:
         """The rw layer's upper dir already is an overlay layer: copy it (reflink where possible)."""
-        if not self.native_diff()[0]:
-            return False
         self.create(new_id, parent, rw=False)
         copy_tree(self._d(rw_id, "diff"), self._d(new_id, "diff"))
-        return True
 
     def status(self) -> list[tuple[str, str]]:
         ok, why = self.native_diff()
@@ -234,12 +209,8 @@ class OverlayDriver(Driver):
         lower = self._read(id, "lower")
         if lower:
             md["LowerDir"] = ":".join(os.path.realpath(os.path.join(self.home, p)) for p in lower.split(":"))
-            md["MergedDir"] = self._d(id, "merged")
         return md
 
     def ids(self) -> list[str]:
         return sorted(n for n in os.listdir(self.home) if n != LINK_DIR and os.path.isdir(self._d(n)))
-
-    def cleanup(self) -> None:
-        return None
 

@@ -7,7 +7,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from berth.proc import run
-from berth.storage.driver import Driver
+from berth.storage.driver import ContentRoot, Driver, Mount, Snapshotter, directory, require
 
 if TYPE_CHECKING:
     from berth.host.probe import HostFacts
@@ -21,9 +21,10 @@ def copy_tree(src: str, dst: str) -> None:
     run(["cp", "-a", "--reflink=auto", "--", f"{src}/.", dst], what="copying a layer")
 
 
-class VfsDriver(Driver):
+class VfsDriver(Driver, ContentRoot, Snapshotter):
     subdirs = ("dir",)
     name = "vfs"
+    whiteouts = "delete"
 
     @classmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
@@ -40,7 +41,7 @@ class VfsDriver(Driver):
         os.makedirs(os.path.dirname(d), exist_ok=True)
         os.mkdir(d, 0o755)
         if parent:
-            self._require(parent)
+            require(self, parent)
             copy_tree(self._dir(parent), d)
 
     def remove(self, id: str) -> None:
@@ -51,15 +52,14 @@ class VfsDriver(Driver):
     def exists(self, id: str) -> bool:
         return os.path.isdir(self._dir(id))
 
-    def mount(self, id: str) -> str:
-        self._require(id)
+    def mounts(self, id: str, parents: list[str]) -> list[Mount]:
+        return directory(self._dir(id))
+
+    def content_root(self, id: str) -> str:
         return self._dir(id)
 
-    def unmount(self, id: str) -> None:
-        return None
-
     def snapshot(self, id: str, new_id: str) -> None:
-        self._require(id)
+        require(self, id)
         d = self._dir(new_id)
         os.mkdir(d, 0o755)
         copy_tree(self._dir(id), d)
