@@ -13,7 +13,7 @@ from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound, StoreCo
 from berth.host.probe import HostFacts, check_root
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
-from berth.storage import registry
+from berth.storage import drivers
 from berth.storage.layers import LayerStore
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Engine:
         self.facts = HostFacts(self.root, self.runroot)
         self.db = Database(os.path.join(self.root, "berth.db"))
         self.driver_name, self.driver_reason = self._pick_driver()
-        cls = registry.driver_class(self.driver_name)
+        cls = drivers.driver_class(self.driver_name)
         ok, why = cls.supported(self.facts)
         if not ok:
             raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
@@ -78,7 +78,7 @@ class Engine:
             return recorded, f"recorded in {self.root} when it was initialised"
         if wanted:
             return wanted, self.settings.driver_source
-        return registry.choose(self.facts)
+        return drivers.choose(self.facts)
 
     def close(self) -> None:
         self.db.close()
@@ -158,7 +158,7 @@ class Engine:
     def info(self) -> dict[str, object]:
         from berth.host.runtimes import probe_runtimes
 
-        support = registry.driver_support(self.facts)
+        support = drivers.driver_support(self.facts)
         runtimes = probe_runtimes(self.runroot)
         ok, why = self.layers.native_diff()
         return {

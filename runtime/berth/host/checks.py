@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from berth.host.probe import HostFacts
 from berth.host.runtimes import probe_runtimes
-from berth.storage import registry
+from berth.storage import drivers
 
 REQUIRED_NAMESPACES = ("pid", "mnt", "uts", "ipc", "net")
 
@@ -59,7 +59,7 @@ def run_checks(facts: HostFacts, driver: str | None, cache_dir: str | None) -> l
                      "aufs present" if "aufs" in facts.filesystems else "aufs is not in /proc/filesystems",
                      "this kernel lacks aufs: use --driver overlay"))
     if driver:
-        cls_ok, why = registry.driver_support(facts).get(driver, (False, f"unknown driver {driver!r}"))
+        cls_ok, why = drivers.driver_support(facts).get(driver, (False, f"unknown driver {driver!r}"))
         out.append(Check(f"driver {driver}", cls_ok, True, why, "choose another driver: berth info lists them"))
     runtimes = probe_runtimes(cache_dir)
     for rt in runtimes:

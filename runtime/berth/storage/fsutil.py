@@ -36,11 +36,6 @@ def is_opaque(path: str) -> bool:
         return False
 
 
-def is_whiteout(st: os.stat_result) -> bool:
-    """overlayfs whiteout: a character device 0:0."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
 def remove_path(path: str) -> None:
     """Remove a file, link or whole directory tree without following symlinks; absent is fine."""
     try:
@@ -81,15 +76,3 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     if durable:
         fsync_dir(d)
 
-
-def dir_size(path: str) -> int:
-    """Bytes in regular files below path, each inode counted once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for n in files + dirs:
-            st = os.lstat(os.path.join(root, n))
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total

@@ -1,4 +1,4 @@
-"""Driver registry and automatic selection (btrfs, overlay, devicemapper, vfs — with the reason).
+"""The storage drivers by name, and automatic selection (btrfs, overlay, devicemapper, vfs — with the reason).
 
 Driver modules are imported only when a driver is asked for, so a command that uses one driver
 does not pay for loading the others.
@@ -19,7 +19,6 @@ DRIVERS = {"btrfs": ("berth.storage.btrfs", "BtrfsDriver"), "overlay": ("berth.s
            "vfs": ("berth.storage.vfs", "VfsDriver"),
            "devicemapper": ("berth.storage.devicemapper", "DeviceMapperDriver"),
            "aufs": ("berth.storage.aufs", "AufsDriver")}
-PLANNED: dict[str, str] = {}
 AUTO_ORDER = ("btrfs", "overlay", "devicemapper", "vfs")
 ALL_NAMES = ("vfs", "overlay", "btrfs", "devicemapper", "aufs")
 
@@ -49,6 +48,4 @@ def driver_class(name: str) -> type[Driver]:
     if name in DRIVERS:
         module, cls = DRIVERS[name]
         return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
-    if name in PLANNED:
-        raise BerthError(f"{PLANNED[name]}; choose one of: {', '.join(DRIVERS)}")
     raise BerthError(f"unknown storage driver {name!r}; choose one of: {', '.join(DRIVERS)}")
