@@ -24,13 +24,9 @@ FORBIDDEN = {
 STORES = {"berth.db", "berth.storage.layers", "berth.image.store", "berth.container.store"}
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
                  r"CREATE\s+(TABLE|INDEX)|ALTER\s+TABLE|PRAGMA\s)", re.S)
-# Known violations another step of issue 14 removes (step 5: a leaf units module, driver-owned
-# probes). Each entry must still be a violation: once fixed, it has to be taken out of here.
-PENDING = {
-    ("berth.storage.devicemapper", "imports berth.container.config"),
-    ("berth.storage.quota", "imports berth.container.config"),
-    ("berth.host.prepare", "imports berth.storage.devicemapper._xfs_reflink"),
-}
+# Known violations still to be removed. Each entry must still be a violation: once fixed, it has
+# to be taken out of here.
+PENDING: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, ast.Module]:

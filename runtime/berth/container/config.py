@@ -7,16 +7,7 @@ import re
 
 from berth.errors import InvalidInput
 from berth.record import Factory, Record
-
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(value: str, what: str = "size") -> int:
-    m = _SIZE_RE.match(value.strip())
-    if not m:
-        raise InvalidInput(f"invalid {what} {value!r}: use a number with an optional unit b, k, m, g (e.g. 64m)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+from berth.units import parse_size as parse_size  # re-exported while callers move to berth.units
 
 
 class Mount(Record):

@@ -8,7 +8,6 @@ already holds a file system or an LVM signature is never wiped unless force is g
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import yaml
@@ -16,9 +15,8 @@ import yaml
 from berth.errors import BerthError, InvalidInput
 from berth.host.probe import HostFacts, device_mapper, device_signature, fs_type
 from berth.proc import run
-from berth.storage import mounts
-
-SIZE_RE = re.compile(r"^(\d+)([KMGT]?)$", re.IGNORECASE)
+from berth.storage import drivers, mounts
+from berth.units import parse_size
 
 
 class Step:
@@ -29,13 +27,6 @@ class Step:
 
     def __str__(self) -> str:
         return f"{'warning' if self.warning else 'ok' if self.done else 'change'}: {self.what}"
-
-
-def _size(spec: str) -> int:
-    m = SIZE_RE.match(spec.strip())
-    if not m:
-        raise InvalidInput(f"invalid size {spec!r}: use a number with K, M, G or T (e.g. 4G)")
-    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
 
 
 def _loop_for(path: str) -> str | None:
@@ -96,10 +87,8 @@ def prepare(driver: str, root: str, config_path: str, devices: list[str] | None 
         if devices or loopback:
             _prepare_fs("xfs", ["mkfs.xfs", "-f", "-n", "ftype=1"], target, devices, loopback, check, force, fstab,
                         steps)
-        from berth.storage.overlay import OverlayDriver
-
         facts = HostFacts(target if os.path.exists(target) else root)
-        ok, why = OverlayDriver.supported(facts)
+        ok, why = drivers.driver_class("overlay").supported(facts)
         if not ok and not check:
             raise BerthError(f"overlay cannot work here: {why}")
         steps.append(Step(f"overlay checks: {why}", True))
@@ -115,9 +104,8 @@ def prepare(driver: str, root: str, config_path: str, devices: list[str] | None 
         _prepare_fs("xfs", ["mkfs.xfs", "-f", "-m", "reflink=1"], target, devices, loopback, check, force, fstab,
                     steps)
         if not check:
-            from berth.storage.devicemapper import _xfs_reflink
-
-            if not _xfs_reflink(target):
+            dm = drivers.driver_class("devicemapper")
+            if not dm.reflink_pool_supported(HostFacts(target)):  # type: ignore[attr-defined]
                 raise BerthError(f"{target} is an xfs without reflink=1: the reflink pool needs it "
                                  "(reformat with --force)")
         steps.append(Step("devicemapper uses the reflink pool (no device-mapper in this kernel)"
@@ -145,7 +133,7 @@ def _thin_pool(devices: list[str] | None, loopback: str | None, opts: dict[str, 
         raise InvalidInput("give --device or --loopback, not both")
     if not devices and not loopback:
         raise InvalidInput("a thin pool needs --device DEV (direct-lvm) or --loopback FILE:SIZE (loop-lvm)")
-    options = thinpool.Options(opts)
+    options = drivers.driver_class("devicemapper").pool_options(opts)  # type: ignore[attr-defined]
 
     def add(what: str, done: bool) -> None:
         steps.append(Step(what, done))
@@ -170,7 +158,7 @@ def _thin_pool(devices: list[str] | None, loopback: str | None, opts: dict[str, 
         if not check:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:
-                f.truncate(_size(size))
+                f.truncate(parse_size(size, "size"))
     add(f"attach {path} to a loop device", False)
     if check:
         return thinpool.plan([], options, check=True, force=force, add_step=add, pending=f"<loop device of {path}>")
@@ -202,7 +190,7 @@ def _prepare_fs(fstype: str, mkfs: list[str], target: str, devices: list[str] | 
                 if not check:
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     with open(path, "wb") as f:
-                        f.truncate(_size(size))
+                        f.truncate(parse_size(size, "size"))
             dev = _loop_for(path) if os.path.exists(path) else None
             if dev:
                 steps.append(Step(f"{path} is attached as {dev}", True))

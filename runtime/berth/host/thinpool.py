@@ -6,66 +6,40 @@ group and a metadata LV of dm.thinp_metapercent, joined by lvconvert with the ch
 dm.blocksize, zeroing off) plus an autoextend profile. loop-lvm: the same on a sparse file
 attached to a loop device, for trials only (slow, and it says so).
 
-Every step looks first and only does what is missing; safety checks (foreign signatures, a
+The dm.* options arrive checked by the devicemapper driver (DmOptions, beside the driver). Every
+step looks first and only does what is missing; safety checks (foreign signatures, a
 physical volume of another group, no device-mapper in the kernel) come before any change.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from berth.errors import BerthError, InvalidInput
 from berth.host.probe import device_mapper, device_signature
 from berth.proc import run
 
-DEFAULT_VG = "berth"
+if TYPE_CHECKING:
+    from berth.storage.devicemapper import DmOptions
+
 POOL_LV = "thinpool"
 PROFILE_DIR = "/etc/lvm/profile"
 LOOP_LVM_WARNING = ("loop-lvm: a thin pool on a loop file is slow and not for production; give --device "
                     "block devices (direct-lvm)")
-_NAME_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
-_CHUNK_RE = re.compile(r"^(\d+)([KMG])$", re.IGNORECASE)
 LVM_ENV = {"LVM_SUPPRESS_FD_WARNINGS": "1"}
 AddStep = Callable[[str, bool], None]  # (what, already done)
 
 
-class Options:
-    """The dm.* options that shape the pool, validated up front."""
+def pool_path(opts: DmOptions) -> str:
+    # device-mapper doubles hyphens inside LVM names
+    return f"/dev/mapper/{opts.vg.replace('-', '--')}-{POOL_LV}"
 
-    def __init__(self, opts: dict[str, str]) -> None:
-        self.vg = opts.get("dm.vg", DEFAULT_VG)
-        if not _NAME_RE.match(self.vg):
-            raise InvalidInput(f"dm.vg={self.vg!r} is not a valid volume group name")
-        self.chunk = opts.get("dm.blocksize", "512K").upper()
-        m = _CHUNK_RE.match(self.chunk)
-        kib = int(m.group(1)) * {"K": 1, "M": 1 << 10, "G": 1 << 20}[m.group(2)] if m else 0
-        if not m or kib < 64 or kib > (1 << 20) or kib % 64:
-            raise InvalidInput(f"dm.blocksize={self.chunk!r}: use a multiple of 64K between 64K and 1G (e.g. 512K)")
-        self.data_percent = self._percent(opts, "dm.thinp_percent", 95)
-        self.meta_percent = self._percent(opts, "dm.thinp_metapercent", 1)
-        if self.data_percent + self.meta_percent > 100:
-            raise InvalidInput("dm.thinp_percent + dm.thinp_metapercent must not exceed 100")
-        self.threshold = self._percent(opts, "dm.thinp_autoextend_threshold", 80)
-        self.extend = self._percent(opts, "dm.thinp_autoextend_percent", 20)
 
-    @staticmethod
-    def _percent(opts: dict[str, str], key: str, default: int) -> int:
-        raw = opts.get(key, str(default)).rstrip("%")
-        if not raw.isdigit() or not 0 < int(raw) <= 100:
-            raise InvalidInput(f"{key}={opts.get(key)!r}: use a percentage from 1 to 100")
-        return int(raw)
-
-    @property
-    def pool_path(self) -> str:
-        # device-mapper doubles hyphens inside LVM names
-        return f"/dev/mapper/{self.vg.replace('-', '--')}-{POOL_LV}"
-
-    @property
-    def profile(self) -> str:
-        return f"{self.vg}-{POOL_LV}"
+def profile(opts: DmOptions) -> str:
+    return f"{opts.vg}-{POOL_LV}"
 
 
 def _lvm(*argv: str, check: bool = False) -> str:
@@ -74,7 +48,7 @@ def _lvm(*argv: str, check: bool = False) -> str:
     return cp.stdout.decode().strip() if cp.returncode == 0 else ""
 
 
-def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, add_step: AddStep) -> None:
+def preflight(devices: list[str], opts: DmOptions, *, check: bool, force: bool, add_step: AddStep) -> None:
     """Every refusal, before anything is changed: missing tools or kernel support, foreign signatures,
     physical volumes of another group."""
     if not shutil.which("lvcreate"):
@@ -100,7 +74,7 @@ def preflight(devices: list[str], opts: Options, *, check: bool, force: bool, ad
         add_step(f"device-mapper is missing ({why}): this plan cannot be applied on this kernel", False)
 
 
-def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_step: AddStep,
+def plan(devices: list[str], opts: DmOptions, *, check: bool, force: bool, add_step: AddStep,
          pending: str | None = None) -> dict[str, str]:
     """Make (or, with check, describe) the pool on devices; returns the storage options to write.
     pending names a device that does not exist yet (the loop device of a loop-lvm file, in check
@@ -141,8 +115,8 @@ def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_ste
            ["lvcreate", "-y", "--wipesignatures", "y", "-n", f"{POOL_LV}meta", "-l", f"{opts.meta_percent}%VG",
             opts.vg])
         do(f"lvconvert {lv} into a thin pool (chunk {opts.chunk}, no zeroing) with {meta}",
-           ["lvconvert", "-y", "--zero", "n", "-c", opts.chunk, "--thinpool", lv, "--poolmetadata", meta])
-    profile_path = os.path.join(PROFILE_DIR, f"{opts.profile}.profile")
+           ["lvconvert", "-y", "--zero", "n", "-c", f"{opts.chunk_kib}k", "--thinpool", lv, "--poolmetadata", meta])
+    profile_path = os.path.join(PROFILE_DIR, f"{profile(opts)}.profile")
     text = (f"activation {{\n\tthin_pool_autoextend_threshold={opts.threshold}\n"
             f"\tthin_pool_autoextend_percent={opts.extend}\n}}\n")
     current = None
@@ -158,8 +132,8 @@ def plan(devices: list[str], opts: Options, *, check: bool, force: bool, add_ste
 
             os.makedirs(PROFILE_DIR, exist_ok=True)
             atomic_write(profile_path, text.encode())
-    if _lvm("lvs", "--noheadings", "-o", "lv_profile", lv) == opts.profile:
-        add_step(f"{lv} uses the profile {opts.profile}", True)
+    if _lvm("lvs", "--noheadings", "-o", "lv_profile", lv) == profile(opts):
+        add_step(f"{lv} uses the profile {profile(opts)}", True)
     else:
-        do(f"lvchange --metadataprofile {opts.profile} {lv}", ["lvchange", "--metadataprofile", opts.profile, lv])
-    return {"dm.thinpooldev": opts.pool_path}
+        do(f"lvchange --metadataprofile {profile(opts)} {lv}", ["lvchange", "--metadataprofile", profile(opts), lv])
+    return {"dm.thinpooldev": pool_path(opts)}

@@ -19,25 +19,74 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from berth.errors import BerthError
+from berth.errors import BerthError, InvalidInput
 from berth.proc import run
 from berth.storage import mounts
 from berth.storage.driver import Activator, Driver, FastCommit, Mount, Quiesced, Snapshotter, require
+from berth.units import parse_size
 
 if TYPE_CHECKING:
     from berth.host.probe import HostFacts
 
 DEFAULT_BASESIZE = 10 << 30
 DEFAULT_MIN_FREE = 10  # percent
+DEFAULT_VG = "berth"
+_VG_RE = re.compile(r"^[A-Za-z0-9+_.][A-Za-z0-9+_.-]*$")
 
 
-def _size(value: str) -> int:
-    from berth.container.config import parse_size
+class DmOptions:
+    """Every dm.* option, checked in one place: the driver's own (dm.basesize, dm.fs,
+    dm.min_free_space, dm.thinpooldev, dm.pool) and those that shape the pool
+    `berth host prepare --pool thin` makes (dm.vg, dm.blocksize, dm.thinp_*)."""
 
-    return parse_size(value, "dm.basesize")
+    KNOWN = ("dm.basesize", "dm.fs", "dm.min_free_space", "dm.thinpooldev", "dm.pool", "dm.vg", "dm.blocksize",
+             "dm.thinp_percent", "dm.thinp_metapercent", "dm.thinp_autoextend_threshold",
+             "dm.thinp_autoextend_percent")
+
+    def __init__(self, opts: dict[str, str]) -> None:
+        for k in opts:
+            if k not in self.KNOWN:
+                raise BerthError(f"unknown storage option {k!r} for the devicemapper driver "
+                                 f"(allowed: {', '.join(self.KNOWN)})")
+        self.basesize = parse_size(opts["dm.basesize"], "dm.basesize") if "dm.basesize" in opts else DEFAULT_BASESIZE
+        self.fs = opts.get("dm.fs", "ext4")
+        if self.fs not in ("ext4", "xfs"):
+            raise BerthError(f"dm.fs must be ext4 or xfs, not {self.fs!r}")
+        raw = opts.get("dm.min_free_space", f"{DEFAULT_MIN_FREE}%").rstrip("%")
+        if not raw.isdigit() or not 0 <= int(raw) < 100:
+            raise BerthError("dm.min_free_space is a percentage below 100, e.g. 10%")
+        self.min_free = int(raw)
+        self.thinpooldev = opts.get("dm.thinpooldev")
+        self.pool_dir = opts.get("dm.pool")
+        # the pool `berth host prepare --pool thin` makes
+        self.vg = opts.get("dm.vg", DEFAULT_VG)
+        if not _VG_RE.match(self.vg):
+            raise InvalidInput(f"dm.vg={self.vg!r} is not a valid volume group name")
+        self.chunk = opts.get("dm.blocksize", "512K").upper()
+        try:
+            chunk = parse_size(self.chunk, "dm.blocksize")
+        except InvalidInput:
+            chunk = 0
+        if chunk < 64 << 10 or chunk > 1 << 30 or chunk % (64 << 10):
+            raise InvalidInput(f"dm.blocksize={self.chunk!r}: use a multiple of 64K between 64K and 1G (e.g. 512K)")
+        self.chunk_kib = chunk >> 10
+        self.data_percent = self._percent(opts, "dm.thinp_percent", 95)
+        self.meta_percent = self._percent(opts, "dm.thinp_metapercent", 1)
+        if self.data_percent + self.meta_percent > 100:
+            raise InvalidInput("dm.thinp_percent + dm.thinp_metapercent must not exceed 100")
+        self.threshold = self._percent(opts, "dm.thinp_autoextend_threshold", 80)
+        self.extend = self._percent(opts, "dm.thinp_autoextend_percent", 20)
+
+    @staticmethod
+    def _percent(opts: dict[str, str], key: str, default: int) -> int:
+        raw = opts.get(key, str(default)).rstrip("%")
+        if not raw.isdigit() or not 0 < int(raw) <= 100:
+            raise InvalidInput(f"{key}={opts.get(key)!r}: use a percentage from 1 to 100")
+        return int(raw)
 
 
 class PoolFull(BerthError):
@@ -241,10 +290,7 @@ class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
     name = "devicemapper"
     subdirs = ("mnt", "metadata")
     freeze_to_copy = True
-    # dm.vg, dm.blocksize and dm.thinp_* shape the pool `berth host prepare --pool thin` makes
-    known_options = ("dm.basesize", "dm.fs", "dm.min_free_space", "dm.thinpooldev", "dm.pool", "dm.vg", "dm.blocksize",
-                     "dm.thinp_percent", "dm.thinp_metapercent", "dm.thinp_autoextend_threshold",
-                     "dm.thinp_autoextend_percent")
+    known_options = DmOptions.KNOWN
 
     @classmethod
     def supported(cls, facts: HostFacts) -> tuple[bool, str]:
@@ -259,21 +305,28 @@ class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
         return False, (f"{dm.get('reason') or 'no thin-pool target'}; the reflink stand-in needs the root on "
                        f"xfs (reflink=1) or btrfs, not {facts.backing_fs} (berth host prepare --driver devicemapper)")
 
+    @classmethod
+    def validate_options(cls, options: dict[str, str]) -> None:
+        DmOptions(options)
+
+    @classmethod
+    def pool_options(cls, options: dict[str, str]) -> DmOptions:
+        """The dm.* options, checked (`berth host prepare --pool thin` shapes its pool with them)."""
+        return DmOptions(options)
+
+    @classmethod
+    def reflink_pool_supported(cls, facts: HostFacts) -> bool:
+        """Whether the reflink pool works at facts.root: btrfs, or xfs made with reflink=1."""
+        return facts.backing_fs == "btrfs" or (facts.backing_fs == "xfs" and _xfs_reflink(facts.root))
+
     def __init__(self, home: str, options: dict[str, str], facts: HostFacts) -> None:
         super().__init__(home, options, facts)
-        opts = self.options
-        self.basesize = _size(opts["dm.basesize"]) if "dm.basesize" in opts else DEFAULT_BASESIZE
-        self.fs = opts.get("dm.fs", "ext4")
-        if self.fs not in ("ext4", "xfs"):
-            raise BerthError(f"dm.fs must be ext4 or xfs, not {self.fs!r}")
-        raw = opts.get("dm.min_free_space", f"{DEFAULT_MIN_FREE}%").rstrip("%")
-        if not raw.isdigit() or not 0 <= int(raw) < 100:
-            raise BerthError("dm.min_free_space is a percentage below 100, e.g. 10%")
-        self.min_free = int(raw)
-        if "dm.thinpooldev" in opts:
-            self.pool: PoolBackend = ThinPool(opts["dm.thinpooldev"], os.path.join(self.home, "thin-metadata.json"))
+        opts = DmOptions(self.options)
+        self.basesize, self.fs, self.min_free = opts.basesize, opts.fs, opts.min_free
+        if opts.thinpooldev is not None:
+            self.pool: PoolBackend = ThinPool(opts.thinpooldev, os.path.join(self.home, "thin-metadata.json"))
         else:
-            self.pool = ReflinkPool(opts.get("dm.pool") or os.path.join(self.home, "pool"))
+            self.pool = ReflinkPool(opts.pool_dir or os.path.join(self.home, "pool"))
 
     # -- helpers -----------------------------------------------------------------------------
     def _mnt(self, id: str) -> str:

@@ -11,6 +11,7 @@ import os
 from berth.errors import BerthError, InvalidInput
 from berth.proc import run
 from berth.storage.fsutil import atomic_write
+from berth.units import parse_size
 
 FIRST_PROJECT_ID = 100_000  # well above the ids admins hand out by hand in /etc/projid
 
@@ -19,8 +20,6 @@ def requested_size(opts: dict[str, str] | None, driver: str) -> int | None:
     """The size= option in bytes (None without one); any other key is refused."""
     if not opts:
         return None
-    from berth.container.config import parse_size
-
     unknown = sorted(set(opts) - {"size"})
     if unknown:
         raise InvalidInput(f"the {driver} driver knows no storage option {', '.join(unknown)} (only size=N)")
