@@ -103,18 +103,16 @@ def peers_chart(res: dict[str, Results], names: dict[str, str], out: str) -> Non
                     fontsize=9)
         if floor:
             ax.axhline(floor, color="#b22222", linestyle="--", linewidth=1.2)
-            ax.text(len(values) - 0.5, floor + top * 0.02, f"floor ({floor_label}) {fmt(floor)}", color="#b22222",
-                    ha="right", va="bottom", fontsize=8)
-        else:
-            ax.text(0.98, 0.97, "no floor recorded", transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                    color="#b22222")
+        note = f"- - floor ({floor_label}): {fmt(floor)}" if floor else "no floor recorded"
+        ax.text(0.02, 0.98, note, transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#b22222")
         ax.set_xticks(list(xs), [e for e, _, _ in values])
         ax.set_ylim(0, top * 1.22)
         ax.set_ylabel("seconds (median)")
         ax.set_title(title, fontsize=10)
         ax.spines[["top", "right"]].set_visible(False)
     sources = ", ".join(os.path.basename(names[k]) for k in ("containers", "images") if k in names)
-    fig.suptitle("berth vs docker 20.10 vs podman 4.3: median wall time per phase, lower is better\n"
+    quick = " (quick runs: few repetitions)" if "-quick" in sources else ""
+    fig.suptitle(f"berth vs docker 20.10 vs podman 4.3: median wall time per phase, lower is better{quick}\n"
                  f"same machine, fresh loop ext4 each, overlay storage; {sources}", fontsize=11)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
