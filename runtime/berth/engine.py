@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from berth.image.signing import Trust
     from berth.storage.driver import Driver
 
+
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
 
@@ -35,27 +36,42 @@ def _iso(ts: int) -> str:
 
 
 class Engine:
-    def __init__(self, settings: config_mod.Settings | None = None, **kw: object) -> None:
+    """One root's stores and driver. report=True opens it only to look: no database is created,
+    no driver pinned, no crash recovery run, and a root that does not exist is not created (it reads
+    as empty, and the driver is not set up). On an existing root the driver is opened as usual,
+    so that its status can be reported."""
+
+    def __init__(self, settings: config_mod.Settings | None = None, report: bool = False, **kw: object) -> None:
         check_root()
         self.settings = settings or config_mod.load(**kw)  # type: ignore[arg-type]
         s = self.settings
         self.root, self.runroot = s.root, s.runroot
-        for d in (self.root, self.runroot):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-        self.facts = HostFacts(self.root, self.runroot)
-        self.db = Database(os.path.join(self.root, "berth.db"))
+        self.report = report
+        db_path = os.path.join(self.root, "berth.db")
+        exists = os.path.exists(db_path)
+        if not report:
+            for d in (self.root, self.runroot):
+                os.makedirs(d, mode=0o700, exist_ok=True)
+        self.facts = HostFacts(self.root, self.runroot if os.path.isdir(self.runroot) else None)
+        # a root that is not there yet reads as an empty one, from a database that lives in memory
+        self.db = Database(db_path if exists or not report else ":memory:")
         self.driver_name, self.driver_reason = self._pick_driver()
         cls = drivers.driver_class(self.driver_name)
         ok, why = cls.supported(self.facts)
         if not ok:
             raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
-        self.driver: Driver = cls(os.path.join(self.root, self.driver_name), s.storage_opts, self.facts)
-        self.db.init_meta("driver", self.driver_name)
+        self._driver: Driver | None = None
+        if not report or os.path.isdir(self.root):
+            self._driver = cls(os.path.join(self.root, self.driver_name), s.storage_opts, self.facts)
+        if not report:
+            self.db.init_meta("driver", self.driver_name)
         self.lock_dir = os.path.join(self.root, "locks")
         self.sigstore = s.sigstore or os.path.join(self.root, "sigstore")
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"),
-                                 os.path.join(self.runroot, "mounts"))
+        if not report:
+            os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
+        # without a driver (a root not there yet, reported on) the stores are empty and never reach it
+        self.layers = LayerStore(self.db, self._driver, self.lock_dir,  # type: ignore[arg-type]
+                                 os.path.join(self.root, "tarsplit"), os.path.join(self.runroot, "mounts"))
         blobs = BlobStore(os.path.join(self.root, "blobs"))
         self.images = ImageStore(self.db, blobs)
         self.manifests = ManifestStore(self.db, blobs)
@@ -63,10 +79,17 @@ class Engine:
         from berth.container.manager import ContainerManager
         from berth.container.store import ContainerStore
 
-        self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers, self.driver,
+        self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers,
+                                           self._driver,  # type: ignore[arg-type]
                                            root=self.root, runroot=self.runroot, lock_dir=self.lock_dir,
                                            cgroup_parent=s.cgroup_parent, check_trust=self.check_trust)
-        self.recovered = self.recover()
+        self.recovered = [] if report else self.recover()
+
+    @property
+    def driver(self) -> Driver:
+        if self._driver is None:
+            raise StoreConflict(f"{self.root} is not initialised yet (opened to report only)")
+        return self._driver
 
     def _pick_driver(self) -> tuple[str, str]:
         recorded = self.db.get_meta("driver")
@@ -159,14 +182,19 @@ class Engine:
         from berth.host.runtimes import probe_runtimes
 
         support = drivers.driver_support(self.facts)
-        runtimes = probe_runtimes(self.runroot)
-        ok, why = self.layers.native_diff()
+        runtimes = probe_runtimes(self.runroot if os.path.isdir(self.runroot) else None)
+        if self._driver is not None:
+            ok, why = self.layers.native_diff()
+            status = dict(self._driver.status())
+        else:
+            ok, why = False, f"{self.root} is not initialised yet"
+            status = {}
         return {
             "root": self.root,
             "runroot": self.runroot,
             "driver": self.driver_name,
             "driver_reason": self.driver_reason,
-            "driver_status": dict(self.driver.status()),
+            "driver_status": status,
             "native_diff": {"usable": ok, "reason": why},
             "drivers": {n: {"supported": s, "reason": r} for n, (s, r) in support.items()},
             **self.facts.as_dict(),
