@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
@@ -11,6 +10,7 @@ from berth import config as config_mod
 from berth.db import Database
 from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
+from berth.image import formats
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
 from berth.storage import drivers
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from berth.declare.schema import Desired
     from berth.image.signing import Trust
     from berth.storage.driver import Driver
-
-
-GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
 
 def _iso(ts: int) -> str:
@@ -219,14 +216,8 @@ class Engine:
         history: dict[str, object] = {"created": created, "created_by": "berth import"}
         if message:
             history["comment"] = message
-        cfg: dict[str, object] = {
-            "architecture": GOARCH.get(os.uname().machine, os.uname().machine),
-            "os": "linux",
-            "created": created,
-            "config": image_config,
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-            "history": [history],
-        }
+        assert layer.diff_id is not None
+        cfg = formats.image_config([layer.diff_id], created, image_config, [history])
         return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
 
     def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
@@ -310,7 +301,7 @@ class Engine:
         from berth.image.distribution import manifest_for
 
         data, _mt = manifest_for(self.stores, self.images.get(image_id))
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        return formats.digest(data)
 
     def sign(self, ref: str, fingerprint: str, gpg_home: str | None = None, sigstore: str | None = None) -> str:
         """Sign an image's manifest digest and name with gpg; returns the signature's path."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from berth.container.pathres import resolve_in_root
 from berth.errors import BerthError, HostileInput, InvalidInput
 from berth.image import changes as changes_mod
+from berth.image import formats
 from berth.image.store import Image, ImageStore
 from berth.storage.tarwriter import DIRTYPE, REGTYPE, SYMTYPE, TarEntry, TarWriter
 
@@ -136,7 +137,7 @@ class _Scratch:
     size = 0
 
 
-SCRATCH_CONFIG: dict[str, object] = {"architecture": "amd64", "os": "linux", "config": {},
+SCRATCH_CONFIG: dict[str, object] = {"architecture": formats.host_arch(), "os": "linux", "config": {},
                                      "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
 
 
