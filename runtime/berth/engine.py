@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
 from berth.db import Database
-from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound, StoreConflict
+from berth.errors import BerthError, ImageInUse, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
 from berth.image import formats
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
 from berth.storage import drivers
 from berth.storage.layers import LayerStore
+from berth.timefmt import iso_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
     from berth.declare.schema import Desired
     from berth.image.signing import Trust
     from berth.storage.driver import Driver
-
-
-def _iso(ts: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Engine:
@@ -212,7 +207,7 @@ class Engine:
             reference.parse(ref)
         image_config = changes_mod.apply({}, changes or [])
         layer, _new, result = self.layers.create_from_tar(None, stream)
-        created = _iso(result.newest_mtime)
+        created = iso_seconds(result.newest_mtime)
         history: dict[str, object] = {"created": created, "created_by": "berth import"}
         if message:
             history["comment"] = message
@@ -364,7 +359,7 @@ class Engine:
         img = self.images.resolve(ref)
         users = self.containers.store.using_image(img.id)
         if users and (img.id.startswith("sha256:" + ref.removeprefix("sha256:")) or len(img.tags) <= 1):
-            raise InvalidInput(f"image {ref} is used by container(s) {', '.join(c.name for c in users)}: "
+            raise ImageInUse(f"image {ref} is used by container(s) {', '.join(c.name for c in users)}: "
                                "remove them first")
         out = []
         by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)

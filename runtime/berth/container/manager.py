@@ -27,6 +27,7 @@ from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound
 from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
 from berth.storage.fsutil import atomic_write
+from berth.timefmt import iso_precise, iso_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -652,7 +653,7 @@ class ContainerManager:
         if cc.user:
             icfg["User"] = cc.user
         icfg = changes_mod.apply(icfg, changes or [])
-        now = _iso(time.time()).split(".")[0] + "Z"
+        now = iso_seconds(time.time())
         history = list(base_cfg.get("history") or [])  # type: ignore[call-overload]
         entry: dict[str, object] = {"created": now, "created_by": f"berth commit {c.name}"}
         if message:
@@ -723,15 +724,15 @@ class ContainerManager:
             "Name": c.name,
             "Image": c.image_id,
             "ImageName": cfg.image,
-            "Created": _iso(c.created),
+            "Created": iso_precise(c.created),
             "State": {
                 "Status": c.state,
                 "Running": c.state == "running",
                 "Pid": c.pid,
                 "ExitCode": c.exit_code if c.exit_code is not None else 0,
                 "OOMKilled": c.oom_killed,
-                "StartedAt": _iso(c.started_at),
-                "FinishedAt": _iso(c.finished_at),
+                "StartedAt": iso_precise(c.started_at),
+                "FinishedAt": iso_precise(c.finished_at),
                 "Error": c.error or "",
             },
             "Config": cfg.to_dict(),
@@ -753,14 +754,3 @@ def _runtime_failed(log: str) -> bool:
             return b'"level":"error"' in f.read()
     except OSError:
         return False
-
-
-def _iso(ts: float | None) -> str:
-    if not ts:
-        return "0001-01-01T00:00:00Z"
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-
