@@ -72,9 +72,9 @@ class Engine:
         from berth.container.store import ContainerStore
 
         self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers,
-                                           self._driver,  # type: ignore[arg-type]
-                                           root=self.root, runroot=self.runroot, lock_dir=self.lock_dir,
-                                           cgroup_parent=s.cgroup_parent, check_trust=self.check_trust)
+                                           driver_name=self.driver_name, root=self.root, runroot=self.runroot,
+                                           lock_dir=self.lock_dir, cgroup_parent=s.cgroup_parent,
+                                           check_trust=self.check_trust)
         self.recovered = [] if report else self.recover()
 
     @property
@@ -329,7 +329,7 @@ class Engine:
         """Build an image from a Dockerfile (the steps on stderr unless quiet)."""
         from berth.image.build import Builder, default_say
 
-        return Builder(self.images, self.layers, self.driver, self.containers, context, dockerfile, build_args,
+        return Builder(self.images, self.layers, self.containers, context, dockerfile, build_args,
                        default_say(quiet), use_cache, target).build(tags)
 
     # -- declarative state --------------------------------------------------------------------

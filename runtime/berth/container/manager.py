@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from berth.container.network import Networks
-    from berth.storage.driver import Driver
     from berth.storage.layers import LayerStore
 
 SIGNALS = {s.name[3:]: s.value for s in signal_mod.Signals if s.name.startswith("SIG") and "_" not in s.name}
@@ -61,13 +60,13 @@ class ContainerManager:
     """The containers of one root. check_trust(ref) enforces the trust policy on an image about
     to be used (it raises when the policy refuses it)."""
 
-    def __init__(self, store: ContainerStore, images: ImageStore, layers: LayerStore, driver: Driver, *,
+    def __init__(self, store: ContainerStore, images: ImageStore, layers: LayerStore, *, driver_name: str,
                  root: str, runroot: str, lock_dir: str, cgroup_parent: str,
                  check_trust: Callable[[str], None]) -> None:
         self.store = store
         self.images = images
         self.layers = layers
-        self.driver = driver
+        self.driver_name = driver_name
         self.root, self.runroot, self.lock_dir = root, runroot, lock_dir
         self.check_trust = check_trust
         self.cgroup_parent = cgroup_parent.strip("/")
@@ -739,7 +738,7 @@ class ContainerManager:
             "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
                            "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
             "RestartCount": c.restart_count,
-            "GraphDriver": {"Name": self.driver.name, "Data": self.layers.metadata(c.rw_layer),
+            "GraphDriver": {"Name": self.driver_name, "Data": self.layers.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),
             "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},
