@@ -49,7 +49,7 @@ def main():
         names = module.params["name"] or [c.id for c in engine.containers.list(all_=True)]
         return inspect_each(names, engine.containers.inspect)
 
-    module.exit_json(changed=False, containers=run(module, work))
+    module.exit_json(changed=False, containers=run(module, work, report=True))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from ansible.module_utils.berth_common import COMMON_ARGS, run
 
 def main():
     module = AnsibleModule(argument_spec=dict(**COMMON_ARGS), supports_check_mode=True)
-    module.exit_json(changed=False, host=run(module, lambda engine: engine.info()))
+    module.exit_json(changed=False, host=run(module, lambda engine: engine.info(), report=True))
 
 
 if __name__ == "__main__":

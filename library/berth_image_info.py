@@ -48,7 +48,7 @@ def main():
         names = module.params["name"] or [img.id for img in engine.listed_images(all_images=True)]
         return inspect_each(names, engine.inspect_image)
 
-    module.exit_json(changed=False, images=run(module, work))
+    module.exit_json(changed=False, images=run(module, work, report=True))
 
 
 if __name__ == "__main__":

@@ -36,17 +36,19 @@ def require_berth(module):
         )
 
 
-def open_engine(module):
+def open_engine(module, report=False):
+    """The Engine of the module's root; report=True (the *_info modules) only looks: it creates
+    and records nothing."""
     settings = berth_config.load(root=module.params.get("root"), runroot=module.params.get("runroot"),
                                  driver=module.params.get("driver"))
-    return Engine(settings)
+    return Engine(settings, report=report)
 
 
-def run(module, fn):
+def run(module, fn, report=False):
     """Call fn(engine); a berth error becomes a clean failure (one line, no traceback)."""
     require_berth(module)
     try:
-        with open_engine(module) as engine:
+        with open_engine(module, report) as engine:
             return fn(engine)
     except BerthError as e:
         module.fail_json(msg=str(e))

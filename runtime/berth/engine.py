@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
 from berth.db import Database
-from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound, StoreConflict
+from berth.errors import BerthError, ImageInUse, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
+from berth.image import formats
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
 from berth.storage import drivers
 from berth.storage.layers import LayerStore
+from berth.timefmt import iso_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,37 +26,44 @@ if TYPE_CHECKING:
     from berth.image.signing import Trust
     from berth.storage.driver import Driver
 
-GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
-
-
-def _iso(ts: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 class Engine:
-    def __init__(self, settings: config_mod.Settings | None = None, **kw: object) -> None:
+    """One root's stores and driver. report=True opens it only to look: no database is created,
+    no driver pinned, no crash recovery run, and a root that does not exist is not created (it reads
+    as empty, and the driver is not set up). On an existing root the driver is opened as usual,
+    so that its status can be reported."""
+
+    def __init__(self, settings: config_mod.Settings | None = None, report: bool = False, **kw: object) -> None:
         check_root()
         self.settings = settings or config_mod.load(**kw)  # type: ignore[arg-type]
         s = self.settings
         self.root, self.runroot = s.root, s.runroot
-        for d in (self.root, self.runroot):
-            os.makedirs(d, mode=0o700, exist_ok=True)
-        self.facts = HostFacts(self.root, self.runroot)
-        self.db = Database(os.path.join(self.root, "berth.db"))
+        self.report = report
+        db_path = os.path.join(self.root, "berth.db")
+        exists = os.path.exists(db_path)
+        if not report:
+            for d in (self.root, self.runroot):
+                os.makedirs(d, mode=0o700, exist_ok=True)
+        self.facts = HostFacts(self.root, self.runroot if os.path.isdir(self.runroot) else None)
+        # a root that is not there yet reads as an empty one, from a database that lives in memory
+        self.db = Database(db_path if exists or not report else ":memory:")
         self.driver_name, self.driver_reason = self._pick_driver()
         cls = drivers.driver_class(self.driver_name)
         ok, why = cls.supported(self.facts)
         if not ok:
             raise BerthError(f"the {self.driver_name} driver cannot work here: {why}")
-        self.driver: Driver = cls(os.path.join(self.root, self.driver_name), s.storage_opts, self.facts)
-        self.db.init_meta("driver", self.driver_name)
+        self._driver: Driver | None = None
+        if not report or os.path.isdir(self.root):
+            self._driver = cls(os.path.join(self.root, self.driver_name), s.storage_opts, self.facts)
+        if not report:
+            self.db.init_meta("driver", self.driver_name)
         self.lock_dir = os.path.join(self.root, "locks")
         self.sigstore = s.sigstore or os.path.join(self.root, "sigstore")
-        os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
-        self.layers = LayerStore(self.db, self.driver, self.lock_dir, os.path.join(self.root, "tarsplit"),
-                                 os.path.join(self.runroot, "mounts"))
+        if not report:
+            os.makedirs(self.lock_dir, mode=0o700, exist_ok=True)
+        # without a driver (a root not there yet, reported on) the stores are empty and never reach it
+        self.layers = LayerStore(self.db, self._driver, self.lock_dir,  # type: ignore[arg-type]
+                                 os.path.join(self.root, "tarsplit"), os.path.join(self.runroot, "mounts"))
         blobs = BlobStore(os.path.join(self.root, "blobs"))
         self.images = ImageStore(self.db, blobs)
         self.manifests = ManifestStore(self.db, blobs)
@@ -63,10 +71,17 @@ class Engine:
         from berth.container.manager import ContainerManager
         from berth.container.store import ContainerStore
 
-        self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers, self.driver,
-                                           root=self.root, runroot=self.runroot, lock_dir=self.lock_dir,
-                                           cgroup_parent=s.cgroup_parent, check_trust=self.check_trust)
-        self.recovered = self.recover()
+        self.containers = ContainerManager(ContainerStore(self.db), self.images, self.layers,
+                                           driver_name=self.driver_name, root=self.root, runroot=self.runroot,
+                                           lock_dir=self.lock_dir, cgroup_parent=s.cgroup_parent,
+                                           check_trust=self.check_trust)
+        self.recovered = [] if report else self.recover()
+
+    @property
+    def driver(self) -> Driver:
+        if self._driver is None:
+            raise StoreConflict(f"{self.root} is not initialised yet (opened to report only)")
+        return self._driver
 
     def _pick_driver(self) -> tuple[str, str]:
         recorded = self.db.get_meta("driver")
@@ -159,14 +174,19 @@ class Engine:
         from berth.host.runtimes import probe_runtimes
 
         support = drivers.driver_support(self.facts)
-        runtimes = probe_runtimes(self.runroot)
-        ok, why = self.layers.native_diff()
+        runtimes = probe_runtimes(self.runroot if os.path.isdir(self.runroot) else None)
+        if self._driver is not None:
+            ok, why = self.layers.native_diff()
+            status = dict(self._driver.status())
+        else:
+            ok, why = False, f"{self.root} is not initialised yet"
+            status = {}
         return {
             "root": self.root,
             "runroot": self.runroot,
             "driver": self.driver_name,
             "driver_reason": self.driver_reason,
-            "driver_status": dict(self.driver.status()),
+            "driver_status": status,
             "native_diff": {"usable": ok, "reason": why},
             "drivers": {n: {"supported": s, "reason": r} for n, (s, r) in support.items()},
             **self.facts.as_dict(),
@@ -187,18 +207,12 @@ class Engine:
             reference.parse(ref)
         image_config = changes_mod.apply({}, changes or [])
         layer, _new, result = self.layers.create_from_tar(None, stream)
-        created = _iso(result.newest_mtime)
+        created = iso_seconds(result.newest_mtime)
         history: dict[str, object] = {"created": created, "created_by": "berth import"}
         if message:
             history["comment"] = message
-        cfg: dict[str, object] = {
-            "architecture": GOARCH.get(os.uname().machine, os.uname().machine),
-            "os": "linux",
-            "created": created,
-            "config": image_config,
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-            "history": [history],
-        }
+        assert layer.diff_id is not None
+        cfg = formats.image_config([layer.diff_id], created, image_config, [history])
         return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
 
     def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
@@ -282,7 +296,7 @@ class Engine:
         from berth.image.distribution import manifest_for
 
         data, _mt = manifest_for(self.stores, self.images.get(image_id))
-        return "sha256:" + hashlib.sha256(data).hexdigest()
+        return formats.digest(data)
 
     def sign(self, ref: str, fingerprint: str, gpg_home: str | None = None, sigstore: str | None = None) -> str:
         """Sign an image's manifest digest and name with gpg; returns the signature's path."""
@@ -315,7 +329,7 @@ class Engine:
         """Build an image from a Dockerfile (the steps on stderr unless quiet)."""
         from berth.image.build import Builder, default_say
 
-        return Builder(self.images, self.layers, self.driver, self.containers, context, dockerfile, build_args,
+        return Builder(self.images, self.layers, self.containers, context, dockerfile, build_args,
                        default_say(quiet), use_cache, target).build(tags)
 
     # -- declarative state --------------------------------------------------------------------
@@ -345,7 +359,7 @@ class Engine:
         img = self.images.resolve(ref)
         users = self.containers.store.using_image(img.id)
         if users and (img.id.startswith("sha256:" + ref.removeprefix("sha256:")) or len(img.tags) <= 1):
-            raise InvalidInput(f"image {ref} is used by container(s) {', '.join(c.name for c in users)}: "
+            raise ImageInUse(f"image {ref} is used by container(s) {', '.join(c.name for c in users)}: "
                                "remove them first")
         out = []
         by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)

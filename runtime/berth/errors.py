@@ -33,9 +33,18 @@ class HostileInput(InvalidInput):
     """An archive or manifest tried to escape its target or smuggle something in."""
 
 
+class InUse(BerthError):
+    """An object cannot be removed while something still uses it."""
+
+
+class ImageInUse(InUse):
+    """An image that containers are created from cannot be deleted."""
+
+
+class LayerInUse(InUse):
+    """A layer cannot be removed: other layers are built on it."""
+
+
 class StoreConflict(BerthError):
     """The store is initialised differently from what was asked (e.g. another driver)."""
 
-
-class LayerInUse(BerthError):
-    """A layer cannot be removed: other layers are built on it."""

@@ -17,10 +17,11 @@ if TYPE_CHECKING:
     from berth.engine import Engine
 
 
-def _engine(a: argparse.Namespace) -> Engine:
+def _engine(a: argparse.Namespace, report: bool = False) -> Engine:
+    """The root's Engine; report=True only looks (creates and records nothing)."""
     from berth.engine import Engine
 
-    return Engine(_settings(a))
+    return Engine(_settings(a), report=report)
 
 
 def _settings(a: argparse.Namespace) -> config_mod.Settings:
@@ -28,7 +29,7 @@ def _settings(a: argparse.Namespace) -> config_mod.Settings:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
+    with _engine(a, report=True) as e:
         info = e.info()
     if a.format == "json":
         output.print_json(info)

@@ -27,12 +27,12 @@ from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound
 from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
 from berth.storage.fsutil import atomic_write
+from berth.timefmt import iso_precise, iso_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from berth.container.network import Networks
-    from berth.storage.driver import Driver
     from berth.storage.layers import LayerStore
 
 SIGNALS = {s.name[3:]: s.value for s in signal_mod.Signals if s.name.startswith("SIG") and "_" not in s.name}
@@ -60,13 +60,13 @@ class ContainerManager:
     """The containers of one root. check_trust(ref) enforces the trust policy on an image about
     to be used (it raises when the policy refuses it)."""
 
-    def __init__(self, store: ContainerStore, images: ImageStore, layers: LayerStore, driver: Driver, *,
+    def __init__(self, store: ContainerStore, images: ImageStore, layers: LayerStore, *, driver_name: str,
                  root: str, runroot: str, lock_dir: str, cgroup_parent: str,
                  check_trust: Callable[[str], None]) -> None:
         self.store = store
         self.images = images
         self.layers = layers
-        self.driver = driver
+        self.driver_name = driver_name
         self.root, self.runroot, self.lock_dir = root, runroot, lock_dir
         self.check_trust = check_trust
         self.cgroup_parent = cgroup_parent.strip("/")
@@ -652,7 +652,7 @@ class ContainerManager:
         if cc.user:
             icfg["User"] = cc.user
         icfg = changes_mod.apply(icfg, changes or [])
-        now = _iso(time.time()).split(".")[0] + "Z"
+        now = iso_seconds(time.time())
         history = list(base_cfg.get("history") or [])  # type: ignore[call-overload]
         entry: dict[str, object] = {"created": now, "created_by": f"berth commit {c.name}"}
         if message:
@@ -723,22 +723,22 @@ class ContainerManager:
             "Name": c.name,
             "Image": c.image_id,
             "ImageName": cfg.image,
-            "Created": _iso(c.created),
+            "Created": iso_precise(c.created),
             "State": {
                 "Status": c.state,
                 "Running": c.state == "running",
                 "Pid": c.pid,
                 "ExitCode": c.exit_code if c.exit_code is not None else 0,
                 "OOMKilled": c.oom_killed,
-                "StartedAt": _iso(c.started_at),
-                "FinishedAt": _iso(c.finished_at),
+                "StartedAt": iso_precise(c.started_at),
+                "FinishedAt": iso_precise(c.finished_at),
                 "Error": c.error or "",
             },
             "Config": cfg.to_dict(),
             "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
                            "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
             "RestartCount": c.restart_count,
-            "GraphDriver": {"Name": self.driver.name, "Data": self.layers.metadata(c.rw_layer),
+            "GraphDriver": {"Name": self.driver_name, "Data": self.layers.metadata(c.rw_layer),
                             "Layer": c.rw_layer},
             "LogPath": self.log_path(c.id),
             "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},
@@ -753,14 +753,3 @@ def _runtime_failed(log: str) -> bool:
             return b'"level":"error"' in f.read()
     except OSError:
         return False
-
-
-def _iso(ts: float | None) -> str:
-    if not ts:
-        return "0001-01-01T00:00:00Z"
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-

@@ -17,7 +17,7 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
-from berth.errors import BerthError, InvalidInput, NotFound
+from berth.errors import BerthError, InUse, InvalidInput, NotFound
 from berth.proc import run
 from berth.storage.fsutil import atomic_write
 
@@ -143,7 +143,7 @@ class Networks:
         conf = self.conf(name)
         users = [c.name for c in self.containers.store.list() if c.config.bridge_network() == name]
         if users:
-            raise InvalidInput(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
+            raise InUse(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
         os.unlink(self._path(name))
         bridge = str(conf["plugins"][0]["bridge"])  # type: ignore[index]
         run(["ip", "link", "delete", bridge], check=False)

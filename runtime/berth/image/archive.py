@@ -19,8 +19,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.errors import BerthError, HostileInput, InvalidInput, NotFound
-from berth.image import reference
+from berth.errors import HostileInput, InvalidInput
+from berth.image import formats, reference
+from berth.image.formats import CONTAINERD_NAME, INDEXES, MANIFESTS, OCI_LAYER, OCI_MANIFEST, REF_NAME, for_this_host
+from berth.image.ingest import LayerIngest
 from berth.image.store import Image, Stores
 from berth.progress import Progress, quiet, with_bar
 from berth.storage.fsutil import atomic_write
@@ -30,23 +32,6 @@ if TYPE_CHECKING:
     from berth.image.signing import Lookaside
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-REF_NAME = "org.opencontainers.image.ref.name"
-CONTAINERD_NAME = "io.containerd.image.name"
-GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-
-
-def _json(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class _Selection:
@@ -137,7 +122,7 @@ def _signed_extras(stores: Stores, look: Lookaside, sel: _Selection) -> list[tup
         if not wanted:
             continue
         data, mt = manifest_for(stores, img, quiet)
-        digest = _digest(data)
+        digest = formats.digest(data)
         found = False
         for n in wanted:
             for rel, sig in look.export(normalize(n), digest):
@@ -145,7 +130,7 @@ def _signed_extras(stores: Stores, look: Lookaside, sel: _Selection) -> list[tup
                 found = True
         if not found:
             continue
-        out.append((f"{EXTRAS}/manifests/{digest[7:]}.json", _json({"image": img.id, "mediaType": mt})))
+        out.append((f"{EXTRAS}/manifests/{digest[7:]}.json", formats.compact_json({"image": img.id, "mediaType": mt})))
         out.append((f"{EXTRAS}/manifests/{digest[7:]}", data))
         for ly in json.loads(data).get("layers", []):
             bd = str(ly["digest"])
@@ -174,7 +159,7 @@ def _docker_archive(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -
                                              "container_config": {"Cmd": None}}
                 if parent_v1:
                     legacy["parent"] = parent_v1
-                w.add_bytes(f"{v1}/json", _json(legacy))
+                w.add_bytes(f"{v1}/json", formats.compact_json(legacy))
                 size, chunks = stores.layers.tar_source(ly.id, spool)
                 w.add_chunks(TarEntry(f"{v1}/layer.tar", REGTYPE, 0o644, size=size),
                              with_bar(chunks, f"layer {str(ly.diff_id)[7:19]}", size, sel.progress))
@@ -187,8 +172,8 @@ def _docker_archive(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -
         for n in names:
             repo, _, tag = n.rpartition(":")
             repositories.setdefault(repo, {})[tag] = parent_v1
-    w.add_bytes("manifest.json", _json(manifest))
-    w.add_bytes("repositories", _json(repositories))
+    w.add_bytes("manifest.json", formats.compact_json(manifest))
+    w.add_bytes("repositories", formats.compact_json(repositories))
 
 
 def _oci_manifest(stores: Stores, img: Image, spool: str, sizes: dict[str, int]
@@ -207,10 +192,8 @@ def _oci_manifest(stores: Stores, img: Image, spool: str, sizes: dict[str, int]
             sizes[ly.id] = size
         assert ly.diff_id is not None
         layers.append((ly.diff_id, size, chunks, ly.id))
-        descs.append({"mediaType": OCI_LAYER, "digest": ly.diff_id, "size": size})
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": len(cfg)}, "layers": descs}
-    return _json(manifest), layers
+        descs.append(formats.descriptor(OCI_LAYER, ly.diff_id, size))
+    return formats.manifest(cfg, descs), layers
 
 
 def _index_entries(sel: _Selection, manifests: dict[str, tuple[str, int]]) -> bytes:
@@ -218,15 +201,12 @@ def _index_entries(sel: _Selection, manifests: dict[str, tuple[str, int]]) -> by
     for img, names in sel.images:
         digest, size = manifests[img.id]
         for n in names or [None]:  # type: ignore[list-item]
-            desc: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
-            if n:
-                desc["annotations"] = {REF_NAME: n.rpartition(":")[2], CONTAINERD_NAME: n}
-            entries.append(desc)
-    return _json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+            entries.append(formats.named(formats.descriptor(OCI_MANIFEST, digest, size), n))
+    return formats.index(entries)
 
 
 def _oci_entries(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -> None:
-    w.add_bytes("oci-layout", _json({"imageLayoutVersion": "1.0.0"}))
+    w.add_bytes("oci-layout", formats.compact_json({"imageLayoutVersion": "1.0.0"}))
     w.add_dir("blobs")
     w.add_dir("blobs/sha256")
     seen: set[str] = set()
@@ -242,11 +222,11 @@ def _oci_entries(stores: Stores, sel: _Selection, w: TarWriter, spool: str) -> N
                          with_bar(chunks, f"layer {digest[7:19]}", size, sel.progress))
         cfg = stores.images.config_bytes(img.id)
         for blob in (cfg, data):
-            d = _digest(blob)
+            d = formats.digest(blob)
             if d not in seen:
                 seen.add(d)
                 w.add_bytes(f"blobs/sha256/{d[7:]}", blob)
-        manifests[img.id] = (_digest(data), len(data))
+        manifests[img.id] = (formats.digest(data), len(data))
     w.add_bytes("index.json", _index_entries(sel, manifests))
 
 
@@ -255,7 +235,7 @@ def _save_oci_dir(stores: Stores, lookaside: Lookaside, sel: _Selection, path: s
         raise InvalidInput(f"{path} exists and is not an OCI layout: give an empty or new directory")
     blobs = os.path.join(path, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
-    atomic_write(os.path.join(path, "oci-layout"), _json({"imageLayoutVersion": "1.0.0"}))
+    atomic_write(os.path.join(path, "oci-layout"), formats.compact_json({"imageLayoutVersion": "1.0.0"}))
     manifests: dict[str, tuple[str, int]] = {}
     sizes: dict[str, int] = {}
     for img, _names in sel.images:
@@ -272,8 +252,8 @@ def _save_oci_dir(stores: Stores, lookaside: Lookaside, sel: _Selection, path: s
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         for blob in (stores.images.config_bytes(img.id), data):
-            atomic_write(os.path.join(blobs, _digest(blob)[7:]), blob)
-        manifests[img.id] = (_digest(data), len(data))
+            atomic_write(os.path.join(blobs, formats.digest(blob)[7:]), blob)
+        manifests[img.id] = (formats.digest(data), len(data))
     index_path = os.path.join(path, "index.json")
     atomic_write(index_path, _index_entries(sel, manifests))
     for name, content in _signed_extras(stores, lookaside, sel):
@@ -420,7 +400,7 @@ def _import_extras(stores: Stores, lookaside: Lookaside, src: _Source, loaded: l
             continue
         data = src.read(name[: -len(".json")], limit=4 << 20)
         digest = "sha256:" + os.path.basename(name[: -len(".json")])
-        if _digest(data) != digest:
+        if formats.digest(data) != digest:
             raise InvalidInput(f"archive manifest {digest} does not match its digest")
         manifest = json.loads(data)
         diff_ids = stores.images.config(img.id)["rootfs"]["diff_ids"]  # type: ignore[index]
@@ -463,12 +443,6 @@ def _plan_docker(src: _Source) -> Plan:
     return plan
 
 
-def for_this_host(desc: dict[str, object]) -> bool:
-    p = desc.get("platform") or {}
-    arch = GOARCH.get(os.uname().machine, os.uname().machine)
-    return not p or (p.get("os") in (None, "linux") and p.get("architecture") in (None, arch))  # type: ignore[union-attr]
-
-
 def _blob_name(digest: object) -> str:
     d = str(digest)
     algo, _, hexd = d.partition(":")
@@ -479,7 +453,7 @@ def _blob_name(digest: object) -> str:
 
 def _read_blob(src: _Source, desc: dict[str, object]) -> bytes:
     data = src.read(_blob_name(desc.get("digest")))
-    if _digest(data) != desc.get("digest"):
+    if formats.digest(data) != desc.get("digest"):
         raise InvalidInput(f"blob {desc.get('digest')} does not match its digest: the archive is corrupt")
     return data
 
@@ -499,14 +473,14 @@ def _plan_oci(src: _Source, default_repo: str) -> Plan:
         ref_name = ann.get(REF_NAME)
         if not name and ref_name:
             name = ref_name if (":" in ref_name or "/" in ref_name) else f"{default_repo}:{ref_name}"
-        if mt in (OCI_INDEX, DOCKER_LIST):
+        if mt in INDEXES:
             sub = json.loads(_read_blob(src, desc))
             matches = [d for d in sub.get("manifests", []) if for_this_host(d)]
             if not matches:
                 raise InvalidInput("the archive's index has no image for this platform")
             pending.insert(0, (matches[0], name))
             continue
-        if mt not in (OCI_MANIFEST, DOCKER_MANIFEST, None):
+        if mt is not None and mt not in MANIFESTS:
             raise InvalidInput(f"unsupported manifest type {mt!r} in the archive")
         manifest = json.loads(_read_blob(src, desc))
         config = _read_blob(src, manifest["config"])
@@ -525,36 +499,14 @@ def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[
         raise InvalidInput("image config in the archive is not valid (rootfs.diff_ids missing)") from None
     if len(diff_ids) != len(layers):
         raise InvalidInput(f"image config lists {len(diff_ids)} layers but the manifest has {len(layers)}")
-    from berth.storage.layers import chain_id
-
-    parent: str | None = None
-    chain: str | None = None
-    created: list[str] = []
-    size = 0
-    try:
+    with LayerIngest(stores.layers) as ingest:
         for (member, blob_digest), diff_id in zip(layers, diff_ids, strict=True):
-            chain = chain_id(chain, diff_id)
-            existing = stores.layers.by_chain(chain)
+            existing = ingest.next(diff_id)
             if existing is not None:
-                parent = existing.id
-                size += existing.size
+                ingest.reuse(existing)
                 continue
             with src.open(member) as raw:
                 # an uncompressed blob's digest is its DiffID, which applying it checks anyway
                 reader = _VerifyingReader(raw, None if blob_digest == diff_id else blob_digest)
-                layer, new, result = stores.layers.create_from_tar(parent, reader)  # type: ignore[arg-type]
-                reader.verify(f"layer {member}")
-            if new:
-                created.append(layer.id)
-            if result.diff_id != diff_id:
-                raise InvalidInput(f"layer {member} has DiffID {result.diff_id} but the image config says {diff_id}")
-            parent = layer.id
-            size += layer.size
-        return stores.images.add_raw(config_bytes, parent, size, names)
-    except BaseException:
-        for lid in reversed(created):
-            try:
-                stores.layers.remove(lid)
-            except (NotFound, BerthError):
-                pass
-        raise
+                ingest.unpack(reader, member, lambda r=reader, m=member: r.verify(f"layer {m}"))  # type: ignore[arg-type]
+        return stores.images.add_raw(config_bytes, ingest.parent, ingest.size, names)

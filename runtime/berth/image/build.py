@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 from berth.container.pathres import resolve_in_root
 from berth.errors import BerthError, HostileInput, InvalidInput
 from berth.image import changes as changes_mod
+from berth.image import formats
 from berth.image.store import Image, ImageStore
 from berth.storage.tarwriter import DIRTYPE, REGTYPE, SYMTYPE, TarEntry, TarWriter
 
 if TYPE_CHECKING:
     from berth.container.manager import ContainerManager
-    from berth.storage.driver import Driver
     from berth.storage.layers import LayerStore
 
 INSTRUCTIONS = ("FROM", "RUN", "COPY", "ADD", "ENV", "ARG", "WORKDIR", "USER", "CMD", "ENTRYPOINT", "LABEL",
@@ -136,15 +136,15 @@ class _Scratch:
     size = 0
 
 
-SCRATCH_CONFIG: dict[str, object] = {"architecture": "amd64", "os": "linux", "config": {},
+SCRATCH_CONFIG: dict[str, object] = {"architecture": formats.host_arch(), "os": "linux", "config": {},
                                      "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
 
 
 class Builder:
-    def __init__(self, images: ImageStore, layers: LayerStore, driver: Driver, containers: ContainerManager,
-                 context: str, dockerfile: str, build_args: dict[str, str], say: Say,
-                 use_cache: bool = True, target: str | None = None) -> None:
-        self.images, self.layers, self.driver, self.containers = images, layers, driver, containers
+    def __init__(self, images: ImageStore, layers: LayerStore, containers: ContainerManager, context: str,
+                 dockerfile: str, build_args: dict[str, str], say: Say, use_cache: bool = True,
+                 target: str | None = None) -> None:
+        self.images, self.layers, self.containers = images, layers, containers
         self.context = os.path.abspath(context)
         if not os.path.isdir(self.context):
             raise InvalidInput(f"build context {context} is not a directory")

@@ -8,7 +8,6 @@ repository — sends the same bytes: manifest and layer digests survive pull -> 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import urllib.parse
@@ -16,14 +15,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from berth.errors import InvalidInput, NotFound
-from berth.image.archive import (
-    DOCKER_LIST,
-    DOCKER_MANIFEST,
-    OCI_CONFIG,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    for_this_host,
-)
+from berth.image import formats
+from berth.image.formats import ACCEPT, INDEXES, MANIFESTS, OCI_LAYER_GZIP, OCI_MANIFEST, for_this_host
+from berth.image.ingest import LayerIngest
 from berth.image.registry import Client, Response, split_reference
 from berth.image.store import BlobStore, Image, Stores
 from berth.progress import Progress, quiet, with_bar
@@ -31,16 +25,10 @@ from berth.progress import Progress, quiet, with_bar
 if TYPE_CHECKING:
     from berth.image.signing import Trust
 
-ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 CHUNK = 1 << 20
 MONOLITHIC_MAX = 8 << 20
 UPLOAD_CHUNK = 16 << 20
 
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _short(d: str) -> str:
@@ -68,12 +56,12 @@ def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_fil
     body = r.read()
     r.close()
     mt = r.headers.get("content-type", "").split(";")[0]
-    digest = _digest(body)
+    digest = formats.digest(body)
     if tag.startswith("sha256:") and digest != tag:
         raise InvalidInput(f"the registry sent a manifest with digest {digest}, not {tag}: refusing it")
     doc = json.loads(body)
     mt = doc.get("mediaType") or mt
-    if mt in (OCI_INDEX, DOCKER_LIST):
+    if mt in INDEXES:
         matches = [d for d in doc.get("manifests", []) if for_this_host(d)]
         if not matches:
             raise NotFound(f"{ref} has no image for this platform")
@@ -81,12 +69,12 @@ def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_fil
         r = c.request("GET", f"/v2/{repo}/manifests/{want['digest']}", {"Accept": ACCEPT})
         body = r.read()
         r.close()
-        digest = _digest(body)
+        digest = formats.digest(body)
         if digest != want["digest"]:
             raise InvalidInput(f"manifest {want['digest']} arrived with digest {digest}: refusing it")
         doc = json.loads(body)
         mt = doc.get("mediaType") or want.get("mediaType") or OCI_MANIFEST
-    if mt not in (OCI_MANIFEST, DOCKER_MANIFEST):
+    if mt not in MANIFESTS:
         raise InvalidInput(f"unsupported manifest type {mt!r} for {ref} (schema 1 manifests are not supported)")
     from berth.image import signing
 
@@ -100,28 +88,21 @@ def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_fil
     cr = c.request("GET", f"/v2/{repo}/blobs/{cdesc['digest']}")
     config_bytes = cr.read()
     cr.close()
-    if _digest(config_bytes) != cdesc["digest"] or len(config_bytes) != cdesc.get("size", len(config_bytes)):
+    if formats.digest(config_bytes) != cdesc["digest"] or len(config_bytes) != cdesc.get("size", len(config_bytes)):
         raise InvalidInput(f"config blob {cdesc['digest']} does not match its digest or size: refusing it")
     config = json.loads(config_bytes)
     diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
     layers = doc.get("layers", [])
     if len(diff_ids) != len(layers):
         raise InvalidInput(f"{ref}: the config lists {len(diff_ids)} layers, the manifest {len(layers)}")
-    from berth.storage.layers import chain_id
-
     blobs = stores.blobs
-    parent: str | None = None
-    chain: str | None = None
-    size = 0
-    created: list[str] = []
-    try:
+    with LayerIngest(stores.layers) as ingest:
         for desc, diff_id in zip(layers, diff_ids, strict=True):
-            chain = chain_id(chain, diff_id)
             bd = str(desc["digest"])
-            existing = stores.layers.by_chain(chain)
+            existing = ingest.next(diff_id)
             if existing is not None and blobs.has(bd):
                 progress(f"Layer {_short(bd)}: already present")
-                parent, size = existing.id, size + existing.size
+                ingest.reuse(existing)
                 continue
             if not blobs.has(bd):
                 progress(f"Copying blob {_short(bd)} ({desc.get('size', '?')} bytes)")
@@ -132,28 +113,17 @@ def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_fil
                                             int(desc.get("size", 0)))
             stores.manifests.add_sources([bd], host, repo)
             if existing is not None:
-                parent, size = existing.id, size + existing.size
+                ingest.reuse(existing)
                 continue
             with open(blobs.path(bd), "rb") as f:
-                layer, new, result = stores.layers.create_from_tar(parent, f)
-            if new:
-                created.append(layer.id)
-            if result.diff_id != diff_id:
-                raise InvalidInput(f"layer {bd} unpacks to DiffID {result.diff_id}, the config says {diff_id}")
-            parent, size = layer.id, size + layer.size
-        img = stores.images.add_raw(config_bytes, parent, size, [ref] if not tag.startswith("sha256:") else [])
+                ingest.unpack(f, bd)
+        img = stores.images.add_raw(config_bytes, ingest.parent, ingest.size,
+                                    [ref] if not tag.startswith("sha256:") else [])
         blobs.put(body)
         stores.manifests.add_manifest(img.id, digest, mt)
         stores.manifests.add_sources([cdesc["digest"]], host, repo)
         progress(f"Image {img.id}")
         return img, digest
-    except BaseException:
-        for lid in reversed(created):
-            try:
-                stores.layers.remove(lid)
-            except Exception:  # noqa: BLE001 - best effort, the original error matters
-                pass
-        raise
 
 
 def _download_blob(c: Client, blobs: BlobStore, repo: str, digest: str, size: int | None,
@@ -202,13 +172,10 @@ def manifest_for(stores: Stores, img: Image, progress: Progress = quiet) -> tupl
             _size, chunks = stores.layers.tar_source(ly.id, spool)
             digest, n = blobs.put_stream(_gzip_chunks(chunks))
             stores.manifests.add_layer_blob(ly.diff_id, digest, OCI_LAYER_GZIP, n)
-            descs.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": n})
+            descs.append(formats.descriptor(OCI_LAYER_GZIP, digest, n))
         else:
-            descs.append({"mediaType": known[1], "digest": known[0], "size": known[2]})
-    cfg = stores.images.config_bytes(img.id)
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": img.id, "size": len(cfg)}, "layers": descs}
-    data = json.dumps(manifest, separators=(",", ":")).encode()
+            descs.append(formats.descriptor(known[1], known[0], known[2]))
+    data = formats.manifest(stores.images.config_bytes(img.id), descs)
     digest = blobs.put(data)
     stores.manifests.add_manifest(img.id, digest, OCI_MANIFEST)
     return data, OCI_MANIFEST
@@ -312,7 +279,7 @@ def push(stores: Stores, src: str, dest: str | None = None, tls_verify: bool = T
     r = c.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": mt, "Content-Length": str(len(data))},
                   data=data, ok=(201,))
     r.close()
-    digest = _digest(data)
+    digest = formats.digest(data)
     sent = r.headers.get("docker-content-digest")
     if sent and sent != digest:
         raise InvalidInput(f"{host} stored the manifest as {sent}, berth sent {digest}")

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from berth.storage.fsutil import layer_xattrs
+from berth.storage.fsutil import layer_xattrs, rel_join
 from berth.storage.tarwriter import LNKTYPE, REGTYPE, Sink, TarEntry, TarWriter, entry_from_stat
 
 WHITEOUT_PREFIX = ".wh."
@@ -51,10 +51,6 @@ class Item:
     kind: str
     path: str
     removed: tuple[str, ...] = ()
-
-
-def _join(d: str, n: str) -> str:
-    return f"{d}/{n}" if d else n
 
 
 def _names(path: str) -> dict[str, os.DirEntry[str]]:
@@ -101,7 +97,7 @@ class Differ:
 
     def _added(self, rel: str) -> Iterator[Item]:
         for name in sorted(_names(os.path.join(self.new_root, rel)), key=_bkey):
-            p = _join(rel, name)
+            p = rel_join(rel, name)
             yield Item("A", p)
             if stat.S_ISDIR(os.lstat(os.path.join(self.new_root, p)).st_mode):
                 yield from self._added(p)
@@ -119,11 +115,11 @@ class Differ:
             yield Item("O", rel, tuple(sorted(old, key=_bkey)))
         else:
             for name in sorted(old.keys() - new.keys(), key=_bkey):
-                p = _join(rel, name)
+                p = rel_join(rel, name)
                 if full or p in self.cand.paths or p in self.cand.subtrees:
                     yield Item("W", p)
         for name in sorted(new, key=_bkey):
-            p = _join(rel, name)
+            p = rel_join(rel, name)
             sub_full = full or p in self.cand.subtrees
             if not (sub_full or p in self.cand.paths or p in self.interesting):
                 continue
@@ -151,7 +147,7 @@ def changes(items: list[Item]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for it in items:
         if it.kind == "O":
-            out.extend((_join(it.path, n), "D") for n in it.removed)
+            out.extend((rel_join(it.path, n), "D") for n in it.removed)
         elif it.kind == "W":
             out.append((it.path, "D"))
         else:
@@ -167,10 +163,10 @@ def write_tar(items: list[Item], new_root: str, sink: Sink) -> int:
     for it in items:
         if it.kind == "W":
             d, b = os.path.split(it.path)
-            w.add(TarEntry(_join(d, WHITEOUT_PREFIX + b), REGTYPE))
+            w.add(TarEntry(rel_join(d, WHITEOUT_PREFIX + b), REGTYPE))
             continue
         if it.kind == "O":
-            w.add(TarEntry(_join(it.path, OPAQUE_MARKER), REGTYPE))
+            w.add(TarEntry(rel_join(it.path, OPAQUE_MARKER), REGTYPE))
             continue
         full = os.path.join(new_root, it.path)
         st = os.lstat(full)

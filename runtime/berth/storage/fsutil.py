@@ -12,6 +12,11 @@ OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
+def rel_join(d: str, n: str) -> str:
+    """A path inside a layer, relative to its root ("" is the root)."""
+    return f"{d}/{n}" if d else n
+
+
 def layer_xattrs(path: str) -> dict[str, bytes]:
     """The extended attributes that belong in a layer (not overlay's own, not ACL/system ones)."""
     try:

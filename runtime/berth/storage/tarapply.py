@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from berth.errors import HostileInput, InvalidInput
 from berth.storage.differ import OPAQUE_MARKER, WHITEOUT_PREFIX
-from berth.storage.fsutil import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, remove_path
+from berth.storage.fsutil import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, rel_join, remove_path
 from berth.storage.tarsplit import Recorder
 
 CHUNK = 1 << 20
@@ -138,7 +138,7 @@ class Applier:
         parts = parent.split("/")
         cur = ""
         for part in parts:
-            cur = _join(cur, part)
+            cur = rel_join(cur, part)
             if cur in self.real_dirs:
                 continue
             p = self._abs(cur)
@@ -183,22 +183,22 @@ class Applier:
         remove_path(p)
         if self.aufs:
             d, b = posixpath.split(rel)
-            self._marker(_join(d, WHITEOUT_PREFIX + b))
+            self._marker(rel_join(d, WHITEOUT_PREFIX + b))
         elif self.overlay:
             os.mknod(p, stat.S_IFCHR | 0o000, os.makedev(0, 0))
 
     def opaque(self, rel_dir: str) -> None:
         if rel_dir:
-            self._ensure_parents(_join(rel_dir, "x"))
+            self._ensure_parents(rel_join(rel_dir, "x"))
         d = self._abs(rel_dir)
         if self.aufs:
-            self._marker(_join(rel_dir, OPAQUE_MARKER))
+            self._marker(rel_join(rel_dir, OPAQUE_MARKER))
             return
         if self.overlay:
             os.setxattr(d, OPAQUE_XATTR, b"y", follow_symlinks=False)
             return
         for name in os.listdir(d):
-            child = _join(rel_dir, name)
+            child = rel_join(rel_dir, name)
             if child not in self.created:
                 self._forget(child)
                 remove_path(os.path.join(d, name))
@@ -217,7 +217,7 @@ class Applier:
                 target = base[len(WHITEOUT_PREFIX):]
                 if target in ("", ".", ".."):
                     raise HostileInput(f"archive whiteout {m.name!r} names no file; refusing the archive")
-                self.whiteout(_join(parent, target))
+                self.whiteout(rel_join(parent, target))
             return
         if m.ischr() or m.isblk():
             self.skipped.append(rel)
@@ -309,10 +309,6 @@ class Applier:
     def finish(self) -> None:
         for p, t in reversed(self.dir_times):
             os.utime(p, (t, t))
-
-
-def _join(d: str, n: str) -> str:
-    return f"{d}/{n}" if d else n
 
 
 def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | None = None) -> ApplyResult:
