@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-import tempfile
 from collections.abc import Callable
 from functools import cached_property
 
@@ -15,7 +13,6 @@ from berth.errors import BerthError
 from berth.proc import run
 from berth.record import Factory, Record
 
-OVERLAY_PARAMS = "/sys/module/overlay/parameters"
 FS_MAGIC = {0x9123683E: "btrfs", 0xEF53: "ext4", 0x58465342: "xfs", 0x01021994: "tmpfs",
             0x794C7630: "overlay", 0x61756673: "aufs", 0x2FC12FC1: "zfs", 0x6969: "nfs",
             0xF15F: "ecryptfs", 0x65735546: "fuse"}
@@ -101,74 +98,6 @@ def kernel_filesystems() -> list[str]:
     return out
 
 
-# Run in a child process inside `unshare --mount`: the trial mounts vanish with it.
-_OVERLAY_TRIAL = r"""
-import json, os, sys
-base, opts = sys.argv[1], sys.argv[2]
-res = {}
-def sh(*a):
-    import subprocess
-    return subprocess.run(list(a), capture_output=True, text=True)
-for d in ("l1/d", "l1/d1", "l2/d", "l3", "work", "merged"):
-    os.makedirs(os.path.join(base, d))
-os.setxattr(os.path.join(base, "l2/d"), "trusted.overlay.opaque", b"y")
-data = f"{opts}lowerdir={base}/l2:{base}/l1,upperdir={base}/l3,workdir={base}/work"
-r = sh("mount", "-t", "overlay", "overlay", "-o", data, f"{base}/merged")
-res["multiple_lowers"] = r.returncode == 0
-res["mount_error"] = r.stderr.strip()
-if r.returncode == 0:
-    open(f"{base}/merged/d/f", "w").close()
-    try:
-        os.getxattr(f"{base}/l3/d", "trusted.overlay.opaque")
-        res["native_diff"] = "opaque flag erroneously copied up"
-    except OSError:
-        res["native_diff"] = ""
-    try:
-        os.rename(f"{base}/merged/d1", f"{base}/merged/d2")
-        try:
-            os.getxattr(f"{base}/l3/d2", "trusted.overlay.redirect")
-            res["native_diff"] = res["native_diff"] or "redirect_dir is on (directory renames are redirects)"
-        except OSError:
-            pass
-    except OSError as e:
-        if e.errno != 18:
-            res["native_diff"] = res["native_diff"] or f"rename check failed: {e}"
-    os.chmod(f"{base}/merged/d", 0o700)
-    res["metacopy"] = False
-    sh("umount", f"{base}/merged")
-print(json.dumps(res))
-"""
-
-
-def probe_overlay(options: str) -> dict[str, object]:
-    """Trial-mount overlay with our options (multiple lowers, native-diff checks)."""
-    if "overlay" not in kernel_filesystems():
-        return {"multiple_lowers": False, "mount_error": "overlay is not in /proc/filesystems",
-                "native_diff": "overlay missing"}
-    tmp = tempfile.mkdtemp(prefix="berth-probe-")
-    try:
-        cp = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _OVERLAY_TRIAL,
-                  tmp, options], check=False, timeout=30)
-        if cp.returncode != 0:
-            return {"multiple_lowers": False, "mount_error": cp.stderr.decode(errors="replace").strip()[-300:],
-                    "native_diff": "probe failed"}
-        return json.loads(cp.stdout)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def overlay_mount_options() -> str:
-    """Options berth always passes, so that native diff stays valid whatever the module defaults."""
-    opts = []
-    if os.path.exists(f"{OVERLAY_PARAMS}/index"):
-        opts.append("index=off")
-    if os.path.exists(f"{OVERLAY_PARAMS}/redirect_dir"):
-        opts.append("redirect_dir=off")
-    if os.path.exists(f"{OVERLAY_PARAMS}/metacopy"):
-        opts.append("metacopy=off")
-    return ",".join(opts) + ("," if opts else "")
-
-
 class CgroupFacts(Record):
     version: str
     controllers: list[str] = Factory(list)
@@ -249,10 +178,15 @@ class HostFacts:
 
     @cached_property
     def overlay_options(self) -> str:
+        from berth.storage.overlay_check import overlay_mount_options
+
         return overlay_mount_options()
 
     @cached_property
     def overlay(self) -> dict[str, object]:
+        """What overlay's own checks (beside the driver, storage/overlay_check) found."""
+        from berth.storage.overlay_check import OVERLAY_PARAMS, probe_overlay
+
         facts: dict[str, object] = {"present": "overlay" in self.filesystems}
         params = {}
         for p in ("redirect_dir", "metacopy", "index", "xino_auto"):
@@ -264,7 +198,8 @@ class HostFacts:
         facts["userxattr"] = (major, minor) >= (5, 11)
         facts["mount_options"] = self.overlay_options
         if facts["present"]:
-            facts.update(self._cached("overlay", self.overlay_options, lambda: probe_overlay(self.overlay_options)))
+            facts.update(self._cached("overlay", self.overlay_options,
+                                      lambda: probe_overlay(self.overlay_options, self.filesystems)))
         return facts
 
     def _cached(self, name: str, key_extra: str, compute: Callable[[], dict[str, object]]) -> dict[str, object]:
