@@ -9,6 +9,7 @@ berth rewrites in place (it is bind-mounted) whenever a member comes or goes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -159,7 +160,11 @@ class Networks:
     def list(self) -> list[dict[str, object]]:
         if not os.path.isdir(self.dir):
             return []
-        return [self.inspect(name) for name in self.names()]
+        out = []
+        for name in self.names():
+            with contextlib.suppress(NotFound):  # removed since the directory was read
+                out.append(self.inspect(name))
+        return out
 
     def names(self) -> list[str]:
         """Networks by their files; atomic_write's temp files (.tmp-*) are no network names."""
