@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import BERTH, berth
+from tests.conftest import BERTH, berth, remove_networks
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/lib/cni/bridge"),
                                 reason="containernetworking-plugins is not installed")
@@ -149,3 +149,22 @@ def test_bridge_names_never_collide_after_network_rm(env) -> None:  # type: igno
     for net in ("netb", "netc"):
         out = berth(env, "run", "--rm", "--network", net, "busybox:bb", "hostname", "-i").stdout
         assert out.startswith("10.77.1"), out
+
+
+def test_a_port_another_root_publishes_is_refused(env, busybox_tar, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Item 11 across roots: the other root's container is known by the DNAT rule it holds."""
+    base = str(tmp_path)
+    other = dict(env, BERTH_ROOT=os.path.join(base, "root2"), BERTH_RUNROOT=os.path.join(base, "run2"))
+    try:
+        berth(other, "import", busybox_tar, "busybox:bb")
+        cid = berth(other, "run", "-d", "--network", "bridge", "-p", "127.0.0.1:18943:80", "busybox:bb",
+                    "sleep", "300").stdout.strip()
+        cp = berth(env, "run", "--rm", "--network", "bridge", "-p", "18943:80", "busybox:bb", "true", check=False)
+        assert cp.returncode == 125, cp
+        assert "18943/tcp" in cp.stderr and cid[:12] in cp.stderr and len(cp.stderr.splitlines()) == 1
+        berth(other, "rm", "-f", cid)
+        berth(env, "run", "--rm", "--network", "bridge", "-p", "18943:80", "busybox:bb", "true")
+    finally:
+        for c in berth(other, "ps", "-aq", check=False).stdout.split():
+            berth(other, "rm", "-f", c, check=False)
+        remove_networks(other["BERTH_ROOT"])

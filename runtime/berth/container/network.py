@@ -18,7 +18,7 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
-from berth.container.ports import ports_in_use
+from berth.container.ports import dnat_rules, ports_in_use
 from berth.errors import BerthError, InUse, InvalidInput, NotFound
 from berth.locks import FileLock
 from berth.proc import run
@@ -228,12 +228,18 @@ class Networks:
         return self._add(cid, name, conf, netns, ports, ip)
 
     def _published(self, cid: str) -> list[tuple[str, dict[str, object]]]:
-        """(container name, port) of every other container that holds its published ports: it
-        has a network namespace (from attach until detach)."""
+        """(container name, port) of every other container that holds its published ports: one of
+        this root with a network namespace (from attach until detach), or a DNAT rule of any root
+        (those carry no address: taken as published on every address)."""
         out = []
+        ours = set()
         for c in self.containers.store.list():
+            ours.add(c.id)
             if c.id != cid and c.config.ports and os.path.exists(self.netns_path(c.id)):
                 out.extend((c.name, parse_port(p)) for p in c.config.ports)
+        # another root's containers (or leftovers) are known only by the DNAT rules that take the traffic
+        out.extend((f"{other[:12]} (not one of this root's)", p) for other, p in dnat_rules()
+                   if other not in ours and other != cid)
         return out
 
     def _add(self, cid: str, name: str, conf: dict[str, object], netns: str, ports: list[dict[str, object]],

@@ -1,18 +1,25 @@
 """Is a host port free to publish? Published ports are DNAT rules, not sockets: a port another
-container publishes is found in berth's own records, a port a host process holds by trying to
-bind it; either way the owner is named."""
+container publishes is found in berth's own records and in the portmap plugin's DNAT rules (a
+container of another berth root), a port a host process holds by trying to bind it; either way
+the owner is named."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import re
 import socket
 
-from berth.errors import InvalidInput
+from berth.errors import BerthError, InvalidInput
+from berth.proc import run
 
 # /proc/net/{tcp,udp}[6] state column: LISTEN for tcp; for udp any bound socket holds the port
 _HOLDING = {"tcp": {"0A"}, "udp": {"07", "01"}}
+# the portmap plugin's rule per container: -A CNI-HOSTPORT-DNAT -p tcp -m comment --comment
+# "dnat name: \"NET\" id: \"CID\"" -m multiport --dports 8080,8443 -j CNI-DN-...
+_DNAT_RE = re.compile(r'^-A CNI-HOSTPORT-DNAT .*-p (?P<proto>tcp|udp) .*id: \\"(?P<cid>[^\\"]+)\\".*'
+                      r"--dports (?P<ports>[0-9,:]+)")
 
 
 def _overlap(a: object, b: object) -> bool:
@@ -74,3 +81,21 @@ def _owner(port: int, proto: str) -> str:
                             with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as c:
                                 return f"process {pid} ({c.read().strip()})"
     return "another program"
+
+
+def dnat_rules() -> list[tuple[str, dict[str, object]]]:
+    """(container id, port) of every portmap DNAT rule on the host, whichever root made it."""
+    try:
+        text = run(["iptables-save", "-t", "nat"], check=False, timeout=30).stdout.decode(errors="replace")
+    except BerthError:  # no iptables-save: no rules to find
+        return []
+    out: list[tuple[str, dict[str, object]]] = []
+    for line in text.splitlines():
+        m = _DNAT_RE.match(line)
+        if not m:
+            continue
+        for item in m["ports"].split(","):
+            lo, _, hi = item.partition(":")
+            for port in range(int(lo), int(hi or lo) + 1):
+                out.append((m["cid"], {"hostPort": port, "protocol": m["proto"]}))
+    return out
