@@ -99,6 +99,25 @@ def test_parallel_runs_on_a_fresh_root_share_one_default_network(berth_env, busy
     assert [n for n in os.listdir(os.path.join(env["BERTH_ROOT"], "networks")) if n.startswith(".tmp-")] == []
 
 
+
+def test_parallel_network_creates_get_their_own_subnet_and_bridge(env) -> None:  # type: ignore[no-untyped-def]
+    """Items 6 and 12, the class: creators racing on one root each get a distinct subnet and bridge,
+    and no listing in between sees a half-written network."""
+    procs = [subprocess.Popen([BERTH, "network", "create", f"par{i}"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    listers = [subprocess.Popen([BERTH, "network", "ls", "--format", "json"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = []
+    for p in procs + listers:
+        _out, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            errors.append(err)
+    assert errors == []
+    nets = json.loads(berth(env, "network", "ls", "--format", "json").stdout)
+    assert sorted(n["name"] for n in nets) == sorted(f"par{i}" for i in range(8))
+    assert len({n["subnet"] for n in nets}) == 8 and len({n["bridge"] for n in nets}) == 8, nets
+
+
 def _listener(port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
