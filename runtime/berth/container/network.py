@@ -223,7 +223,8 @@ class Networks:
         self.detach(cid, name, ports, quiet=True)
         # the check and the taking of the ports are one step: the namespace file marks the taking
         with self._lock("ports"):
-            ports_in_use(ports, self._published(cid))
+            if ports:
+                ports_in_use(ports, self._published(cid))
             open(netns, "w").close()
         return self._add(cid, name, conf, netns, ports, ip)
 
