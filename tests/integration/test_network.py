@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import berth
+from tests.conftest import BERTH, berth, remove_networks
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/lib/cni/bridge"),
                                 reason="containernetworking-plugins is not installed")
@@ -78,3 +79,112 @@ def test_networks_are_separate_and_fixed_ip(env) -> None:  # type: ignore[no-unt
     berth(env, "rm", "-f", "db")
     berth(env, "network", "rm", "backend")
     assert shutil.which("ip")
+
+
+def test_parallel_runs_on_a_fresh_root_share_one_default_network(berth_env, busybox_tar) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18 item 6: 8 parallel `run --rm` on a fresh root all create the default network at
+    once; none may read another's temp file as a network, and one network (one bridge) results."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:bb")
+    procs = [subprocess.Popen([BERTH, "run", "--rm", "busybox:bb", "true"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [(p.wait(timeout=180), p.stderr.read() if p.stderr else "") for p in procs]
+    for p in procs:
+        for s in (p.stdout, p.stderr):
+            if s:
+                s.close()
+    assert [r for r in results if r[0] != 0] == []
+    nets = json.loads(berth(env, "network", "ls", "--format", "json").stdout)
+    assert [n["name"] for n in nets] == ["berth"]
+    assert [n for n in os.listdir(os.path.join(env["BERTH_ROOT"], "networks")) if n.startswith(".tmp-")] == []
+
+
+
+def test_parallel_network_creates_get_their_own_subnet_and_bridge(env) -> None:  # type: ignore[no-untyped-def]
+    """Items 6 and 12, the class: creators racing on one root each get a distinct subnet and bridge,
+    and no listing in between sees a half-written network."""
+    procs = [subprocess.Popen([BERTH, "network", "create", f"par{i}"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    listers = [subprocess.Popen([BERTH, "network", "ls", "--format", "json"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = []
+    for p in procs + listers:
+        _out, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            errors.append(err)
+    assert errors == []
+    nets = json.loads(berth(env, "network", "ls", "--format", "json").stdout)
+    # `network ls` makes the default network on a root that has none
+    assert sorted(n["name"] for n in nets) == ["berth"] + [f"par{i}" for i in range(8)]
+    assert len({n["subnet"] for n in nets}) == 9 and len({n["bridge"] for n in nets}) == 9, nets
+
+
+def _listener(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(4)
+    return s
+
+
+def test_published_port_in_use_is_refused_with_its_owner(env) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18 item 11: a host port another berth container publishes, or a host process listens
+    on, is refused (exit 125) naming the owner; the port is usable again once freed."""
+    berth(env, "run", "-d", "--name", "first", "--network", "bridge", "-p", "127.0.0.1:18941:80", "busybox:bb",
+          "sleep", "300")
+    cp = berth(env, "run", "-d", "--name", "second", "--network", "bridge", "-p", "18941:80", "busybox:bb",
+               "sleep", "300", check=False)
+    assert cp.returncode == 125, cp
+    assert "18941/tcp" in cp.stderr and "container first" in cp.stderr and len(cp.stderr.splitlines()) == 1
+    assert json.loads(berth(env, "inspect", "second").stdout)[0]["State"]["Status"] != "running"
+    # another protocol on the same number is no conflict
+    berth(env, "run", "-d", "--name", "udp", "--network", "bridge", "-p", "127.0.0.1:18941:80/udp", "busybox:bb",
+          "sleep", "300")
+    berth(env, "rm", "-f", "first", "second", "udp")
+
+    host = _listener(18942)
+    try:
+        cp = berth(env, "run", "--rm", "--network", "bridge", "-p", "127.0.0.1:18942:80", "busybox:bb", "true",
+                   check=False)
+        assert cp.returncode == 125, cp
+        assert "18942/tcp" in cp.stderr and f"process {os.getpid()}" in cp.stderr, cp.stderr
+        assert len(cp.stderr.splitlines()) == 1
+        # the host's listener still gets its traffic (nothing was set up in front of it)
+        with socket.create_connection(("127.0.0.1", 18942), timeout=5):
+            conn, _ = host.accept()
+            conn.close()
+    finally:
+        host.close()
+    assert os.listdir(os.path.join(env["BERTH_RUNROOT"], "netns")) == []
+    berth(env, "run", "--rm", "--network", "bridge", "-p", "127.0.0.1:18942:80", "busybox:bb", "true")
+
+
+def test_bridge_names_never_collide_after_network_rm(env) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18 item 12: create a, b; rm a; create c: c must not get b's bridge, and both work."""
+    berth(env, "network", "create", "neta", "--subnet", "10.77.11.0/24")
+    b = json.loads(berth(env, "network", "create", "netb", "--subnet", "10.77.12.0/24").stdout)
+    berth(env, "network", "rm", "neta")
+    c = json.loads(berth(env, "network", "create", "netc", "--subnet", "10.77.13.0/24").stdout)
+    assert c["bridge"] != b["bridge"]
+    for net in ("netb", "netc"):
+        out = berth(env, "run", "--rm", "--network", net, "busybox:bb", "hostname", "-i").stdout
+        assert out.startswith("10.77.1"), out
+
+
+def test_a_port_another_root_publishes_is_refused(env, busybox_tar, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Item 11 across roots: the other root's container is known by the DNAT rule it holds."""
+    base = str(tmp_path)
+    other = dict(env, BERTH_ROOT=os.path.join(base, "root2"), BERTH_RUNROOT=os.path.join(base, "run2"))
+    try:
+        berth(other, "import", busybox_tar, "busybox:bb")
+        cid = berth(other, "run", "-d", "--network", "bridge", "-p", "127.0.0.1:18943:80", "busybox:bb",
+                    "sleep", "300").stdout.strip()
+        cp = berth(env, "run", "--rm", "--network", "bridge", "-p", "18943:80", "busybox:bb", "true", check=False)
+        assert cp.returncode == 125, cp
+        assert "18943/tcp" in cp.stderr and cid[:12] in cp.stderr and len(cp.stderr.splitlines()) == 1
+        berth(other, "rm", "-f", cid)
+        berth(env, "run", "--rm", "--network", "bridge", "-p", "18943:80", "busybox:bb", "true")
+    finally:
+        for c in berth(other, "ps", "-aq", check=False).stdout.split():
+            berth(other, "rm", "-f", c, check=False)
+        remove_networks(other["BERTH_ROOT"])

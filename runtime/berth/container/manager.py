@@ -274,15 +274,7 @@ class ContainerManager:
     def _ensure_dir(rootfs: str, path: str) -> None:
         """Create the working directory inside the rootfs unless a component is a symlink (then the
         runtime resolves it inside the container)."""
-        cur = rootfs
-        for part in [p for p in path.split("/") if p and p != "."]:
-            if part == "..":
-                return
-            cur = os.path.join(cur, part)
-            if os.path.islink(cur):
-                return
-            if not os.path.exists(cur):
-                os.mkdir(cur, 0o755)
+        pathres.mkdirs_in_root(rootfs, path)
 
     def _etc_files(self, c: Container, hostname: str) -> dict[str, str]:
         ud = self.userdata(c.id)

@@ -9,6 +9,7 @@ berth rewrites in place (it is bind-mounted) whenever a member comes or goes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -17,7 +18,9 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
+from berth.container.ports import dnat_rules, ports_in_use
 from berth.errors import BerthError, InUse, InvalidInput, NotFound
+from berth.locks import FileLock
 from berth.proc import run
 from berth.storage.fsutil import atomic_write
 
@@ -64,11 +67,21 @@ class Networks:
             raise InvalidInput(f"invalid network name {name!r}")
         return os.path.join(self.dir, f"{name}.conflist")
 
+    def _lock(self, what: str) -> FileLock:
+        return FileLock(os.path.join(self.containers.lock_dir, f"net-{what}"))
+
     def create(self, name: str, subnet: str | None = None, bridge: str | None = None) -> dict[str, object]:
+        """One creator at a time: the name, subnet and bridge checks and the write are one step."""
+        self._path(name)
+        with self._lock("networks"):
+            return self._create(name, subnet, bridge)
+
+    def _create(self, name: str, subnet: str | None, bridge: str | None) -> dict[str, object]:
         path = self._path(name)
         if os.path.exists(path):
             raise InvalidInput(f"network {name} already exists")
-        used = {str(n["subnet"]) for n in self.list()}
+        existing = self.list()
+        used = {str(n["subnet"]) for n in existing}
         if subnet is None:
             routed = run(["ip", "-4", "route", "show"], check=False).stdout.decode()
             for third in range(89, 255):
@@ -82,11 +95,11 @@ class Networks:
             raise InvalidInput(f"invalid subnet {subnet!r}: use CIDR notation, e.g. 10.90.0.0/24") from None
         if str(net) in used:
             raise InvalidInput(f"subnet {net} is already used by another berth network")
-        index = len([n for n in os.listdir(self.dir) if n.endswith(".conflist")]) if os.path.isdir(self.dir) else 0
+        bridges = {str(n["bridge"]): str(n["name"]) for n in existing}
         if bridge is None:
-            # interface names are global to the host: roots other than the default get their own
-            tag = "" if self.root == "/var/lib/berth" else hashlib.sha256(self.root.encode()).hexdigest()[:6]
-            bridge = f"berth{tag}{index}"[:15]
+            bridge = self._free_bridge(set(bridges))
+        elif bridge in bridges:
+            raise InvalidInput(f"bridge {bridge} is already used by network {bridges[bridge]}")
         conf = {
             "cniVersion": "0.4.0",
             "name": name,
@@ -102,21 +115,31 @@ class Networks:
         atomic_write(path, json.dumps(conf, indent=2).encode())
         return self.inspect(name)
 
+    def _free_bridge(self, taken: set[str]) -> str:
+        """The first berth<tag><N> no network of this root uses and the host has no link of.
+        Interface names are global to the host: roots other than the default get their own tag."""
+        tag = "" if self.root == "/var/lib/berth" else hashlib.sha256(self.root.encode()).hexdigest()[:6]
+        for index in range(10 ** (15 - len("berth") - len(tag))):
+            cand = f"berth{tag}{index}"
+            if cand not in taken and not os.path.exists(os.path.join("/sys/class/net", cand)):
+                return cand
+        raise BerthError("no free bridge name for a new network: remove unused networks")
+
     def ensure_default(self) -> None:
         """The default network, on the first 10.N.0.0/24 (N from 89) the host does not route yet."""
         if os.path.exists(self._path(DEFAULT_NETWORK)):
             return
         cni_path()
-        routed = run(["ip", "-4", "route", "show"], check=False).stdout.decode()
-        used = {str(n["subnet"]) for n in self.list()}
-        for third in range(89, 255):
-            cand = f"10.{third}.0.0/24"
-            if cand not in used and cand not in routed:
-                try:
-                    self.create(DEFAULT_NETWORK, cand)
-                except InvalidInput:
-                    pass
-                return
+        with self._lock("networks"):
+            if os.path.exists(self._path(DEFAULT_NETWORK)):
+                return  # another command made it while this one waited
+            routed = run(["ip", "-4", "route", "show"], check=False).stdout.decode()
+            used = {str(n["subnet"]) for n in self.list()}
+            for third in range(89, 255):
+                cand = f"10.{third}.0.0/24"
+                if cand not in used and cand not in routed:
+                    self._create(DEFAULT_NETWORK, cand, None)
+                    return
         raise BerthError("no free 10.N.0.0/24 subnet for the default network: berth network create one")
 
     def conf(self, name: str) -> dict[str, object]:
@@ -137,16 +160,28 @@ class Networks:
     def list(self) -> list[dict[str, object]]:
         if not os.path.isdir(self.dir):
             return []
-        return [self.inspect(n[: -len(".conflist")]) for n in sorted(os.listdir(self.dir)) if n.endswith(".conflist")]
+        out = []
+        for name in self.names():
+            with contextlib.suppress(NotFound):  # removed since the directory was read
+                out.append(self.inspect(name))
+        return out
+
+    def names(self) -> list[str]:
+        """Networks by their files; atomic_write's temp files (.tmp-*) are no network names."""
+        if not os.path.isdir(self.dir):
+            return []
+        return sorted(n[: -len(".conflist")] for n in os.listdir(self.dir)
+                      if n.endswith(".conflist") and NAME_RE.match(n[: -len(".conflist")]))
 
     def remove(self, name: str) -> None:
-        conf = self.conf(name)
-        users = [c.name for c in self.containers.store.list() if c.config.bridge_network() == name]
-        if users:
-            raise InUse(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
-        os.unlink(self._path(name))
-        bridge = str(conf["plugins"][0]["bridge"])  # type: ignore[index]
-        run(["ip", "link", "delete", bridge], check=False)
+        with self._lock("networks"):  # the bridge goes before its name can be handed out again
+            conf = self.conf(name)
+            users = [c.name for c in self.containers.store.list() if c.config.bridge_network() == name]
+            if users:
+                raise InUse(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
+            os.unlink(self._path(name))
+            bridge = str(conf["plugins"][0]["bridge"])  # type: ignore[index]
+            run(["ip", "link", "delete", bridge], check=False)
 
     # -- attachments -------------------------------------------------------------------------
     def netns_path(self, cid: str) -> str:
@@ -186,21 +221,44 @@ class Networks:
         os.makedirs(self.netns_dir, exist_ok=True)
         netns = self.netns_path(cid)
         self.detach(cid, name, ports, quiet=True)
-        open(netns, "w").close()
-        run(["unshare", f"--net={netns}", "true"], what="creating a network namespace")
+        # the check and the taking of the ports are one step: the namespace file marks the taking
+        with self._lock("ports"):
+            if ports:
+                ports_in_use(ports, self._published(cid))
+            open(netns, "w").close()
+        return self._add(cid, name, conf, netns, ports, ip)
+
+    def _published(self, cid: str) -> list[tuple[str, dict[str, object]]]:
+        """(container name, port) of every other container that holds its published ports: one of
+        this root with a network namespace (from attach until detach), or a DNAT rule of any root
+        (those carry no address: taken as published on every address)."""
+        out = []
+        ours = set()
+        for c in self.containers.store.list():
+            ours.add(c.id)
+            if c.id != cid and c.config.ports and os.path.exists(self.netns_path(c.id)):
+                out.extend((c.name, parse_port(p)) for p in c.config.ports)
+        # another root's containers (or leftovers) are known only by the DNAT rules that take the traffic
+        out.extend((f"{other[:12]} (not one of this root's)", p) for other, p in dnat_rules()
+                   if other not in ours and other != cid)
+        return out
+
+    def _add(self, cid: str, name: str, conf: dict[str, object], netns: str, ports: list[dict[str, object]],
+             ip: str | None) -> str:
         cni_args = f"IgnoreUnknown=1;IP={ip}" if ip else ""
         try:
+            run(["unshare", f"--net={netns}", "true"], what="creating a network namespace")
             lo = {"type": "loopback"}
             self._exec(lo, {"name": conf["name"], "cniVersion": conf["cniVersion"]}, "ADD", cid, netns, None, {}, "")
             prev: dict[str, object] | None = None
             for plugin in conf["plugins"]:  # type: ignore[union-attr]
                 prev = self._exec(plugin, conf, "ADD", cid, netns, prev, {"portMappings": ports}, cni_args)
+            ips = (prev or {}).get("ips") or []
+            if not ips:
+                raise BerthError(f"network {name}: no address was assigned")
         except BaseException:
             self.detach(cid, name, ports, quiet=True)
             raise
-        ips = (prev or {}).get("ips") or []
-        if not ips:
-            raise BerthError(f"network {name}: no address was assigned")
         return str(ips[0]["address"]).split("/")[0]  # type: ignore[index]
 
     def detach(self, cid: str, name: str, ports: list[dict[str, object]], quiet: bool = False) -> None:

@@ -124,11 +124,8 @@ def add_cli_flags(sp: argparse.ArgumentParser) -> None:
             kw["action"] = "store_true"
         elif o.kind in ("list", "map", "env", "volumes"):
             kw.update(action="append", default=[])
-        else:
-            if o.kind in ("int", "float"):
-                kw["type"] = int if o.kind == "int" else float
-            if o.default is not None:
-                kw["default"] = o.default
+        elif o.default is not None:  # numbers are parsed in _cli_value: a bad one is exit 125, not argparse's 2
+            kw["default"] = o.default
         if o.choices:
             kw["choices"] = list(o.choices)
         if o.metavar:
@@ -157,6 +154,10 @@ def _cli_map(o: Option, items: list[str]) -> dict[str, str]:
 
 
 def _cli_value(o: Option, a: argparse.Namespace) -> Any:
+    return checked(o, _cli_raw(o, a), o.cli[-1], InvalidInput)
+
+
+def _cli_raw(o: Option, a: argparse.Namespace) -> Any:
     if not o.cli[0].startswith("-"):
         v = getattr(a, o.cli[0])
         return (list(v) if v else None) if o.kind == "argv" else v
@@ -173,6 +174,8 @@ def _cli_value(o: Option, a: argparse.Namespace) -> Any:
         return parse_size(v, f"{o.subject()} limit") if v else None
     if o.kind == "list":
         return list(v)
+    if o.kind in ("int", "float"):
+        return _number(o, v, o.cli[-1], InvalidInput)
     return v
 
 
@@ -182,6 +185,104 @@ def config_from_cli(a: argparse.Namespace) -> ContainerConfig:
 
 def cli_name(a: argparse.Namespace) -> str | None:
     return a.ctr_name  # type: ignore[no-any-return]
+
+
+# ---- values checked on every face, before the runtime sees them
+
+MAX_BYTES = (1 << 63) - 1  # what the runtimes (int64) and the kernel's page counters take
+MAX_PIDS = 4194304  # PID_MAX_LIMIT: pids.max refuses more
+MAX_ID = 4294967294  # (uid_t)-1 is "no id"
+MAX_HOSTNAME = 64  # HOST_NAME_MAX: sethostname refuses more
+TMPFS_FLAGS = frozenset(("rw", "ro", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime",
+                         "relatime", "strictatime", "nodiratime", "diratime", "sync", "async"))
+TMPFS_HUGE = frozenset(("never", "always", "within_size", "advise", "deny", "force"))
+
+
+def _number(o: Option, v: Any, label: str, fail: Callable[[str], InvalidInput]) -> int | float | None:
+    if v is None:
+        return None
+    try:
+        if isinstance(v, bool):
+            raise ValueError
+        n = int(v) if o.kind == "int" else float(v)
+    except (TypeError, ValueError):
+        raise fail(f"invalid {label} {v!r}: use {'an integer' if o.kind == 'int' else 'a number'}") from None
+    if n != n or n in (float("inf"), float("-inf")):
+        raise fail(f"invalid {label} {v!r}: use a finite number")
+    return n
+
+
+def _check_memory(v: int) -> str | None:
+    return f"more than the largest limit ({MAX_BYTES} bytes)" if v > MAX_BYTES else None
+
+
+def _check_pids(v: int) -> str | None:
+    return None if v in (-1, 0) or 1 <= v <= MAX_PIDS else f"use -1 (unlimited) or 1 to {MAX_PIDS}"
+
+
+def _check_user(v: str) -> str | None:
+    user, _, group = v.partition(":")
+    if not user or not v.isprintable() or any(ch.isspace() for ch in v):
+        return "use NAME or ID, optionally :GROUP or :GID"
+    if any(part.isdigit() and int(part) > MAX_ID for part in (user, group)):
+        return f"ids are 0 to {MAX_ID}"
+    return None
+
+
+def _check_hostname(v: str) -> str | None:
+    if len(v) > MAX_HOSTNAME:
+        return f"at most {MAX_HOSTNAME} characters"
+    if not v.isprintable() or any(ch.isspace() or ch == "/" for ch in v):
+        return "letters, digits, '.', '-' and '_' only"
+    return None
+
+
+def _tmpfs_option(opt: str) -> str | None:
+    key, eq, val = opt.partition("=")
+    if not eq:
+        return None if key in TMPFS_FLAGS else f"unknown option {key!r}"
+    if key == "size":
+        if val.endswith("%") and val[:-1].isdigit():
+            return None
+        try:
+            parse_size(val, "size")
+        except InvalidInput:
+            return f"size={val} is no size (e.g. 64m or 50%)"
+        return None
+    if key == "mode":
+        return None if len(val) <= 5 and all(ch in "01234567" for ch in val) and val else f"mode={val} is not octal"
+    if key in ("uid", "gid"):
+        return None if val.isdigit() and int(val) <= MAX_ID else f"{key}={val} is not an id"
+    if key in ("nr_inodes", "nr_blocks"):
+        return None if val[:-1].isdigit() and val[-1] in "kmgKMG" or val.isdigit() else f"{key}={val} is no number"
+    if key == "huge":
+        return None if val in TMPFS_HUGE else f"huge={val}: use one of {', '.join(sorted(TMPFS_HUGE))}"
+    return f"unknown option {key!r}"
+
+
+def _check_tmpfs(v: list[str]) -> str | None:
+    for t in v:
+        _dest, _, opts = t.partition(":")
+        for opt in opts.split(",") if opts else []:
+            why = _tmpfs_option(opt)
+            if why:
+                return f"{t!r}: {why}"
+    return None
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "memory": _check_memory, "pids_limit": _check_pids, "user": _check_user, "hostname": _check_hostname,
+    "tmpfs": _check_tmpfs,
+}
+
+
+def checked(o: Option, value: Any, label: str, fail: Callable[[str], InvalidInput]) -> Any:
+    """value, or the one-line error saying why the runtime or the kernel would refuse it."""
+    check = _CHECKS.get(o.name)
+    why = check(value) if check is not None and value not in (None, "", []) else None
+    if why:
+        raise fail(f"invalid {label} {why}" if o.kind == "list" else f"invalid {label} {value!r}: {why}")
+    return value
 
 
 # ---- the declaration face (and the module, which hands its arguments over as a declaration)
@@ -198,10 +299,15 @@ def str_list(value: object, fail: Callable[[str], InvalidInput], key: str) -> li
 
 def _declared_value(o: Option, item: dict[str, Any], fail: Callable[[str, str], InvalidInput]) -> Any:
     key = o.key or ""
-    v = item.get(key)
 
     def err(msg: str) -> InvalidInput:
         return fail(key, msg)
+
+    return checked(o, _declared_raw(o, item, key, err), key, err)
+
+
+def _declared_raw(o: Option, item: dict[str, Any], key: str, err: Callable[[str], InvalidInput]) -> Any:
+    v = item.get(key)
 
     if o.kind == "argv":
         return str_list(v, err, key) if key in item else None
@@ -221,7 +327,7 @@ def _declared_value(o: Option, item: dict[str, Any], fail: Callable[[str, str], 
     if o.kind == "size":
         return parse_size(str(v), f"{o.subject()} limit") if v is not None else None
     if o.kind in ("int", "float"):
-        return (int if o.kind == "int" else float)(v) if v is not None else None
+        return _number(o, v, key, err)
     if o.default is not None:
         return str(v if v is not None else o.default)
     return str(v) if v else None

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
+from berth.container import pathres
 from berth.errors import InvalidInput
 
 
 def _read_db(rootfs: str, name: str) -> list[list[str]]:
-    path = os.path.join(rootfs, "etc", name)
-    real = os.path.realpath(path)
-    if not real.startswith(os.path.realpath(rootfs) + "/") or not os.path.isfile(real):
-        return []  # absent, or a link that leads out of the rootfs: never read the host's file
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return [line.split(":") for line in f.read().splitlines() if line and not line.startswith("#")]
+    # resolved inside the rootfs through file descriptors: a link to a host file is never followed
+    data = pathres.read_in_root(rootfs, f"/etc/{name}")
+    if data is None:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
 def resolve(rootfs: str, user: str | None) -> tuple[int, int, list[int], str]:
