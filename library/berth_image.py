@@ -43,8 +43,8 @@ options:
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -63,7 +63,12 @@ image:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import (
+    COMMON_ARGS,
+    converge,
+    exit_with_plan,
+    run,
+)
 
 
 def main():

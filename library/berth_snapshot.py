@@ -29,8 +29,8 @@ options:
     description: "Also commit the container to this image reference (with O(state=present))."
     type: str
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -49,7 +49,7 @@ snapshots:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import COMMON_ARGS, run
 
 
 def main():

@@ -25,7 +25,7 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
               "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "bb", "sleep", "100000")
     inv = tmp_path / "fleet.berth.yml"
     inv.write_text(
-        "plugin: berth\n"
+        "plugin: berth.runtime.berth\n"
         f"root: {env['BERTH_ROOT']}\nrunroot: {env['BERTH_RUNROOT']}\n"
         f"berth_executable: {os.path.join(REPO, '.venv', 'bin', 'berth')}\n"
         "labels:\n  fleet: test\n"
