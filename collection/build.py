@@ -58,8 +58,18 @@ def wheel(dest: str) -> str:
     return built[0]
 
 
+def check_imports() -> None:
+    """Modules reach the shared code through the collection, which is where it is once installed."""
+    for name in sorted(os.listdir(os.path.join(REPO, "library"))):
+        with open(os.path.join(REPO, "library", name)) as f:
+            if name.endswith(".py") and "from ansible.module_utils.berth_common" in f.read():
+                raise SystemExit(f"library/{name} imports ansible.module_utils.berth_common: import it as "
+                                 "ansible_collections.berth.runtime.plugins.module_utils.berth_common")
+
+
 def stage(root: str) -> None:
     """Lay the collection out under root from the checkout's sources."""
+    check_imports()
     for name in ("galaxy.yml", "README.md"):
         shutil.copy(os.path.join(HERE, name), root)
     shutil.copytree(os.path.join(HERE, "meta"), os.path.join(root, "meta"), ignore=SKIP)
