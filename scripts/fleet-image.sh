@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The "system container" image for fleet tests: Debian with python3 and what berth needs to run
-# containers inside it (runc, conmon, PyYAML, zstandard, venv), sshd, and a small init that reaps
+# containers inside it (runc, conmon, PyYAML, venv), sshd, and a small init that reaps
 # orphans. berth itself is not copied in: the molecule fleet installs it with the berth_runtime role
 # from the collection's wheel into /opt/berth/venv; the SSH fleet tests bind-mount the checkout's
 # runtime/ at /opt/berth/runtime, which a .pth file puts on python3's path. `berth` runs whichever is there.
@@ -26,5 +26,5 @@ if [[ ${1:-} == --customize ]]; then
 fi
 out=${1:?usage: $0 OUT.tar}
 exec "$here/debian-rootfs.sh" "$out" bookworm \
-  python3,python3-yaml,python3-zstandard,python3-venv,sudo,runc,conmon,openssh-server,iproute2,procps,e2fsprogs,attr,busybox-static \
+  python3,python3-yaml,python3-venv,sudo,runc,conmon,openssh-server,iproute2,procps,e2fsprogs,attr,busybox-static \
   "$here/fleet-image.sh --customize"
