@@ -59,7 +59,8 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
                                       capture_output=True, text=True, check=True).stdout)
     assert "role_db" not in again  # a stopped container is no longer a host (running_only)
     # reached anyway (an explicit host): unreachable, with berth's reason
-    cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth", "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
+    cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth.runtime.berth",
+                         "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
                          "-e", f"ansible_berth_runroot={env['BERTH_RUNROOT']}",
                          "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
                          "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True)
