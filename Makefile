@@ -7,14 +7,18 @@ APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs a
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client lvm2 \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
-	pytest-testinfra
+	pytest-testinfra voluptuous pycodestyle yamllint antsibull-docs-parser wheel
 CACHE := .cache
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+COLLECTION := dist/berth-runtime-$(VERSION).tar.gz
+# where ansible.cfg (and each molecule scenario) finds the berth.runtime collection
+COLLECTIONS_PATH := .collections
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
+.PHONY: setup apt venv collection collection-install sanity up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
 	bench-plot bench-charts docs clean
 
-setup: apt venv
+setup: apt venv collection-install
 
 apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -29,6 +33,19 @@ $(BIN)/python:
 venv: $(BIN)/python
 	@$(BIN)/pip install -q --disable-pip-version-check -e . $(PIP_PACKAGES)
 	@$(BIN)/python -m compileall -q runtime  # PYTHONDONTWRITEBYTECODE may be set: ship the bytecode
+
+# The berth.runtime collection, built from library/, module_utils/, plugins/, roles/, playbooks/ and
+# collection/ (galaxy.yml, meta/runtime.yml, README.md), with a wheel of berth for hosts without network.
+collection: venv
+	$(BIN)/python collection/build.py build --dist dist
+
+# Installed (offline) where ansible.cfg and the molecule scenarios look: what is tested is what users install.
+collection-install: collection
+	$(BIN)/python collection/build.py install $(COLLECTION) $(COLLECTIONS_PATH)
+
+# ansible-test sanity (validate-modules, pep8, import, yamllint, ...) on the built collection.
+sanity: collection
+	$(BIN)/python collection/build.py sanity $(COLLECTION)
 
 $(CACHE)/busybox.tar: scripts/busybox-rootfs.sh
 	@mkdir -p $(CACHE)
@@ -46,7 +63,7 @@ up: setup $(CACHE)/busybox.tar
 	$(BIN)/berth images
 	$(BIN)/berth ps
 
-lint: venv
+lint: venv collection-install
 	$(BIN)/ruff check runtime tests bench library module_utils molecule plugins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production roles playbooks molecule
 
@@ -55,7 +72,7 @@ molecule: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-molecule $(BIN)/molecule test -s btrfs
 	PATH=$(CURDIR)/$(BIN):$$PATH BERTH_CGROUP_PARENT=berth-fleet $(BIN)/molecule test -s fleet
 
-test: setup lint $(CACHE)/busybox.tar $(CACHE)/fleet.tar
+test: setup lint sanity $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider -rsx $(PYTEST_ARGS)
 
@@ -112,4 +129,4 @@ docs:
 	dot -Tpng -Gdpi=110 docs/architecture.dot -o docs/architecture.png
 
 clean:
-	rm -rf $(VENV) $(CACHE)
+	rm -rf $(VENV) $(CACHE) dist $(COLLECTIONS_PATH)

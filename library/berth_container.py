@@ -114,8 +114,8 @@ options:
     choices: [running, stopped, present, absent]
     default: running
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -142,7 +142,12 @@ container:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import (
+    COMMON_ARGS,
+    converge,
+    exit_with_plan,
+    run,
+)
 
 
 def main():

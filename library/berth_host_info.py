@@ -12,8 +12,8 @@ short_description: What berth finds on the host (kernel, storage drivers and why
 description:
   - Returns C(berth info) as data. Never changes anything.
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -30,7 +30,7 @@ host:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import COMMON_ARGS, run
 
 
 def main():

@@ -8,99 +8,241 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: berth_image
-short_description: Make sure a berth image is present (imported, pulled, loaded or built) or absent
+short_description: Make sure a berth image is present (pulled, loaded, built or imported), tagged, archived, or absent
 description:
-  - In check mode nothing is fetched; the result says what would be done.
+  - An image that is present is not fetched again unless O(force_source) is set or, for an imported image,
+    its configuration differs from what O(changes) gives (then it is imported again).
+  - Check mode predicts what the real run does, failures included (an image a container uses cannot be
+    removed); with O(force_source) it reports a change, since what a source holds is only known by
+    fetching it.
 options:
   name:
     description: "Image reference."
     type: str
     required: true
+  source:
+    description:
+      - Where the image comes from when it is missing (or with O(force_source)).
+      - V(pull) pulls O(pull), or O(name) when O(pull) is not given; V(load) loads the archive O(load);
+        V(build) builds O(build); V(import) imports the rootfs tarball O(import_from).
+      - When not given, it follows from which of O(pull), O(load), O(build), O(import_from) is set.
+    type: str
+    choices: [pull, load, build, import]
+  force_source:
+    description:
+      - Fetch the image from its source even when it is present; a change is reported only when the image
+        under O(name) is then another one.
+    type: bool
+    default: false
   import_from:
-    description: "Rootfs tarball on the managed host."
+    description: "Rootfs tarball on the managed host (O(source=import))."
     type: path
   changes:
-    description: "Dockerfile instructions applied on import."
+    description:
+      - Dockerfile instructions applied on import (C(CMD), C(ENV), C(WORKDIR), ...).
+      - When an imported image's configuration differs from what they give, it is imported again.
     type: list
     elements: str
     default: []
   pull:
-    description: "Reference to pull from a registry."
+    description: "Reference to pull from a registry (O(source=pull)); tagged as O(name) when it differs."
     type: str
   tls_verify:
     description: "Use TLS and verify it when pulling."
     type: bool
     default: true
   load:
-    description: "Archive to load."
+    description: "docker-archive or OCI archive to load (O(source=load))."
     type: path
   build:
-    description: "Build it: C(context), optional C(dockerfile) and C(args)."
+    description: "Build it (O(source=build)): C(context), optional C(dockerfile) and C(args)."
     type: dict
+  tags:
+    description: "More references the image must also have (moved here from any other image)."
+    type: list
+    elements: str
+    default: []
+  archive_path:
+    description:
+      - Also write the image to this docker-archive; written again only when the archive holds another
+        image (or none).
+    type: path
   state:
     description: "present or absent."
     type: str
     choices: [present, absent]
     default: present
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+attributes:
+  check_mode:
+    support: full
+    description: Predicts what the real run does (see the description for O(force_source)).
+  diff_mode:
+    support: full
+    description: The image ID and tags before and after, and every action with its reason.
+  idempotent:
+    support: full
+    description: A second run with the same arguments changes nothing (unless O(force_source) finds a new image).
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
 - name: Busybox from the host's busybox-static
-  berth_image:
+  berth.runtime.berth_image:
     name: busybox:latest
+    source: import
     import_from: /srv/busybox.tar
     changes: ['CMD ["sh"]']
+
+- name: Pulled from a registry, also tagged and kept as an archive
+  berth.runtime.berth_image:
+    name: registry.example.invalid:5000/team/web:v3
+    source: pull
+    tags: [web:current]
+    archive_path: /var/backups/web-v3.tar
+
+- name: Gone
+  berth.runtime.berth_image:
+    name: web:old
+    state: absent
 """
 
 RETURN = r"""
 image:
-  description: C(berth inspect) of the image when present.
+  description: C(berth inspect) of the image when present (in check mode, as it is now).
   returned: when present
   type: dict
+actions:
+  description: Every action done (or, in check mode, to be done) with its reasons.
+  returned: always
+  type: list
+  elements: dict
 """
 
+import json
+import os
+import tarfile
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import COMMON_ARGS, exit_with_plan, run
+
+SOURCE_OPTION = {"pull": "pull", "load": "load", "build": "build", "import": "import_from"}
+
+
+def source_of(p):
+    """The source, given or implied, and the item berth's reconciler fetches it with."""
+    given = [s for s, opt in SOURCE_OPTION.items() if p[opt]]
+    src = p["source"] or (given[0] if given else None)
+    if src is None:
+        return None, None
+    item = {"name": p["name"]}
+    if src == "import":
+        item.update({"import": p["import_from"], "changes": p["changes"]})
+    elif src == "pull":
+        item.update({"pull": p["pull"] or p["name"], "tls_verify": p["tls_verify"]})
+    elif src == "load":
+        item["load"] = p["load"]
+    else:
+        item["build"] = p["build"]
+    return src, item
+
+
+def archived_image(path):
+    """The image ID a docker-archive holds (None when there is no such archive or it holds several)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with tarfile.open(path) as t:
+            manifest = json.load(t.extractfile("manifest.json"))
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return None
+    if len(manifest) != 1:
+        return None
+    return "sha256:" + os.path.basename(manifest[0]["Config"]).removesuffix(".json").removeprefix("sha256:")
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(name=dict(type="str", required=True), import_from=dict(type="path"),
+        argument_spec=dict(name=dict(type="str", required=True),
+                           source=dict(type="str", choices=["pull", "load", "build", "import"]),
+                           force_source=dict(type="bool", default=False),
+                           import_from=dict(type="path"),
                            changes=dict(type="list", elements="str", default=[]), pull=dict(type="str"),
                            tls_verify=dict(type="bool", default=True), load=dict(type="path"), build=dict(type="dict"),
+                           tags=dict(type="list", elements="str", default=[]), archive_path=dict(type="path"),
                            state=dict(type="str", default="present", choices=["present", "absent"]), **COMMON_ARGS),
         mutually_exclusive=[("import_from", "pull", "load", "build")],
-        required_if=[("state", "present", ("import_from", "pull", "load", "build"), True)],
+        required_if=[("source", "import", ("import_from",)), ("source", "load", ("load",)),
+                     ("source", "build", ("build",))],
         supports_check_mode=True,
     )
+    p = module.params
+    src, item = source_of(p)
+    if src and p[SOURCE_OPTION[src]] is None and src != "pull":
+        module.fail_json(msg=f"source={src} needs {SOURCE_OPTION[src]}")
+    other = [s for s, opt in SOURCE_OPTION.items() if p[opt] and s != src]
+    if src and other:
+        module.fail_json(msg=f"source={src}, but {SOURCE_OPTION[other[0]]} is set: give the option of that source")
 
     def work(engine):
-        from berth.declare import reconcile, schema
+        from berth.declare import reconcile
         from berth.errors import NotFound
+        from berth.image import changes as changes_mod
 
-        p = module.params
-        if p["state"] == "absent":
+        def current():
             try:
-                engine.image(p["name"])
+                return engine.image(p["name"])
             except NotFound:
-                return [], None
-            action = reconcile.Action("remove-image", p["name"], [f"image {p['name']} declared absent"])
+                return None
+
+        actions = []
+        have = current()
+        if p["state"] == "absent":
+            if have is not None:
+                lines = engine.remove_image(p["name"], dry_run=module.check_mode)
+                actions.append(reconcile.Action("remove-image", p["name"], [f"image {p['name']} declared absent"]
+                                                + lines))
+            return actions, None
+        if have is None and src is None:
+            module.fail_json(msg=f"name={p['name']}: no such image, and no source to get it from "
+                                 "(source, pull, load, build or import_from)")
+        reason = None
+        if have is None:
+            reason = f"image {p['name']} is missing: {src} it"
+        elif p["force_source"] and src:
+            reason = f"force_source: {src} {p['name']} again"
+        elif src == "import":
+            want = changes_mod.apply({}, [str(c) for c in p["changes"]])
+            got = engine.inspect_image(have.id)["Config"] or {}
+            if want != got:
+                keys = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+                reason = f"changes: {', '.join(keys)} differ from the imported image's: import it again"
+        if reason:
+            if module.check_mode:
+                actions.append(reconcile.Action("image", p["name"], [reason], item))
+            else:
+                reconcile.apply(engine, [reconcile.Action("image", p["name"], [reason], item)])
+                now = current()
+                if have is None or now is None or now.id != have.id:
+                    actions.append(reconcile.Action("image", p["name"], [reason], item))
+                have = now
+        image_id = have.id if have is not None else None
+        for tag in p["tags"]:
+            try:
+                tagged = engine.image(tag).id
+            except NotFound:
+                tagged = None
+            if image_id is None or tagged != image_id:
+                actions.append(reconcile.Action("tag", tag, [f"tag {tag} → {p['name']}"]))
+                if not module.check_mode:
+                    engine.tag(p["name"], tag)
+        if p["archive_path"] and (image_id is None or archived_image(p["archive_path"]) != image_id
+                                  or any(a.kind == "image" for a in actions)):
+            actions.append(reconcile.Action("archive", p["archive_path"],
+                                            [f"archive {p['archive_path']} does not hold {p['name']}"]))
             if not module.check_mode:
-                engine.remove_image(p["name"])
-            return [action], None
-        item = {"name": p["name"]}
-        if p["import_from"]:
-            item.update({"import": p["import_from"], "changes": p["changes"]})
-        elif p["pull"]:
-            item.update({"pull": p["pull"], "tls_verify": p["tls_verify"]})
-        elif p["load"]:
-            item["load"] = p["load"]
-        else:
-            item["build"] = p["build"]
-        actions = converge(module, engine, schema.from_dict({"images": [item]}, f"berth_image {p['name']}"))
+                engine.save_images([p["name"]], p["archive_path"])
         try:
             return actions, engine.inspect_image(p["name"])
         except NotFound:

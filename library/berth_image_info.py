@@ -18,8 +18,8 @@ options:
     elements: str
     default: []
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -37,7 +37,7 @@ images:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, inspect_each, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import COMMON_ARGS, inspect_each, run
 
 
 def main():

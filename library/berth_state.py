@@ -32,8 +32,8 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - berth
-author: berth contributors
+  - berth.runtime.berth
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -62,7 +62,12 @@ actions:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import COMMON_ARGS, converge, exit_with_plan, run
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import (
+    COMMON_ARGS,
+    converge,
+    exit_with_plan,
+    run,
+)
 
 
 def main():

@@ -63,7 +63,7 @@ options:
     default: /var/lib/berth
 requirements:
   - berth importable by the Python that runs the module
-author: berth contributors
+author: berth contributors (@berth)
 """
 
 EXAMPLES = r"""
@@ -93,7 +93,7 @@ steps:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.berth_common import require_berth
+from ansible_collections.berth.runtime.plugins.module_utils.berth_common import require_berth
 
 
 def main():

@@ -76,6 +76,7 @@ def containers_vars(count: int) -> dict[str, object]:
     """The declaration every host converges to: busybox and `count` containers."""
     return {
         "berth_runtime_manage_packages": False,
+        "berth_runtime_install": False,  # these hosts run the checkout's berth, mounted
         "berth_containers_images": [{"name": "busybox:latest", "import": "/var/tmp/busybox.tar",
                                      "changes": ['CMD ["sh"]']}],
         "berth_containers_containers": [
@@ -88,7 +89,7 @@ def containers_vars(count: int) -> dict[str, object]:
 def berth_inventory(path: str, *, root: str, runroot: str, label: str) -> str:
     """A berth inventory plugin file listing the hosts labelled fleet=label."""
     with open(path, "w") as f:
-        f.write(f"plugin: berth\nroot: {root}\nrunroot: {runroot}\nlabels:\n  fleet: {label}\n"
+        f.write(f"plugin: berth.runtime.berth\nroot: {root}\nrunroot: {runroot}\nlabels:\n  fleet: {label}\n"
                 f"berth_executable: {os.path.join(VENV_BIN, 'berth')}\n"
                 "compose:\n  ansible_python_interpreter: \"'/usr/bin/python3'\"\n")
     return path

@@ -12,7 +12,7 @@ description:
     the same channel, so containers can be Ansible hosts (system containers, molecule scenarios, fleets).
   - Become works inside the container where it needs no password (sudo with NOPASSWD, or running as root);
     a become password cannot be answered through C(berth exec) and is refused with a message.
-author: berth contributors
+author: berth contributors (@berth)
 options:
   remote_addr:
     description: The container's name or ID.

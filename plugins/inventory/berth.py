@@ -17,7 +17,7 @@ options:
   plugin:
     description: Marks the file as this plugin's.
     required: true
-    choices: [berth]
+    choices: [berth.runtime.berth]
   root:
     description: berth root.
     type: str
@@ -40,7 +40,7 @@ options:
 
 EXAMPLES = r"""
 # fleet.berth.yml
-plugin: berth
+plugin: berth.runtime.berth
 labels:
   fleet: web
 keyed_groups:
@@ -58,7 +58,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
-    NAME = "berth"
+    NAME = "berth.runtime.berth"
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(("berth.yml", "berth.yaml"))
@@ -83,7 +83,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             name = c["Name"]
             self.inventory.add_host(name)
             hostvars = {
-                "ansible_connection": "berth",
+                "ansible_connection": "berth.runtime.berth",
                 "ansible_host": name,
                 "berth_id": c["Id"],
                 "berth_image": c.get("ImageName"),

@@ -354,8 +354,9 @@ class Engine:
     def tag(self, src: str, dst: str) -> str:
         return self.images.tag(self.images.resolve(src).id, dst)
 
-    def remove_image(self, ref: str, force: bool = False) -> list[str]:
-        """Untag, and delete the image when no tag is left; returns docker-style Untagged/Deleted lines."""
+    def remove_image(self, ref: str, force: bool = False, dry_run: bool = False) -> list[str]:
+        """Untag, and delete the image when no tag is left; returns docker-style Untagged/Deleted lines.
+        dry_run checks and reports exactly that (refusals included) and changes nothing."""
         img = self.images.resolve(ref)
         users = self.containers.store.using_image(img.id)
         if users and (img.id.startswith("sha256:" + ref.removeprefix("sha256:")) or len(img.tags) <= 1):
@@ -364,14 +365,23 @@ class Engine:
         out = []
         by_id = ref.startswith("sha256:") or img.id.startswith("sha256:" + ref)
         if not by_id:
-            out.append(f"Untagged: {self.images.untag(ref)}")
-            if self.images.get(img.id).tags:
-                return out
+            if dry_run:
+                from berth.image import reference
+
+                out.append(f"Untagged: {reference.parse(ref)}")
+                if len(img.tags) > 1:
+                    return out
+            else:
+                out.append(f"Untagged: {self.images.untag(ref)}")
+                if self.images.get(img.id).tags:
+                    return out
         elif len(img.tags) > 1 and not force:
             raise InvalidInput(f"image {ref} has {len(img.tags)} tags ({', '.join(img.tags)}); "
                                "remove them by name or use --force")
         else:
             out.extend(f"Untagged: {t}" for t in img.tags)
+        if dry_run:
+            return out + [f"Deleted: {img.id}"]
         self.images.delete(img.id)
         out.append(f"Deleted: {img.id}")
         out.extend(f"Deleted layer: {lid}" for lid in self.gc_layers())

@@ -102,18 +102,19 @@ def test_snapshot_and_rollback_playbooks(setup) -> None:  # type: ignore[no-unty
 def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: ignore[no-untyped-def]
     env, extra, _port = setup
     adhoc = os.path.join(REPO, ".venv", "bin", "ansible")
-    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth_container", "-a",
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth.runtime.berth_container", "-a",
                          json.dumps({"name": "x", "image": "no/such:image", "root": env["BERTH_ROOT"],
                                      "runroot": env["BERTH_RUNROOT"]})],
                         cwd=REPO, env=env, capture_output=True, text=True)
     assert cp.returncode != 0 and "neither exists nor is declared" in cp.stdout
-    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth_host_info",
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth.runtime.berth_host_info",
                          "-e", "ansible_python_interpreter=/usr/bin/python3"],
                         cwd=REPO, env=env, capture_output=True, text=True)
     assert cp.returncode != 0 and "ansible_python_interpreter" in cp.stdout
     # the thin pool plan in check mode: changed, with loop-lvm's warning, and nothing made
     pool = os.path.join(os.path.dirname(env["BERTH_ROOT"]), "lvm.img")
-    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "--check", "-m", "berth_storage", "-a",
+    cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "--check", "-m", "berth.runtime.berth_storage",
+                         "-a",
                          json.dumps({"driver": "devicemapper", "pool": "thin", "loopback": f"{pool}:1G",
                                      "storage_opts": {"dm.blocksize": "1M"}, "root": env["BERTH_ROOT"],
                                      "config_path": os.path.join(os.path.dirname(env["BERTH_ROOT"]), "c.yml")})],
@@ -123,14 +124,15 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
     doc = os.path.join(REPO, ".venv", "bin", "ansible-doc")
     for m in ("berth_state", "berth_container", "berth_container_info", "berth_image", "berth_image_info",
               "berth_host_info", "berth_snapshot", "berth_storage"):
-        cp = subprocess.run([doc, "-M", "library", m], cwd=REPO, capture_output=True, text=True)
+        cp = subprocess.run([doc, f"berth.runtime.{m}"], cwd=REPO, capture_output=True, text=True)
         assert cp.returncode == 0 and "EXAMPLES" in cp.stdout and "RETURN VALUES" in cp.stdout, (m, cp.stderr)
 
 
 def test_runtime_role_installs_the_berth_package(setup, tmp_path) -> None:  # type: ignore[no-untyped-def]
     env, extra, _port = setup
     venv = tmp_path / "berth-venv"
-    run = playbook(env, "provision.yml", dict(extra, berth_runtime_package=REPO, berth_runtime_virtualenv=str(venv)))
+    run = playbook(env, "provision.yml", dict(extra, berth_runtime_install=True, berth_runtime_package=REPO,
+                                                 berth_runtime_virtualenv=str(venv)))
     assert run.returncode == 0, run.stdout[-3000:]
     cp = subprocess.run([str(venv / "bin" / "berth"), "--help"], capture_output=True, text=True)
     assert cp.returncode == 0 and "container runtime" in cp.stdout

@@ -25,7 +25,7 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
               "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "bb", "sleep", "100000")
     inv = tmp_path / "fleet.berth.yml"
     inv.write_text(
-        "plugin: berth\n"
+        "plugin: berth.runtime.berth\n"
         f"root: {env['BERTH_ROOT']}\nrunroot: {env['BERTH_RUNROOT']}\n"
         f"berth_executable: {os.path.join(REPO, '.venv', 'bin', 'berth')}\n"
         "labels:\n  fleet: test\n"
@@ -59,7 +59,8 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
                                       capture_output=True, text=True, check=True).stdout)
     assert "role_db" not in again  # a stopped container is no longer a host (running_only)
     # reached anyway (an explicit host): unreachable, with berth's reason
-    cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth", "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
+    cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth.runtime.berth",
+                         "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
                          "-e", f"ansible_berth_runroot={env['BERTH_RUNROOT']}",
                          "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
                          "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True)

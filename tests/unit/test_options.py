@@ -83,7 +83,7 @@ def documented_options(module: str) -> dict[str, dict[str, Any]]:
         tree = ast.parse(f.read())
     doc = yaml.safe_load(_literal(_assignments(tree)["DOCUMENTATION"], {}))
     opts = dict(doc.get("options") or {})
-    if "berth" in (doc.get("extends_documentation_fragment") or []):
+    if "berth.runtime.berth" in (doc.get("extends_documentation_fragment") or []):
         with open(os.path.join(REPO, "plugins", "doc_fragments", "berth.py"), encoding="utf-8") as f:
             frag = ast.parse(f.read())
         opts.update(yaml.safe_load(_literal(_assignments(frag)["DOCUMENTATION"], {}))["options"])

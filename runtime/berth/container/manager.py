@@ -619,18 +619,20 @@ class ContainerManager:
 
     # -- commit and snapshots ----------------------------------------------------------------
     def commit(self, ref: str, target: str | None, message: str = "", changes: list[str] | None = None,
-               author: str = "") -> Image:
-        """The container's rw layer becomes the top layer of a new image (natively copied where the
-        driver can, else streamed as a tar through a pipe: never a temporary tar on disk)."""
+               author: str = "", snapshot: str | None = None) -> Image:
+        """The container's rw layer (or, given snapshot, that snapshot of it) becomes the top layer of
+        a new image (natively copied where the driver can, else streamed as a tar through a pipe:
+        never a temporary tar on disk)."""
         from berth.image import changes as changes_mod
         from berth.image import reference
 
         if target:
             reference.parse(target)
         c = self.get(ref)
+        source = str(self.store.snapshot(c.id, snapshot)["layer"]) if snapshot else c.rw_layer
         base = self.images.get(c.image_id)
         base_cfg = self.images.config(c.image_id)
-        layer = self.layers.commit(c.rw_layer, base.top_layer)
+        layer = self.layers.commit(source, base.top_layer)
         icfg = dict(base_cfg.get("config") or {})  # type: ignore[call-overload]
         cc = c.config
         if cc.command is not None:
@@ -690,6 +692,16 @@ class ContainerManager:
         snap = self.store.snapshot(c.id, name)
         self.store.remove_snapshot(c.id, name)
         self.layers.remove(str(snap["layer"]))
+
+    def snapshot_matches(self, ref: str, name: str) -> bool:
+        """Whether the container's rw layer holds exactly what the snapshot holds (the naive differ
+        over both mounted trees finds nothing), so that restoring it would change nothing."""
+        from berth.storage import differ
+
+        c = self.get(ref)
+        layer = str(self.store.snapshot(c.id, name)["layer"])
+        with self.layers.mounted(c.rw_layer) as current, self.layers.mounted(layer) as saved:
+            return not differ.Differ(current, saved).plan()
 
     def snapshot_restore(self, ref: str, name: str) -> Container:
         """Put the rw layer back exactly as it was; a running container is stopped and restarted."""
