@@ -334,6 +334,8 @@ class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
             self.pool: PoolBackend = ThinPool(opts.thinpooldev, os.path.join(self.home, "thin-metadata.json"))
         else:
             self.pool = ReflinkPool(opts.pool_dir or os.path.join(self.home, "pool"))
+        # dmsetup suspend freezes a dm-thin origin's mounted file system itself (and fails on one frozen already)
+        self.freeze_to_copy = not isinstance(self.pool, ThinPool)
 
     # -- helpers -----------------------------------------------------------------------------
     def _mnt(self, id: str) -> str:
