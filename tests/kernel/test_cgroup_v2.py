@@ -13,7 +13,7 @@ import pytest
 from berth.container import cgroups
 from tests.conftest import berth
 
-pytestmark = pytest.mark.skipif(not cgroups.is_v2(), reason="not a pure cgroup v2 host (the kernel lane runs this)")
+pytestmark = pytest.mark.skipif(not cgroups.is_v2(), reason="not a pure cgroup v2 host: the kernel lane runs this")
 
 RUNTIMES = ("crun", "runc")
 

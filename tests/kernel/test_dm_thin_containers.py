@@ -17,7 +17,7 @@ import yaml
 from tests.conftest import REPO, berth
 from tests.kernel import thinlvm
 
-pytestmark = pytest.mark.skipif(not thinlvm.available(), reason=thinlvm.REASON)
+pytestmark = pytest.mark.skipif(not thinlvm.HAS_DM, reason=thinlvm.REASON)
 
 KILLED_MID_CHANGE = """
 import os, signal, sys
@@ -46,12 +46,13 @@ def prepare(env: dict[str, str], base: str, *args: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def direct_lvm(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> Iterator[tuple[dict[str, str], str]]:  # type: ignore[no-untyped-def]
+def direct_lvm(berth_env: dict[str, str], busybox_tar: str, spare_disk: str,
+               tmp_path) -> Iterator[tuple[dict[str, str], str]]:  # type: ignore[no-untyped-def]
     vg = f"berthvm{os.getpid()}"
     env = dict(berth_env)
     env.pop("BERTH_CONFIG", None)
     try:
-        env_c = prepare(env, str(tmp_path), "--storage-opt", f"dm.vg={vg}", "--device", thinlvm.SPARE_DISK)
+        env_c = prepare(env, str(tmp_path), "--storage-opt", f"dm.vg={vg}", "--device", spare_disk)
         berth_env.update(BERTH_ROOT=env_c["BERTH_ROOT"], BERTH_RUNROOT=env_c["BERTH_RUNROOT"],
                          BERTH_CONFIG=env_c["BERTH_CONFIG"])  # the fixture's teardown removes the containers
         berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
@@ -60,7 +61,7 @@ def direct_lvm(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> Iterato
         ids = berth(dict(berth_env), "ps", "-aq", check=False).stdout.split()
         if ids:
             berth(dict(berth_env), "rm", "-f", *ids, check=False)
-        thinlvm.remove_group(vg, [thinlvm.SPARE_DISK])
+        thinlvm.remove_group(vg, [spare_disk])
 
 
 def thin_meta(env: dict[str, str]) -> dict[str, object]:

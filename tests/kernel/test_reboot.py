@@ -16,8 +16,8 @@ from tests.kernel import thinlvm
 
 STATE = "/tmp/berth-kernel-lane-reboot"  # the guest's /tmp is its scratch disk, kept across the reboot
 VG = "berthreboot"
-pytestmark = pytest.mark.skipif(not thinlvm.available() or not os.environ.get("BERTH_VM_STEP"),
-                                reason=f"runs in the kernel lane around a guest reboot ({thinlvm.REASON})")
+pytestmark = [pytest.mark.skipif(not thinlvm.HAS_DM, reason=thinlvm.REASON),
+              pytest.mark.skipif(not thinlvm.SPARE_DISK, reason="runs only in the kernel lane (around a guest reboot)")]
 
 
 def env_for(berth_env: dict[str, str]) -> dict[str, str]:
