@@ -193,6 +193,8 @@ def main() -> int:
         qemu_out = proc.communicate(timeout=30)[0].decode(errors="replace").strip()
     if qemu_out:
         print(f"  qemu: {qemu_out}", flush=True)
+    for disk in ("scratch.img", "spare.img"):  # the console log and the junit files stay for a look
+        os.unlink(os.path.join(lane, disk))
     ok = not problem
     if problem:
         log(problem)
