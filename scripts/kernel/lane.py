@@ -124,9 +124,9 @@ def follow(proc: subprocess.Popen[bytes], console: str, boot_timeout: float, dea
             return ""
         now = time.monotonic()
         if not up and now - booted_at > boot_timeout:
-            return f"the guest did not come up within {boot_timeout:.0f} s (see the console above)"
+            return f"the guest did not come up within {boot_timeout:.0f} s (its console: {console})"
         if now > deadline:
-            return "the guest ran past the lane's time limit"
+            return f"the guest ran past the lane's time limit (its console: {console})"
         time.sleep(0.5)
 
 
