@@ -15,7 +15,7 @@ COLLECTION := dist/berth-runtime-$(VERSION).tar.gz
 COLLECTIONS_PATH := .collections
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv collection collection-install sanity up test lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
+.PHONY: setup apt venv collection collection-install sanity up test test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
 	bench-plot bench-charts docs clean
 
 setup: apt venv collection-install
@@ -75,6 +75,37 @@ molecule: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 test: setup lint sanity $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider -rsx $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-kernel
+
+# The kernel lane: what this machine's kernel cannot run (dm-thin pools, XFS project quotas, a pure
+# cgroup v2 host) runs in a qemu VM with Debian's own kernel. The first step runs the named tests; the
+# guest then reboots and the second step checks what must survive a reboot. A skip inside fails.
+KERNEL_IMAGE := $(CACHE)/kernel
+KERNEL_STEP1 := tests/integration/test_dm_thin.py \
+	tests/integration/test_host_prepare.py::test_thin_pool_plan_and_refusals \
+	tests/integration/test_host_prepare.py::test_loop_lvm_thin_pool_made_and_used \
+	tests/integration/test_size_limits.py::test_overlay_size_on_xfs_project_quota \
+	tests/kernel/test_cgroup_v2.py tests/kernel/test_dm_thin_containers.py \
+	tests/kernel/test_reboot.py::test_before_reboot $(KERNEL_EXTRA)
+KERNEL_STEP2 := tests/kernel/test_reboot.py::test_after_reboot
+# e.g. KERNEL_EXTRA=tests/kernel/test_storage_role.py: the berth_storage role on dm-thin (about 4 more minutes)
+KERNEL_EXTRA ?=
+
+kernel-deps:
+	@missing=$$(for p in qemu-system-x86 kmod debootstrap busybox-static e2fsprogs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Debian's kernel and a debootstrapped guest root (about 2 minutes, then cached).
+$(KERNEL_IMAGE)/root.img: scripts/kernel/image.sh scripts/kernel/initramfs-init.sh scripts/kernel/guest-init.sh \
+		scripts/debian-rootfs.sh
+	scripts/kernel/image.sh $(KERNEL_IMAGE)
+
+test-kernel: setup kernel-deps $(KERNEL_IMAGE)/root.img
+	$(PYTHON) scripts/kernel/lane.py --image $(KERNEL_IMAGE) --timeout 900 \
+		--step "$(KERNEL_STEP1)" --step "$(KERNEL_STEP2)"
 
 # Benchmarks (not part of `make test`). Each writes bench/results-<kind>-<date>.json; `make bench`
 # then draws the charts (bench/chart-*.png) from the latest results. BENCH_ARGS goes to the one
@@ -91,6 +122,12 @@ bench-diff: setup
 
 bench-storage: setup
 	$(BIN)/python bench/storage.py --json bench/results-storage-$(BENCH_DATE).json $(BENCH_ARGS)
+
+# bench/storage.py in the kernel lane's VM, where devicemapper also runs on a real dm-thin pool; the
+# table comes out on the console (software emulation: compare ratios, not times).
+bench-kernel: setup kernel-deps $(KERNEL_IMAGE)/root.img
+	$(PYTHON) scripts/kernel/lane.py --image $(KERNEL_IMAGE) --timeout 900 --shell \
+		--step ".venv/bin/python bench/storage.py --n 20 --reps 3 --data-mib 20 $(BENCH_ARGS)"
 
 bench-fleet: setup $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(BIN)/python bench/fleet.py --json bench/results-fleet-$(BENCH_DATE).json $(BENCH_ARGS)

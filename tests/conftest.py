@@ -33,6 +33,8 @@ KERNEL_SKIPS = (
     "no device-mapper:",
     "this kernel's XFS has no quota support",
     "this kernel has no aufs",
+    "not a pure cgroup v2 host",
+    "runs only in the kernel lane",
 )
 NEEDS_ROOT = "needs root (mounts, loop devices, cgroups, containers): run the suite as root"
 BERTH_TIMEOUT = 300  # one berth command; pytest-timeout bounds the whole test

@@ -105,6 +105,12 @@ def plan(devices: list[str], opts: DmOptions, *, check: bool, force: bool, add_s
     attrs = _lvm("lvs", "--noheadings", "-o", "lv_attr", lv)
     if attrs.startswith("t"):
         add_step(f"thin pool {lv} exists", True)
+        # lv_attr's fifth letter is "a" once active; after a reboot only udev/systemd's autoactivation
+        # (or this) brings it back, and never for a loop-lvm file
+        if attrs[4:5] == "a":
+            add_step(f"thin pool {lv} is active", True)
+        else:
+            do(f"lvchange -ay {lv} (the pool is not active)", ["lvchange", "-ay", lv])
     elif attrs:
         raise BerthError(f"{lv} exists and is not a thin pool: rename or remove it (lvremove {lv})")
     else:

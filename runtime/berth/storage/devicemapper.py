@@ -183,6 +183,10 @@ class ThinPool(PoolBackend):
     name = "dm-thin"
 
     def __init__(self, pool: str, meta: str) -> None:
+        if not os.path.exists(pool):
+            # after a reboot without LVM's autoactivation (or a loop-lvm file not attached again)
+            raise BerthError(f"the thin pool {pool} is not active: activate its volume group (vgchange -ay) or "
+                             "run berth host prepare again")
         self.pool = pool
         self.meta_path = meta
         self.meta = self._load()
@@ -283,7 +287,10 @@ class ThinPool(PoolBackend):
         out = run(["dmsetup", "status", self.pool], what="thin pool status").stdout.decode().split()
         # <start> <len> thin-pool <transaction id> <used meta>/<total meta> <used data>/<total data> ...
         used, total = (int(x) for x in out[5].split("/"))
-        return used, total
+        # counted in data blocks: <start> <len> thin-pool <meta dev> <data dev> <block size in sectors> ...
+        table = run(["dmsetup", "table", self.pool], what="thin pool table").stdout.decode().split()
+        block = int(table[5]) * 512
+        return used * block, total * block
 
 
 class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
@@ -327,6 +334,8 @@ class DeviceMapperDriver(Driver, FastCommit, Snapshotter, Activator, Quiesced):
             self.pool: PoolBackend = ThinPool(opts.thinpooldev, os.path.join(self.home, "thin-metadata.json"))
         else:
             self.pool = ReflinkPool(opts.pool_dir or os.path.join(self.home, "pool"))
+        # dmsetup suspend freezes a dm-thin origin's mounted file system itself (and fails on one frozen already)
+        self.freeze_to_copy = not isinstance(self.pool, ThinPool)
 
     # -- helpers -----------------------------------------------------------------------------
     def _mnt(self, id: str) -> str:

@@ -126,7 +126,8 @@ class LayerStore:
     def _quiesced(self, id: str | None) -> Iterator[None]:
         """Layer id frozen while the driver copies it, where the driver asks for it and the
         layer is mounted."""
-        mnt = self.table.mountpoint(id) if id and isinstance(self.driver, Quiesced) else None
+        quiesced = isinstance(self.driver, Quiesced) and self.driver.freeze_to_copy
+        mnt = self.table.mountpoint(id) if id and quiesced else None
         if mnt is None:
             yield
             return
