@@ -109,8 +109,9 @@ def test_devicemapper_reflink_pool_is_a_loop_mount(tmp_path) -> None:  # type: i
 def test_devicemapper_thin_pool_mounts_the_thin_device(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The dm-thin path (no device-mapper in this kernel to run it) is described all the same."""
     layer = "f" * 64
-    d = DeviceMapperDriver(str(tmp_path / "dm"), {"dm.thinpooldev": "/dev/mapper/berth-thinpool"},
-                           _facts(tmp_path))
+    pool = tmp_path / "berth-thinpool"  # stands for the active pool's node: the driver checks it is there
+    pool.touch()
+    d = DeviceMapperDriver(str(tmp_path / "dm"), {"dm.thinpooldev": str(pool)}, _facts(tmp_path))
     assert d.mounts(layer, []) == [Mount("ext4", f"/dev/mapper/berth-{'f' * 32}", (), root="rootfs")]
     assert d.pool.activate_to_mount
 
