@@ -15,6 +15,15 @@ import pytest
 from tests.conftest import REPO, berth
 
 ADHOC = os.path.join(REPO, ".venv", "bin", "ansible")
+
+
+def _module() -> str:
+    """The module's name as ansible.cfg finds it: by FQCN from the collection, or from library/."""
+    with open(os.path.join(REPO, "ansible.cfg"), encoding="utf-8") as f:
+        return "berth.runtime.berth_container" if "collections_path" in f.read() else "berth_container"
+
+
+MODULE = _module()
 pytestmark = pytest.mark.skipif(not os.path.exists(ADHOC), reason="ansible-core is not installed in .venv")
 
 
@@ -28,7 +37,7 @@ def env(berth_env: dict[str, str], busybox_tar: str) -> dict[str, str]:
 def task(env: dict[str, str], args: dict[str, Any], *flags: str) -> dict[str, Any]:
     """Run berth_container once (ad hoc) and return its result."""
     args = dict(args, root=env["BERTH_ROOT"], runroot=env["BERTH_RUNROOT"])
-    cp = subprocess.run([ADHOC, "localhost", "-i", "inventory/local", "-m", "berth_container", "-a", json.dumps(args),
+    cp = subprocess.run([ADHOC, "localhost", "-i", "inventory/local", "-m", MODULE, "-a", json.dumps(args),
                          *flags], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     m = re.search(r"^localhost \| ([A-Z!]+) => ", cp.stdout, re.MULTILINE)
     assert m, cp.stdout + cp.stderr
