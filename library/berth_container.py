@@ -10,17 +10,31 @@ DOCUMENTATION = r"""
 module: berth_container
 short_description: Manage one berth container
 description:
-  - Creates, updates in place (memory, cpus, pids_limit, restart), recreates, starts, stops or removes
-    a container so that it matches the arguments. The diff gives the reason for every change
-    (for example C(env FOO removed) or C(image sha256:ab… → sha256:cd…)); a removed env var or mount is a change.
+  - Creates, updates in place (memory, cpus, pids_limit, restart_policy), recreates, starts, stops, restarts or
+    removes a container so that it matches the task. Option names and states follow
+    community.docker.docker_container where the meaning is the same.
+  - Only the options the task sets are compared with the existing container (O(comparisons) makes an option
+    strict or ignores it); an option the task leaves out keeps the container's value. A container made with
+    C(berth create) and handed to this module with the same options is left as it is.
+  - The diff gives the reason for every change (for example C(env FOO removed) or
+    C(image sha256:ab… → sha256:cd…)); check mode plans exactly what the real run does.
 options:
   name:
     description: "Container name."
     type: str
     required: true
   image:
-    description: "Image reference (required unless O(state=absent))."
+    description:
+      - "Image reference. Needed to create the container; without it, an existing container is started,
+        stopped, restarted or removed by name and its image is not compared."
     type: str
+  pull:
+    description:
+      - "When O(image) is not on this host: V(missing) pulls it, V(never) fails. V(always) is accepted as
+        V(missing) does: berth does not look for a newer image under a tag it already has."
+    type: str
+    choices: [missing, always, never]
+    default: missing
   command:
     description: "Command and arguments."
     type: list
@@ -32,27 +46,53 @@ options:
   env:
     description: "Environment variables."
     type: dict
-  mounts:
-    description: "Bind mounts C(SRC:DST[:ro])."
+  env_file:
+    description: "Files on the managed host with KEY=VALUE lines (read before O(env), which wins)."
     type: list
-    elements: str
-  tmpfs:
-    description: "tmpfs mount points."
-    type: list
-    elements: str
-  workdir:
-    description: "Working directory."
+    elements: path
+  working_dir:
+    description: "Working directory (absolute)."
     type: str
+    aliases: [workdir]
   user:
     description: "User[:group]."
     type: str
   hostname:
     description: "Host name."
     type: str
+  volumes:
+    description: "Bind mounts C(SRC:DST[:ro]) (host path, container path, optional C(ro) or C(rw))."
+    type: list
+    elements: str
+  mounts:
+    description: "Bind mounts given as fields (together with O(volumes))."
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: "Mount type; berth mounts host paths (V(bind))."
+        type: str
+        choices: [bind]
+        default: bind
+      source:
+        description: "Host path (absolute)."
+        type: str
+        required: true
+      target:
+        description: "Path in the container (absolute)."
+        type: str
+        required: true
+      read_only:
+        description: "Mount read-only."
+        type: bool
+        default: false
+  tmpfs:
+    description: "tmpfs mount points C(DST[:OPTS])."
+    type: list
+    elements: str
   read_only:
-    description: "Read-only root file system."
+    description: "Read-only root file system (berth's default: false)."
     type: bool
-    default: false
   labels:
     description: "Labels."
     type: dict
@@ -61,41 +101,30 @@ options:
       - "Storage options of the container's writable layer: C(size) limits it (overlay on xfs mounted with
         prjquota, or btrfs); changing it recreates the container."
     type: dict
-  network:
-    description: "bridge, none, host or a network's name."
+  network_mode:
+    description: "V(bridge) (berth's default), V(none), V(host) or a network's name."
     type: str
-    default: bridge
-  ports:
-    description: "Published ports C([IP:]HOST:CTR)."
+    aliases: [network]
+  published_ports:
+    description: "Published ports C([IP:]HOST:CTR[/proto]) (bridge networks)."
     type: list
     elements: str
+    aliases: [ports]
+  ip:
+    description: "Fixed IPv4 address on the container's bridge network."
+    type: str
   memory:
-    description: "Memory limit such as 64m."
+    description: "Memory limit such as C(64m); changes in place while a limit is set."
     type: str
   cpus:
-    description: "CPU quota in CPUs."
+    description: "CPU quota in CPUs; changes in place while a limit is set."
     type: float
   pids_limit:
-    description: "Maximum number of processes."
+    description: "Maximum number of processes (-1 unlimited); changes in place while a limit is set."
     type: int
   blkio_weight:
     description: "Block IO weight, 10 to 1000."
     type: int
-  runtime:
-    description: "OCI runtime (default: crun where it works, else runc); changing it recreates the container."
-    type: str
-    choices: [crun, runc]
-  ip:
-    description: "Fixed IPv4 address on the container's bridge network."
-    type: str
-  snapshots:
-    description: "Names of snapshots of the container's writable layer that must exist (made when missing)."
-    type: list
-    elements: str
-  restart:
-    description: "no, always, unless-stopped or on-failure[:N]."
-    type: str
-    default: "no"
   cap_add:
     description: "Capabilities to add."
     type: list
@@ -105,14 +134,52 @@ options:
     type: list
     elements: str
   privileged:
-    description: "Privileged container."
+    description: "Privileged container (berth's default: false)."
+    type: bool
+  runtime:
+    description: "OCI runtime (default: crun where it works, else runc); changing it recreates the container."
+    type: str
+    choices: [crun, runc]
+  auto_remove:
+    description: "Remove the container when it exits (conflicts with a restart policy)."
+    type: bool
+  restart_policy:
+    description:
+      - "V(no) (berth's default), V(always), V(unless-stopped) or V(on-failure) (also C(on-failure:N));
+        berth restarts the container when it exits. Changes in place."
+    type: str
+  restart_retries:
+    description: "How often V(on-failure) restarts the container (implies O(restart_policy=on-failure))."
+    type: int
+  snapshots:
+    description: "Names of snapshots of the container's writable layer that must exist (made when missing)."
+    type: list
+    elements: str
+  state:
+    description:
+      - "V(started) (or V(running)): exists and runs; V(stopped): exists and does not run; V(present): exists,
+        running or not; V(absent): removed. With O(image) left out, an existing container is started,
+        stopped or removed by name."
+    type: str
+    choices: [started, running, stopped, present, absent]
+    default: started
+  recreate:
+    description: "Remove and create the container even when nothing differs."
     type: bool
     default: false
-  state:
-    description: Desired state.
-    type: str
-    choices: [running, stopped, present, absent]
-    default: running
+  restart:
+    description: "Restart a running container even when nothing differs (with O(state=started))."
+    type: bool
+    default: false
+  comparisons:
+    description:
+      - "How an option is compared with the existing container, by option name (or C(*) for every option not
+        named): V(strict) - the container must have the task's value, or berth's default when the task does
+        not set the option; V(ignore) - never compared; V(allow_more_present) (lists and mappings) - the
+        container may have more entries than the task gives."
+      - "Without it, options the task sets are V(strict) and options it leaves out are V(ignore)."
+      - "V(image: ignore) keeps a container whose image is not the one O(image) names now."
+    type: dict
 extends_documentation_fragment:
   - berth.runtime.berth
 author: berth contributors (@berth)
@@ -124,9 +191,24 @@ EXAMPLES = r"""
     name: web
     image: busybox:latest
     command: [httpd, -f, -p, "8080", -h, /www]
-    network: host
+    network_mode: host
     memory: 64m
-    restart: always
+    restart_policy: always
+
+- name: Stop it by name (the same container, its writable layer kept)
+  berth_container:
+    name: web
+    state: stopped
+
+- name: Environment exactly as given, labels may have more
+  berth_container:
+    name: web
+    image: busybox:latest
+    env: {MODE: prod}
+    labels: {team: web}
+    comparisons:
+      env: strict
+      labels: allow_more_present
 """
 
 RETURN = r"""
@@ -154,30 +236,34 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             name=dict(type="str", required=True), image=dict(type="str"),
+            pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
             command=dict(type="list", elements="str"), entrypoint=dict(type="list", elements="str"),
-            env=dict(type="dict"), mounts=dict(type="list", elements="str"), tmpfs=dict(type="list", elements="str"),
-            workdir=dict(type="str"), user=dict(type="str"), hostname=dict(type="str"),
-            read_only=dict(type="bool", default=False), labels=dict(type="dict"),
-            network=dict(type="str", default="bridge"), ports=dict(type="list", elements="str"),
+            env=dict(type="dict"), env_file=dict(type="list", elements="path"),
+            working_dir=dict(type="str", aliases=["workdir"]), user=dict(type="str"), hostname=dict(type="str"),
+            volumes=dict(type="list", elements="str"),
+            mounts=dict(type="list", elements="dict", options=dict(
+                type=dict(type="str", default="bind", choices=["bind"]), source=dict(type="str", required=True),
+                target=dict(type="str", required=True), read_only=dict(type="bool", default=False))),
+            tmpfs=dict(type="list", elements="str"), read_only=dict(type="bool"), labels=dict(type="dict"),
+            storage_opts=dict(type="dict"), network_mode=dict(type="str", aliases=["network"]),
+            published_ports=dict(type="list", elements="str", aliases=["ports"]), ip=dict(type="str"),
             memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),
-            blkio_weight=dict(type="int"), runtime=dict(type="str", choices=["crun", "runc"]), ip=dict(type="str"),
+            blkio_weight=dict(type="int"), cap_add=dict(type="list", elements="str"),
+            cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool"),
+            runtime=dict(type="str", choices=["crun", "runc"]), auto_remove=dict(type="bool"),
+            restart_policy=dict(type="str"), restart_retries=dict(type="int"),
             snapshots=dict(type="list", elements="str"),
-            restart=dict(type="str", default="no"), cap_add=dict(type="list", elements="str"),
-            cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool", default=False),
-            storage_opts=dict(type="dict"),
-            state=dict(type="str", default="running", choices=["running", "stopped", "present", "absent"]),
+            state=dict(type="str", default="started", choices=["started", "running", "stopped", "present", "absent"]),
+            recreate=dict(type="bool", default=False), restart=dict(type="bool", default=False),
+            comparisons=dict(type="dict"),
             **COMMON_ARGS),
-        required_if=[("state", "running", ["image"]), ("state", "stopped", ["image"]), ("state", "present", ["image"])],
         supports_check_mode=True,
     )
 
     def work(engine):
-        from berth.container import options
         from berth.declare import schema
 
-        item = options.declaration_from_params(module.params)
-        item.setdefault("image", "unused")
-        desired = schema.from_dict({"containers": [item]}, f"berth_container {module.params['name']}")
+        desired = schema.from_task(module.params, f"berth_container {module.params['name']}")
         actions = converge(module, engine, desired)
         try:
             info = engine.containers.inspect(module.params["name"])

@@ -15,12 +15,34 @@ description:
   - In check mode nothing is changed and nothing is pulled; the diff shows the planned actions.
 options:
   images:
-    description: Images that must exist (each with C(name) and one of C(import), C(pull), C(load), C(build)).
+    description:
+      - Images that must exist. Each has C(name) and exactly one source - C(import) (a rootfs tarball, with
+        C(changes), Dockerfile instructions such as C(CMD ["sh"])), C(pull) (a reference, with C(tls_verify),
+        C(ca_file), C(authfile)), C(load) (a docker-archive or OCI archive) or C(build) (a context directory, or
+        a mapping with C(context), C(dockerfile), C(args)) - and optionally C(require_signature).
     type: list
     elements: dict
     default: []
   containers:
-    description: Containers with their desired C(state) (running, stopped, present, absent); keys as in C(berth plan).
+    description:
+      - Containers with their desired state. A declared container is compared as a whole; a key it leaves out
+        means berth's default (unlike M(berth.runtime.berth_container), which compares only the options a
+        task sets).
+      - "C(name) (required), C(image) (required unless C(state) is absent), C(state): C(running) (also
+        C(started)), C(stopped), C(present) or C(absent) (default running)."
+      - "C(command), C(entrypoint): lists. C(env): a mapping (or a list of KEY=VALUE); C(env_file): files of
+        KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(hostname)."
+      - "C(volumes): C(SRC:DST[:ro]) strings; C(mounts): mappings with C(type) (bind), C(source), C(target),
+        C(read_only) (a C(SRC:DST[:ro]) string is read as a volume). C(tmpfs): C(DST[:OPTS]) strings.
+        C(read_only): read-only root file system."
+      - "C(labels): a mapping. C(network) (or C(network_mode)): bridge (default), none, host or a network's
+        name; C(ports) (or C(published_ports)): C([IP:]HOST:CTR[/proto]); C(ip): a fixed IPv4 address."
+      - "C(memory) (such as 64m), C(cpus), C(pids_limit), C(blkio_weight) (10 to 1000), C(cap_add),
+        C(cap_drop), C(privileged), C(runtime) (crun or runc), C(storage_opts) (a mapping, C(size))."
+      - "C(restart) (or C(restart_policy)): no (default), always, unless-stopped, on-failure or on-failure:N;
+        C(restart_retries): N for on-failure. C(snapshots): names of snapshots that must exist."
+      - memory, cpus, pids_limit and the restart policy change in place; any other change recreates the
+        container.
     type: list
     elements: dict
     default: []

@@ -103,7 +103,7 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
     env, extra, _port = setup
     adhoc = os.path.join(REPO, ".venv", "bin", "ansible")
     cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth.runtime.berth_container", "-a",
-                         json.dumps({"name": "x", "image": "no/such:image", "root": env["BERTH_ROOT"],
+                         json.dumps({"name": "x", "image": "no/such:image", "pull": "never", "root": env["BERTH_ROOT"],
                                      "runroot": env["BERTH_RUNROOT"]})],
                         cwd=REPO, env=env, capture_output=True, text=True)
     assert cp.returncode != 0 and "neither exists nor is declared" in cp.stdout

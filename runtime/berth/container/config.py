@@ -10,6 +10,15 @@ from berth.record import Factory, Record
 from berth.units import parse_size as parse_size  # re-exported while callers move to berth.units
 
 
+class OptionError(InvalidInput):
+    """A container option's value is wrong; `field` names the ContainerConfig field, so that each face
+    (CLI flag, declaration key, module option) can say which of its options it was."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Mount(Record):
     source: str
     destination: str
@@ -117,38 +126,45 @@ class ContainerConfig(Record):
 
     def validate(self) -> None:
         if not re.fullmatch(r"no|always|unless-stopped|on-failure(:\d+)?", self.restart):
-            raise InvalidInput(f"invalid restart policy {self.restart!r}: use no, always, unless-stopped or "
-                               "on-failure[:N]")
+            raise OptionError("restart", f"invalid restart policy {self.restart!r}: use no, always, unless-stopped "
+                              "or on-failure[:N]")
         if self.restart != "no" and self.auto_remove:
-            raise InvalidInput("--restart and --rm conflict: a removed container cannot be restarted")
+            raise OptionError("auto_remove", "a restart policy and auto-removal conflict: a removed container "
+                              "cannot be restarted")
         if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,30}", self.network):
-            raise InvalidInput(f"invalid network {self.network!r}: use none, host, bridge or a network's name")
+            raise OptionError("network", f"invalid network {self.network!r}: use none, host, bridge or a "
+                              "network's name")
         if (self.ports or self.ip) and self.bridge_network() is None:
-            raise InvalidInput("-p and --ip need a bridge network (--network bridge or a network's name)")
+            raise OptionError("ports" if self.ports else "ip", "published ports and a fixed IP need a bridge "
+                              f"network (bridge or a network's name), not {self.network!r}")
         from berth.container.network import parse_port
 
         for p in self.ports:
-            parse_port(p)
+            try:
+                parse_port(p)
+            except InvalidInput as e:
+                raise OptionError("ports", str(e)) from None
         if self.ip:
             import ipaddress
 
             try:
                 ipaddress.IPv4Address(self.ip)
             except ValueError:
-                raise InvalidInput(f"invalid --ip {self.ip!r}: use an IPv4 address of the network") from None
+                raise OptionError("ip", f"invalid IP {self.ip!r}: use an IPv4 address of the network") from None
         if self.memory is not None and self.memory < 6 << 20:
-            raise InvalidInput("memory limit must be at least 6m")
+            raise OptionError("memory", "memory limit must be at least 6m")
         if self.cpus is not None and not (0.01 <= self.cpus <= 1024):
-            raise InvalidInput(f"invalid --cpus {self.cpus}: use a number between 0.01 and the host's CPU count")
+            raise OptionError("cpus", f"invalid cpus {self.cpus}: use a number between 0.01 and the host's "
+                              "CPU count")
         if self.pids_limit is not None and self.pids_limit == 0:
-            raise InvalidInput("--pids-limit 0 would forbid every process; use -1 for unlimited")
+            raise OptionError("pids_limit", "a pids limit of 0 would forbid every process; use -1 for unlimited")
         if self.blkio_weight is not None and not (10 <= self.blkio_weight <= 1000):
-            raise InvalidInput(f"invalid --blkio-weight {self.blkio_weight}: use 10 to 1000")
+            raise OptionError("blkio_weight", f"invalid blkio weight {self.blkio_weight}: use 10 to 1000")
         if self.workdir is not None and not self.workdir.startswith("/"):
-            raise InvalidInput(f"working directory {self.workdir!r} must be absolute")
+            raise OptionError("workdir", f"working directory {self.workdir!r} must be absolute")
         for t in self.tmpfs:
             if not t.split(":", 1)[0].startswith("/"):
-                raise InvalidInput(f"tmpfs path {t!r} must be absolute")
+                raise OptionError("tmpfs", f"tmpfs path {t!r} must be absolute")
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> ContainerConfig:

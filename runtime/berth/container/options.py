@@ -1,11 +1,14 @@
 """Every container option once: its kind, its parser, its name on each face (CLI flags, declaration
-key, Ansible option and aliases), whether a change applies in place or needs a new container, and
-how a change is worded in a plan reason.
+key and the other spellings a declaration accepts, Ansible option and aliases), whether a change
+applies in place or needs a new container, and how a change is worded in a plan reason.
 
 The CLI flags (`berth run/create`), the declaration schema (`berth plan/apply -f`, `berth_state`),
-the reconciler's compare and the `berth_container` module all come from this table; the module's
-literal argument_spec and DOCUMENTATION, and ContainerConfig's fields, are checked against it by
-tests/unit/test_options.py.
+the arguments of `berth_container`, and the reconciler's compare all come from this table; the
+module's literal argument_spec and DOCUMENTATION, and ContainerConfig's fields, are checked against
+it by tests/unit/test_options.py.
+
+Several options may feed one ContainerConfig field (`env` and `env_file`; `volumes` and `mounts`;
+`restart_policy` and `restart_retries`); the field is what is recorded and compared.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from berth.container.config import ContainerConfig, parse_env, parse_size, parse_volume
+from berth.container.config import ContainerConfig, Mount, OptionError, parse_env, parse_size, parse_volume
 from berth.errors import InvalidInput
 from berth.record import Record
 
@@ -23,35 +26,47 @@ from berth.record import Record
 IN_PLACE = "in place"
 LIMIT = "limit"  # in place while a limit is set before and after; setting one first or dropping it recreates
 RECREATE = "recreate"
-IGNORE = "ignore"  # not compared here (the image is compared by ID; auto_remove is the CLI's alone)
+IGNORE = "ignore"  # not compared here (the image is compared by ID; auto_remove only matters at exit)
+
+# comparisons (berth_container's `comparisons`, after community.docker.docker_container's)
+STRICT = "strict"
+ALLOW_MORE = "allow_more_present"
+COMPARISONS = (STRICT, "ignore", ALLOW_MORE)
 
 # kinds: how a value is given and normalised
-KINDS = ("str", "int", "float", "bool", "list", "argv", "map", "env", "size", "volumes")
+KINDS = ("str", "int", "float", "bool", "list", "argv", "map", "env", "env_file", "size", "volumes", "mounts",
+         "restart", "retries", "dict")
+MANAGED_LABEL = "berth.managed"  # set on containers a declaration created; never compared
 
 
 class Option(Record):
-    name: str  # the ContainerConfig field (or, with config=False, a property of the container record)
+    name: str
     kind: str
-    config: bool = True
+    field: str | None = ""  # the ContainerConfig field it sets ("" = its name; None = a property of the task)
     cli: tuple[str, ...] = ()  # flags, or one positional name; () = not on the CLI
     key: str | None = None  # declaration key; None = not declarable
+    key_aliases: tuple[str, ...] = ()  # other spellings a declaration accepts
     ansible: str | None = None  # berth_container option; None = not on the module
-    aliases: tuple[str, ...] = ()  # the module's aliases
+    aliases: tuple[str, ...] = ()  # the module option's aliases
     update: str = RECREATE
-    word: str = ""  # the subject of a change's reason ("" = the name with spaces)
+    word: str = ""  # the subject of a change's reason ("" = the field with spaces)
     reason: str = "value"  # value: "a → b"; size: sizes; env / map: per key; set: per element
     help: str = ""
     metavar: str | None = None
     choices: tuple[str, ...] = ()
-    default: Any = None
+    default: Any = None  # the field's value when no face sets it
+    module_default: Any = None  # the module option's default (task properties only)
     needs_value: bool = False  # map on the CLI: KEY=VALUE where VALUE is required
 
+    def target(self) -> str | None:
+        return self.name if self.field == "" else self.field
+
     def subject(self) -> str:
-        return self.word or self.name.replace("_", " ")
+        return self.word or (self.target() or self.name).replace("_", " ")
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("name", "str", config=False, cli=("--name",), key="name", ansible="name",
+    Option("name", "str", field=None, cli=("--name",), key="name", ansible="name",
            help="container name (default: generated)"),
     Option("image", "str", cli=("image",), key="image", ansible="image", update=IGNORE),
     Option("command", "argv", cli=("command",), key="command", ansible="command"),
@@ -59,20 +74,26 @@ OPTIONS: tuple[Option, ...] = (
            help="override the image's entrypoint"),
     Option("env", "env", cli=("-e", "--env"), key="env", ansible="env", reason="env", metavar="K=V",
            help="set an environment variable"),
-    Option("workdir", "str", cli=("-w", "--workdir"), key="workdir", ansible="workdir",
+    Option("env_file", "env_file", field="env", cli=("--env-file",), key="env_file", ansible="env_file",
+           help="read KEY=VALUE lines from a file"),
+    Option("workdir", "str", cli=("-w", "--workdir"), key="workdir", key_aliases=("working_dir",),
+           ansible="working_dir", aliases=("workdir",), word="working dir",
            help="working directory inside the container"),
     Option("user", "str", cli=("-u", "--user"), key="user", ansible="user", help="user[:group] (name or id) to run as"),
     Option("hostname", "str", cli=("--hostname",), key="hostname", ansible="hostname",
            help="container host name (default: the short ID)"),
-    Option("volumes", "volumes", cli=("-v", "--volume"), key="mounts", ansible="mounts", word="mount", reason="set",
-           metavar="SRC:DST[:ro]", help="bind mount"),
+    Option("volumes", "volumes", cli=("-v", "--volume"), key="volumes", ansible="volumes", word="mount",
+           reason="set", metavar="SRC:DST[:ro]", help="bind mount"),
+    Option("mounts", "mounts", field="volumes", cli=("--mount",), key="mounts", ansible="mounts",
+           metavar="type=bind,source=SRC,target=DST[,readonly]", help="bind mount, given as fields"),
     Option("tmpfs", "list", cli=("--tmpfs",), key="tmpfs", ansible="tmpfs", metavar="DST[:OPTS]",
            help="mount a tmpfs"),
     Option("read_only", "bool", cli=("--read-only",), key="read_only", ansible="read_only", default=False,
            help="mount the root file system read-only"),
     Option("labels", "map", cli=("-l", "--label"), key="labels", ansible="labels", word="label", reason="map",
            metavar="K=V"),
-    Option("network", "str", cli=("--network", "--net"), key="network", ansible="network", default="bridge",
+    Option("network", "str", cli=("--network", "--net"), key="network", key_aliases=("network_mode",),
+           ansible="network_mode", aliases=("network",), default="bridge",
            help="bridge (default: the berth network), none, host, or a network's name"),
     Option("memory", "size", cli=("-m", "--memory"), key="memory", ansible="memory", update=LIMIT, reason="size",
            help="memory limit (e.g. 64m)"),
@@ -91,100 +112,110 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage_opts", "map", cli=("--storage-opt",), key="storage_opts", ansible="storage_opts",
            metavar="size=N", needs_value=True,
            help="limit the writable layer (overlay on xfs mounted with prjquota, or btrfs qgroups)"),
-    Option("auto_remove", "bool", cli=("--rm",), update=IGNORE, default=False,
+    Option("auto_remove", "bool", cli=("--rm",), ansible="auto_remove", update=IGNORE, default=False,
            help="remove the container when it exits"),
-    Option("restart", "str", cli=("--restart",), key="restart", ansible="restart", update=IN_PLACE, default="no",
-           metavar="POLICY", help="no (default), always, unless-stopped or on-failure[:N] (berth restarts it on exit)"),
-    Option("ports", "list", cli=("-p", "--publish"), key="ports", ansible="ports", metavar="[IP:]HOST:CTR[/proto]",
+    Option("restart_policy", "restart", field="restart", cli=("--restart",), key="restart",
+           key_aliases=("restart_policy",), ansible="restart_policy", update=IN_PLACE, word="restart",
+           default="no", metavar="POLICY",
+           help="no (default), always, unless-stopped or on-failure[:N] (berth restarts it on exit)"),
+    Option("restart_retries", "retries", field="restart", key="restart_retries", ansible="restart_retries"),
+    Option("ports", "list", cli=("-p", "--publish"), key="ports", key_aliases=("published_ports",),
+           ansible="published_ports", aliases=("ports",), metavar="[IP:]HOST:CTR[/proto]",
            help="publish a container port on the host (bridge networks)"),
     Option("ip", "str", cli=("--ip",), key="ip", ansible="ip", help="fixed IPv4 address on the network"),
-    Option("snapshots", "list", config=False, key="snapshots", ansible="snapshots"),
-    Option("state", "str", config=False, key="state", ansible="state", default="running",
-           choices=("running", "stopped", "present", "absent")),
+    # properties of the declaration / task rather than of the container's spec
+    Option("snapshots", "list", field=None, key="snapshots", ansible="snapshots"),
+    Option("state", "str", field=None, key="state", ansible="state", default="running", module_default="started",
+           choices=("started", "running", "stopped", "present", "absent")),
+    Option("recreate", "bool", field=None, ansible="recreate", module_default=False),
+    Option("restart", "bool", field=None, ansible="restart", module_default=False),
+    Option("pull", "str", field=None, ansible="pull", module_default="missing", choices=("missing", "always", "never")),
+    Option("comparisons", "dict", field=None, ansible="comparisons"),
 )
 
 BY_NAME = {o.name: o for o in OPTIONS}
-CONFIG = tuple(o for o in OPTIONS if o.config)
-DECLARATION_KEYS = frozenset(o.key for o in OPTIONS if o.key)
+FIELDS = tuple(dict.fromkeys(o.target() for o in OPTIONS if o.target()))  # in ContainerConfig's order
+PRIMARY = {f: next(o for o in OPTIONS if o.target() == f) for f in FIELDS}  # its update rule and wording
+DECLARATION_KEYS = frozenset(n for o in OPTIONS if o.key for n in (o.key, *o.key_aliases))
+STATES = ("running", "stopped", "present", "absent")  # "started" is read as "running"
 
 
-# ---- the CLI face
-
-def add_cli_flags(sp: argparse.ArgumentParser) -> None:
-    """`berth run/create`'s container flags (the positionals IMAGE and COMMAND last)."""
-    positional = []
-    for o in OPTIONS:
-        if not o.cli:
-            continue
-        if not o.cli[0].startswith("-"):
-            positional.append(o)
-            continue
-        kw: dict[str, Any] = {"dest": "ctr_" + o.name}
-        if o.kind == "bool":
-            kw["action"] = "store_true"
-        elif o.kind in ("list", "map", "env", "volumes"):
-            kw.update(action="append", default=[])
-        elif o.default is not None:  # numbers are parsed in _cli_value: a bad one is exit 125, not argparse's 2
-            kw["default"] = o.default
-        if o.choices:
-            kw["choices"] = list(o.choices)
-        if o.metavar:
-            kw["metavar"] = o.metavar
-        if o.help:
-            kw["help"] = o.help
-        sp.add_argument(*o.cli, **kw)
-        if o.name == "env":
-            sp.add_argument("--env-file", dest="ctr_env_file", action="append", default=[],
-                            help="read KEY=VALUE lines from a file")
-    for o in positional:
-        if o.kind == "argv":
-            sp.add_argument(o.cli[0], nargs=argparse.REMAINDER)
-        else:
-            sp.add_argument(o.cli[0])
+def field_option(field: str, face: str) -> Option:
+    """The option of a face ("cli", "key", "ansible") that sets a field, for error messages."""
+    return next((o for o in OPTIONS if o.target() == field and getattr(o, face)), PRIMARY[field])
 
 
-def _cli_map(o: Option, items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not k or (o.needs_value and not sep):
-            raise InvalidInput(f"invalid {o.cli[-1]} {item!r}: use {o.metavar if o.needs_value else 'KEY=VALUE'}")
-        out[k] = v
-    return out
+# ---- parsing one option's value (shared by the faces)
+
+def str_list(value: object, fail: Callable[[str], InvalidInput], what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
+        raise fail(f"{what} must be a list of strings")
+    return [str(x) for x in value]
 
 
-def _cli_value(o: Option, a: argparse.Namespace) -> Any:
-    return checked(o, _cli_raw(o, a), o.cli[-1], InvalidInput)
+def parse_mount(spec: object, what: str) -> Mount:
+    """A bind mount given as fields: a mapping (type, source, target, read_only) or the CLI's
+    type=bind,source=SRC,target=DST[,readonly]."""
+    if isinstance(spec, str):
+        fields: dict[str, object] = {}
+        for part in spec.split(","):
+            k, sep, v = part.partition("=")
+            fields[k.strip()] = v if sep else True
+        spec = fields
+    if not isinstance(spec, dict):
+        raise InvalidInput(f"{what} must be a mapping with type, source, target and read_only")
+    d = {{"src": "source", "dst": "target", "destination": "target", "ro": "read_only",
+          "readonly": "read_only"}.get(str(k), str(k)): v for k, v in spec.items()}
+    unknown = set(d) - {"type", "source", "target", "read_only"}
+    if unknown:
+        raise InvalidInput(f"{what}: unknown field {sorted(unknown)[0]!r}; use type, source, target, read_only")
+    if str(d.get("type", "bind")) != "bind":
+        raise InvalidInput(f"{what}: type {d['type']!r} is not supported; use bind (and tmpfs for tmpfs mounts)")
+    if not d.get("source") or not d.get("target"):
+        raise InvalidInput(f"{what} needs source and target")
+    ro = d.get("read_only", False)
+    readonly = ro if isinstance(ro, bool) else str(ro).lower() in ("1", "true", "yes")
+    return parse_volume(f"{d['source']}:{d['target']}:{'ro' if readonly else 'rw'}")
 
 
-def _cli_raw(o: Option, a: argparse.Namespace) -> Any:
-    if not o.cli[0].startswith("-"):
-        v = getattr(a, o.cli[0])
-        return (list(v) if v else None) if o.kind == "argv" else v
-    v = getattr(a, "ctr_" + o.name)
-    if o.kind == "argv":
-        return None if v is None else ([v] if v else [])
-    if o.kind == "env":
-        return parse_env(v, a.ctr_env_file)
-    if o.kind == "volumes":
-        return [parse_volume(x) for x in v]
-    if o.kind == "map":
-        return _cli_map(o, v)
-    if o.kind == "size":
-        return parse_size(v, f"{o.subject()} limit") if v else None
-    if o.kind == "list":
-        return list(v)
-    if o.kind in ("int", "float"):
-        return _number(o, v, o.cli[-1], InvalidInput)
-    return v
+def _restart(policy: str | None, retries: int | None) -> str | None:
+    if retries is None:
+        return policy
+    name = (policy or "on-failure").partition(":")[0]
+    if name != "on-failure":
+        raise OptionError("restart", f"restart retries need the on-failure restart policy, not {name!r}")
+    return f"on-failure:{retries}"
 
 
-def config_from_cli(a: argparse.Namespace) -> ContainerConfig:
-    return ContainerConfig(**{o.name: _cli_value(o, a) for o in CONFIG})
+def _combine(field: str, parts: dict[str, Any]) -> Any:
+    """A field's value from the options that set it."""
+    if field == "env":
+        files = parts.get("env_file") or []
+        return (parse_env([], files) if files else []) + (parts.get("env") or [])
+    if field == "volumes":
+        return (parts.get("volumes") or []) + (parts.get("mounts") or [])
+    if field == "restart":
+        return _restart(parts.get("restart_policy"), parts.get("restart_retries"))
+    return next(iter(parts.values()))
 
 
-def cli_name(a: argparse.Namespace) -> str | None:
-    return a.ctr_name  # type: ignore[no-any-return]
+def build(values: dict[str, Any]) -> tuple[ContainerConfig, frozenset[str]]:
+    """A ContainerConfig from parsed option values (by option name; only the given ones, the other
+    fields keep their defaults), and the fields they set."""
+    parts: dict[str, dict[str, Any]] = {}
+    for name, v in values.items():
+        f = BY_NAME[name].target()
+        if f:
+            parts.setdefault(f, {})[name] = v
+    out: dict[str, Any] = {"image": ""}
+    for f, p in parts.items():
+        v = _combine(f, p)
+        out[f] = PRIMARY[f].default if v is None else v
+    return ContainerConfig(**out), frozenset(parts)
 
 
 # ---- values checked on every face, before the runtime sees them
@@ -204,9 +235,9 @@ def _number(o: Option, v: Any, label: str, fail: Callable[[str], InvalidInput]) 
     try:
         if isinstance(v, bool):
             raise ValueError
-        n = int(v) if o.kind == "int" else float(v)
+        n = float(v) if o.kind == "float" else int(v)
     except (TypeError, ValueError):
-        raise fail(f"invalid {label} {v!r}: use {'an integer' if o.kind == 'int' else 'a number'}") from None
+        raise fail(f"invalid {label} {v!r}: use {'a number' if o.kind == 'float' else 'an integer'}") from None
     if n != n or n in (float("inf"), float("-inf")):
         raise fail(f"invalid {label} {v!r}: use a finite number")
     return n
@@ -285,63 +316,152 @@ def checked(o: Option, value: Any, label: str, fail: Callable[[str], InvalidInpu
     return value
 
 
-# ---- the declaration face (and the module, which hands its arguments over as a declaration)
+# ---- the CLI face
 
-def str_list(value: object, fail: Callable[[str], InvalidInput], key: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(x, (str, int, float)) for x in value):
-        raise fail(f"{key} must be a list of strings")
-    return [str(x) for x in value]
+def add_cli_flags(sp: argparse.ArgumentParser) -> None:
+    """`berth run/create`'s container flags (the positionals IMAGE and COMMAND last)."""
+    positional = []
+    for o in OPTIONS:
+        if not o.cli:
+            continue
+        if not o.cli[0].startswith("-"):
+            positional.append(o)
+            continue
+        kw: dict[str, Any] = {"dest": "ctr_" + o.name}
+        if o.kind == "bool":
+            kw["action"] = "store_true"
+        elif o.kind in ("list", "map", "env", "env_file", "volumes", "mounts"):
+            kw.update(action="append", default=[])
+        elif o.default is not None:  # numbers are parsed in _cli_value: a bad one is exit 125, not argparse's 2
+            kw["default"] = o.default
+        if o.choices:
+            kw["choices"] = list(o.choices)
+        if o.metavar:
+            kw["metavar"] = o.metavar
+        if o.help:
+            kw["help"] = o.help
+        sp.add_argument(*o.cli, **kw)
+    for o in positional:
+        if o.kind == "argv":
+            sp.add_argument(o.cli[0], nargs=argparse.REMAINDER)
+        else:
+            sp.add_argument(o.cli[0])
 
 
-def _declared_value(o: Option, item: dict[str, Any], fail: Callable[[str, str], InvalidInput]) -> Any:
-    key = o.key or ""
+def _cli_map(o: Option, items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not k or (o.needs_value and not sep):
+            raise InvalidInput(f"invalid {o.cli[-1]} {item!r}: use {o.metavar if o.needs_value else 'KEY=VALUE'}")
+        out[k] = v
+    return out
 
-    def err(msg: str) -> InvalidInput:
-        return fail(key, msg)
 
-    return checked(o, _declared_raw(o, item, key, err), key, err)
+def _cli_value(o: Option, a: argparse.Namespace) -> Any:
+    return checked(o, _cli_raw(o, a), o.cli[-1], InvalidInput)
 
 
-def _declared_raw(o: Option, item: dict[str, Any], key: str, err: Callable[[str], InvalidInput]) -> Any:
-    v = item.get(key)
-
+def _cli_raw(o: Option, a: argparse.Namespace) -> Any:
+    if not o.cli[0].startswith("-"):
+        v = getattr(a, o.cli[0])
+        return (list(v) if v else None) if o.kind == "argv" else v
+    v = getattr(a, "ctr_" + o.name)
     if o.kind == "argv":
-        return str_list(v, err, key) if key in item else None
+        return None if v is None else ([v] if v else [])
     if o.kind == "env":
-        return [f"{k}={x}" for k, x in sorted((v or {}).items())] if isinstance(v, dict) else str_list(v, err, key)
+        return parse_env(v)
     if o.kind == "volumes":
-        return [parse_volume(x) for x in str_list(v, err, key)]
-    if o.kind == "list":
-        return str_list(v, err, key)
+        return [parse_volume(x) for x in v]
+    if o.kind == "mounts":
+        return [parse_mount(x, f"--mount {x!r}") for x in v]
     if o.kind == "map":
-        v = v or {}
+        return _cli_map(o, v)
+    if o.kind == "size":
+        return parse_size(v, f"{o.subject()} limit") if v else None
+    if o.kind in ("list", "env_file"):
+        return list(v)
+    if o.kind in ("int", "float"):
+        return _number(o, v, o.cli[-1], InvalidInput)
+    return v
+
+
+def config_from_cli(a: argparse.Namespace) -> ContainerConfig:
+    cfg, _given = build({o.name: _cli_value(o, a) for o in OPTIONS if o.cli and o.target()})
+    return cfg
+
+
+# ---- the declaration and module faces
+
+def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what: str) -> Any:
+    """One declared (or module) option's value, normalised; fail(message) makes the error."""
+    if o.kind == "argv":
+        return str_list(v, fail, what)
+    if o.kind == "env":
+        if isinstance(v, dict):
+            return [f"{k}={'' if x is None else x}" for k, x in sorted(v.items())]
+        return str_list(v, fail, what)
+    if o.kind == "volumes":
+        return [parse_volume(x) for x in str_list(v, fail, what)]
+    if o.kind == "mounts":
+        if not isinstance(v, list):
+            raise fail(f"{what} must be a list")
+        # a string is a volume (SRC:DST[:ro]), as mounts were written before volumes existed
+        return [parse_volume(m) if isinstance(m, str) else parse_mount(m, f"{what}[{i}]") for i, m in enumerate(v)]
+    if o.kind in ("list", "env_file"):
+        return str_list(v, fail, what)
+    if o.kind in ("map", "dict"):
+        if v is None:
+            return {}
         if not isinstance(v, dict):
-            raise err(f"{key} must be a mapping" + (", e.g. {size: 2g}" if o.needs_value else ""))
+            raise fail(f"{what} must be a mapping" + (", e.g. {size: 2g}" if o.needs_value else ""))
         return {str(k): str(x) for k, x in v.items()}
     if o.kind == "bool":
-        return bool(v if v is not None else o.default)
+        return bool(v) if v is not None else o.default
     if o.kind == "size":
         return parse_size(str(v), f"{o.subject()} limit") if v is not None else None
-    if o.kind in ("int", "float"):
-        return _number(o, v, key, err)
-    if o.default is not None:
-        return str(v if v is not None else o.default)
-    return str(v) if v else None
+    if o.kind in ("int", "float", "retries"):
+        return _number(o, v, what, fail)
+    if o.kind == "restart" or o.default is None:
+        return str(v) if v not in (None, "") else None
+    return str(v) if v not in (None, "") else o.default
 
 
-def config_from_declaration(item: dict[str, Any], fail: Callable[[str, str], InvalidInput]) -> ContainerConfig:
-    """The normalised ContainerConfig of a declared container; fail(key, message) makes the error."""
-    return ContainerConfig(**{o.name: _declared_value(o, item, fail) if o.key else o.default for o in CONFIG})
+def parse_values(given: dict[str, Any], names: dict[str, str],
+                 fail: Callable[[str, str], InvalidInput]) -> dict[str, Any]:
+    """Parsed values of the options given (by option name); `names` maps an option to the name the
+    face knows it by, and fail(name, message) makes an error that points at it."""
+    out: dict[str, Any] = {}
+    for name, v in given.items():
+        what = names[name]
+        try:
+            o = BY_NAME[name]
+            out[name] = checked(o, _declared_value(o, v, InvalidInput, what), what, InvalidInput)
+        except InvalidInput as e:
+            raise fail(what, str(e)) from None
+    return out
 
 
-def declaration_from_params(params: dict[str, Any]) -> dict[str, Any]:
-    """A declared container from berth_container's arguments (unset ones left out)."""
-    return {o.key: params[o.ansible] for o in OPTIONS
-            if o.key and o.ansible and params.get(o.ansible) not in (None, [], {})}
+def declared_options(item: dict[str, Any], fail: Callable[[str, str], InvalidInput],
+                     spelled: dict[str, str]) -> dict[str, Any]:
+    """The options of a declared container by option name (each given once, under any of its
+    spellings); `spelled` records the spelling used, for error messages."""
+    out: dict[str, Any] = {}
+    for o in OPTIONS:
+        if not o.key:
+            continue
+        names = [n for n in (o.key, *o.key_aliases) if n in item]
+        if len(names) > 1:
+            raise fail(names[1], f"{names[0]} and {names[1]} are the same option; give one")
+        if names:
+            out[o.name] = item[names[0]]
+            spelled[o.name] = names[0]
+    return out
+
+
+def module_options(params: dict[str, Any]) -> dict[str, Any]:
+    """berth_container's arguments by option name: the ones the task set."""
+    return {o.name: params[o.ansible] for o in OPTIONS if o.ansible and params.get(o.ansible) is not None}
 
 
 # ---- compare: what differs between two specs, and whether it can change in place
@@ -364,7 +484,7 @@ def _volume(v: dict[str, Any]) -> str:
 
 
 def reasons(o: Option, a: Any, b: Any) -> list[str]:
-    """How a change of option o from a to b (plain values, as in to_dict) is worded."""
+    """How a change of o's field from a to b (plain values, as in to_dict) is worded."""
     w = o.subject()
     if o.reason == "env":
         ea, eb = _kv(a or []), _kv(b or [])
@@ -385,18 +505,67 @@ def reasons(o: Option, a: Any, b: Any) -> list[str]:
 
 
 def in_place(o: Option, a: Any, b: Any) -> bool:
-    """Whether changing o from a to b can be applied to the existing container."""
+    """Whether changing o's field from a to b can be applied to the existing container."""
     return o.update == IN_PLACE or (o.update == LIMIT and a is not None and b is not None)
 
 
-def compare(old: ContainerConfig, new: ContainerConfig) -> tuple[list[str], list[str]]:
+def _unmanaged(field: str, v: Any) -> Any:
+    if field == "labels" and isinstance(v, dict) and MANAGED_LABEL in v:
+        return {k: x for k, x in v.items() if k != MANAGED_LABEL}
+    return v
+
+
+def _contains(field: str, have: Any, want: Any) -> bool:
+    """allow_more_present: everything wanted is there (a list's elements, a mapping's items)."""
+    if field == "env":
+        have, want = _kv(have or []), _kv(want or [])
+    if isinstance(want, dict):
+        return all(k in (have or {}) and have[k] == x for k, x in want.items())
+    if isinstance(want, list):
+        return all(x in (have or []) for x in want)
+    return bool(have == want)
+
+
+def comparison(field: str, given: frozenset[str] | None, comparisons: dict[str, str]) -> str:
+    """How a field is compared: as asked per field (or for "*"); else strict when the task sets it (or
+    when a whole declaration is compared, given=None) and ignored when it does not."""
+    if field in comparisons:
+        return comparisons[field]
+    if "*" in comparisons:
+        return comparisons["*"]
+    return STRICT if given is None or field in given else "ignore"
+
+
+def differing(old: ContainerConfig, new: ContainerConfig, given: frozenset[str] | None = None,
+              comparisons: dict[str, str] | None = None) -> list[str]:
+    """The fields whose difference counts, in table order."""
+    a, b = old.to_dict(), new.to_dict()
+    out = []
+    for f in FIELDS:
+        o = PRIMARY[f]
+        mode = comparison(f, given, comparisons or {})
+        if o.update == IGNORE or mode == "ignore":
+            continue
+        va, vb = _unmanaged(f, a.get(f)), _unmanaged(f, b.get(f))
+        if va == vb or (mode == ALLOW_MORE and _contains(f, va, vb)):
+            continue
+        out.append(f)
+    return out
+
+
+def compare(old: ContainerConfig, new: ContainerConfig, given: frozenset[str] | None = None,
+            comparisons: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """(reasons that can be applied in place, reasons that need a new container)."""
     a, b = old.to_dict(), new.to_dict()
     same: list[str] = []
     recreate: list[str] = []
-    for o in CONFIG:
-        va, vb = a.get(o.name), b.get(o.name)
-        if o.update == IGNORE or va == vb:
-            continue
+    for f in differing(old, new, given, comparisons):
+        o = PRIMARY[f]
+        va, vb = _unmanaged(f, a.get(f)), _unmanaged(f, b.get(f))
         (same if in_place(o, va, vb) else recreate).extend(reasons(o, va, vb))
     return same, recreate
+
+
+def merged(old: ContainerConfig, new: ContainerConfig, fields: list[str]) -> ContainerConfig:
+    """The spec a container gets when the given fields change: the old one with those replaced."""
+    return old.replace(**{f: getattr(new, f) for f in fields})

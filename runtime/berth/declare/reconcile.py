@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from berth.container import options
 from berth.container.config import ContainerConfig
-from berth.declare.schema import MANAGED_LABEL, Desired
+from berth.declare.schema import MANAGED_LABEL, Declared, Desired
 from berth.errors import BerthError, NotFound
 from berth.record import Factory, Record
 
 if TYPE_CHECKING:
+    from berth.container.store import Container
     from berth.engine import Engine
 
+
 class Action(Record):
-    kind: str  # image, create, recreate, update, start, stop, remove, snapshot
+    kind: str  # image, create, recreate, update, start, stop, restart, remove, snapshot
     target: str
     reasons: list[str] = Factory(list)
     detail: Any = None
@@ -28,7 +30,7 @@ class Action(Record):
 
 
 def compare(old: ContainerConfig, new: ContainerConfig) -> tuple[list[str], list[str]]:
-    """(reasons that can be applied in place, reasons that need a new container)."""
+    """(reasons that can be applied in place, reasons that need a new container), every field compared."""
     return options.compare(old, new)
 
 
@@ -56,50 +58,86 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
             actions.append(Action("image", str(img["name"]), [f"image {img['name']} is missing: {src} it"], img))
             missing_images.add(str(img["name"]))
     existing = {c.name: c for c in engine.containers.list(all_=True)}
-    for cfg, name, state, snaps in desired.containers:
-        cur = existing.get(name)
-        if state == "absent":
-            if cur is not None:
-                actions.append(Action("remove", name, ["declared absent"], before=_summary(cur.config),
-                                      after="absent"))
-            continue
-        try:
-            want_image: str | None = engine.image(cfg.image).id
-        except NotFound:
-            if cfg.image not in missing_images:
-                raise BerthError(f"{desired.path}: container {name} uses image {cfg.image}, which neither exists "
-                                 "nor is declared under images") from None
-            want_image = None
-        run = state == "running"
-        after = dict(_summary(cfg), state=state, image_id=want_image or cfg.image)
-        if cur is None:
-            actions.append(Action("create", name, [f"container {name} does not exist"], (cfg, run),
-                                  before="absent", after=after))
-        else:
-            before = dict(_summary(cur.config), state=cur.state, image_id=cur.image_id)
-            in_place, recreate = compare(cur.config, cfg)
-            if want_image is None or cur.image_id != want_image:
-                recreate.insert(0, f"image {_short(cur.image_id)} → {_short(want_image) if want_image else cfg.image}")
-            if recreate:
-                actions.append(Action("recreate", name, recreate + in_place, (cfg, run), before=before, after=after))
-            else:
-                if in_place:
-                    actions.append(Action("update", name, in_place, cfg, before=before, after=after))
-                if run and cur.state != "running":
-                    actions.append(Action("start", name, [f"state {cur.state} → running"],
-                                          before={"state": cur.state}, after={"state": "running"}))
-                elif state == "stopped" and cur.state == "running":
-                    actions.append(Action("stop", name, ["state running → stopped"],
-                                          before={"state": "running"}, after={"state": "stopped"}))
-        have = {str(s["name"]) for s in engine.containers.snapshot_list(cur.id)} if cur is not None else set()
-        for s in snaps:
-            if s not in have:
-                actions.append(Action("snapshot", name, [f"snapshot {s} missing"], s))
+    for d in desired.containers:
+        actions.extend(_plan_container(engine, desired.path, d, existing.get(d.name), missing_images))
     if prune:
-        declared = {name for _cfg, name, _state, _snaps in desired.containers}
+        declared = {d.name for d in desired.containers}
         for c in existing.values():
             if c.config.labels.get(MANAGED_LABEL) == "true" and c.name not in declared:
                 actions.append(Action("remove", c.name, ["not declared any more (--prune)"]))
+    return actions
+
+
+def _want_image(engine: Engine, source: str, d: Declared, missing_images: set[str],
+                actions: list[Action]) -> str | None:
+    """The image ID the container must run (None: not there yet; an earlier action makes it)."""
+    ref = d.config.image
+    try:
+        return engine.image(ref).id
+    except NotFound:
+        if ref in missing_images:
+            return None
+        if d.pull == "never":
+            raise BerthError(f"{source}: container {d.name} uses image {ref}, which neither exists nor is declared "
+                             + ("under images" if d.given is None else "(and the task says pull: never)")) from None
+        actions.append(Action("image", ref, [f"image {ref} is missing: pull it"], {"name": ref, "pull": ref}))
+        missing_images.add(ref)
+        return None
+
+
+def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | None,
+                    missing_images: set[str]) -> list[Action]:
+    actions: list[Action] = []
+    name, state = d.name, d.state
+    if state == "absent":
+        if cur is not None:
+            actions.append(Action("remove", name, ["declared absent"], before=_summary(cur.config), after="absent"))
+        return actions
+    by_name = d.given is not None and "image" not in d.given  # start/stop/... an existing container
+    if by_name and cur is None:
+        raise BerthError(f"{source}: container {name} does not exist: give image to create it")
+    want_image = None if by_name else _want_image(engine, source, d, missing_images, actions)
+    if cur is None:
+        run = state == "running"
+        after = dict(_summary(d.config), state=state, image_id=want_image or d.config.image)
+        actions.append(Action("create", name, [f"container {name} does not exist"], (d.config, run),
+                              before="absent", after=after))
+    else:
+        fields = options.differing(cur.config, d.config, d.given, d.comparisons)
+        in_place, recreate = options.compare(cur.config, d.config, d.given, d.comparisons)
+        image_changed = not by_name and d.comparisons.get("image") != "ignore" and (
+            want_image is None or cur.image_id != want_image)
+        cfg = options.merged(cur.config, d.config, fields + (["image"] if image_changed else []))
+        try:
+            cfg.validate()
+        except BerthError as e:
+            raise BerthError(f"{source}: container {name}: {e}") from None
+        if image_changed:
+            recreate.insert(0, f"image {_short(cur.image_id)} → {_short(want_image) if want_image else cfg.image}")
+        if d.recreate:
+            recreate.insert(0, "recreate requested")
+        run = state == "running" or (state == "present" and cur.state == "running")
+        before = dict(_summary(cur.config), state=cur.state, image_id=cur.image_id)
+        after = dict(_summary(cfg), state="running" if run else "stopped" if state == "stopped" else cur.state,
+                     image_id=(want_image or cfg.image) if image_changed else cur.image_id)
+        if recreate:
+            actions.append(Action("recreate", name, recreate + in_place, (cfg, run), before=before, after=after))
+        else:
+            if in_place:
+                actions.append(Action("update", name, in_place, cfg, before=before, after=after))
+            if state == "running" and cur.state != "running":
+                actions.append(Action("start", name, [f"state {cur.state} → running"],
+                                      before={"state": cur.state}, after={"state": "running"}))
+            elif state == "running" and d.restart:
+                actions.append(Action("restart", name, ["restart requested"], before={"state": "running"},
+                                      after={"state": "running"}))
+            elif state == "stopped" and cur.state == "running":
+                actions.append(Action("stop", name, ["state running → stopped"],
+                                      before={"state": "running"}, after={"state": "stopped"}))
+    have = {str(s["name"]) for s in engine.containers.snapshot_list(cur.id)} if cur is not None else set()
+    for s in d.snapshots:
+        if s not in have:
+            actions.append(Action("snapshot", name, [f"snapshot {s} missing"], s))
     return actions
 
 
@@ -129,6 +167,9 @@ def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action
             m.start(a.target)
         elif a.kind == "stop":
             m.stop(a.target)
+        elif a.kind == "restart":
+            m.stop(a.target)
+            m.start(a.target)
         elif a.kind == "remove":
             m.remove(a.target, force=True)
         elif a.kind == "snapshot":

@@ -1,4 +1,7 @@
-"""The desired-state document: parsing with line numbers, validation, normalisation.
+"""The desired-state document: parsing with line numbers, validation, normalisation. The container
+keys and their other spellings (working_dir, network_mode, published_ports, restart_policy) come
+from the option table (berth.container.options). A declaration is compared as a whole: a key it
+leaves out means berth's default; berth_container's tasks (from_task) compare only what they set.
 
     images:
       - name: busybox:latest
@@ -12,13 +15,13 @@
         image: busybox:latest
         command: [httpd, -f, -p, "8080"]
         env: {GREETING: hello}
-        mounts: ["/srv/www:/www:ro"]
+        volumes: ["/srv/www:/www:ro"]    # or mounts: [{source: /srv/www, target: /www, read_only: true}]
         memory: 64m
         cpus: 0.5
         pids_limit: 100
         network: host
-        restart: always
-        state: running                  # running | stopped | present | absent
+        restart: always                 # or restart_policy: on-failure with restart_retries: 3
+        state: running                  # running (or started) | stopped | present | absent
         snapshots: [before-upgrade]
 """
 
@@ -30,21 +33,32 @@ from typing import Any
 import yaml
 
 from berth.container import options
-from berth.container.config import ContainerConfig
+from berth.container.config import ContainerConfig, OptionError
 from berth.errors import InvalidInput
+from berth.record import Factory, Record
 
-STATES = ("running", "stopped", "present", "absent")
+STATES = options.STATES
 IMAGE_SOURCES = ("import", "pull", "load", "build")
 IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", "require_signature", *IMAGE_SOURCES}
 CONTAINER_KEYS = set(options.DECLARATION_KEYS)
-MANAGED_LABEL = "berth.managed"
+MANAGED_LABEL = options.MANAGED_LABEL
 
 
 class Node(dict):  # type: ignore[type-arg]
-    """A mapping that remembers the line of each key (for error messages)."""
+    """A mapping that remembers where it and each of its keys came from (for error messages):
+    a line of a file, or a path into data such as containers[1].memory."""
 
-    lines: dict[str, int]
-    line: int
+    here: str
+    at: dict[str, str]
+
+    def where(self, key: str | None = None) -> str:
+        return self.at.get(key, self.here) if key is not None else self.here
+
+
+def _node(d: dict[Any, Any], here: str, at: dict[str, str]) -> Node:
+    out = Node(d)
+    out.here, out.at = here, at
+    return out
 
 
 class _Loader(yaml.SafeLoader):
@@ -52,48 +66,65 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
-    out = Node()
-    out.lines = {}
-    out.line = node.start_mark.line + 1
+    values = {}
+    at = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.lines[str(key)] = key_node.start_mark.line + 1
-    return out
+        values[key] = loader.construct_object(value_node, deep=True)
+        at[str(key)] = f"line {key_node.start_mark.line + 1}"
+    return _node(values, f"line {node.start_mark.line + 1}", at)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
 
 
+class Declared(Record):
+    """One declared container: its spec and what to do with it."""
+
+    name: str
+    config: ContainerConfig
+    state: str = "running"  # running | stopped | present | absent
+    snapshots: list[str] = Factory(list)
+    given: frozenset[str] | None = None  # the fields a task set (None: a whole declaration, every field)
+    comparisons: dict[str, str] = Factory(dict)  # field (or "*") -> strict | ignore | allow_more_present
+    recreate: bool = False  # recreate even when nothing differs
+    restart: bool = False  # restart a running container even when nothing differs
+    pull: str = "never"  # when the image is missing: pull it (missing, always) or fail (never)
+
+
 class Desired:
-    def __init__(self, path: str, images: list[dict[str, Any]], containers: list[tuple[ContainerConfig, str, str,
-                 list[str]]]) -> None:
+    def __init__(self, path: str, images: list[dict[str, Any]], containers: list[Declared]) -> None:
         self.path = path
         self.images = images
-        self.containers = containers  # (config, name, state, snapshots)
+        self.containers = containers
 
 
 def _check_item(path: str, doc: Node, section: str, what: str, item: object, allowed: set[str]) -> None:
-    """An entry of images/containers is a mapping of known keys (the error names the line)."""
+    """An entry of images/containers is a mapping of known keys (the error names where)."""
     if not isinstance(item, Node):
-        raise _err(path, doc.lines.get(section, 1), f"each {what} must be a mapping")
+        raise _err(path, doc.where(section), f"each {what} must be a mapping")
     bad = set(item) - allowed
     if bad:
         k = sorted(bad)[0]
-        raise _err(path, item.lines[k], f"unknown {what} key {k!r}; allowed: {', '.join(sorted(allowed))}")
+        raise _err(path, item.where(k), f"unknown {what} key {k!r}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _err(path: str, line: int, msg: str) -> InvalidInput:
-    return InvalidInput(f"{path} line {line}: {msg}")
-
-
-def _str_list(path: str, node: Node, key: str) -> list[str]:
-    return options.str_list(node.get(key), lambda msg: _err(path, node.lines[key], msg), key)
+def _err(path: str, where: str, msg: str) -> InvalidInput:
+    return InvalidInput(f"{path} {where}: {msg}")
 
 
 def from_dict(doc: dict[str, Any], source: str, base_dir: str | None = None) -> Desired:
-    """A desired state given as data (Ansible module arguments); errors name `source`."""
-    return _parse(yaml.safe_dump(doc, sort_keys=False), source, base_dir or os.getcwd())
+    """A desired state given as data (Ansible module arguments); errors name `source` and the entry
+    and key, e.g. `berth_state arguments containers[1].memory`."""
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{source}: expected a mapping with images and containers")
+    top = _node(doc, "", {k: str(k) for k in doc})
+    for section in ("images", "containers"):
+        entries = top.get(section)
+        if isinstance(entries, list):
+            top[section] = [_node(e, f"{section}[{i}]", {str(k): f"{section}[{i}].{k}" for k in e})
+                            if isinstance(e, dict) else e for i, e in enumerate(entries)]
+    return _parse_doc(top, source, base_dir or os.getcwd())
 
 
 def load(path: str) -> Desired:
@@ -113,22 +144,25 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
         raise InvalidInput(f"{path} line {mark.line + 1 if mark else '?'}: not valid YAML "
                            f"({getattr(e, 'problem', e)})") from None
     if doc is None:
-        doc = Node()
-        doc.lines, doc.line = {}, 1
+        doc = _node({}, "line 1", {})
     if not isinstance(doc, Node):
         raise InvalidInput(f"{path}: expected a mapping with images and containers")
+    return _parse_doc(doc, path, base_dir)
+
+
+def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
     unknown = set(doc) - {"images", "containers"}
     if unknown:
         k = sorted(unknown)[0]
-        raise _err(path, doc.lines[k], f"unknown key {k!r}; allowed: images, containers")
+        raise _err(path, doc.where(k), f"unknown key {k!r}; allowed: images, containers")
     images = []
     for item in doc.get("images") or []:
         _check_item(path, doc, "images", "image", item, IMAGE_KEYS)
         if "name" not in item:
-            raise _err(path, item.line, "an image needs a name")
+            raise _err(path, item.where(), "an image needs a name")
         sources = [s for s in IMAGE_SOURCES if s in item]
         if len(sources) != 1:
-            raise _err(path, item.line, f"image {item['name']} needs exactly one of {', '.join(IMAGE_SOURCES)}")
+            raise _err(path, item.where(), f"image {item['name']} needs exactly one of {', '.join(IMAGE_SOURCES)}")
         src = sources[0]
         if src in ("import", "load") and not os.path.isabs(str(item[src])):
             item[src] = os.path.join(base_dir, str(item[src]))
@@ -137,29 +171,93 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
     seen: set[str] = set()
     for item in doc.get("containers") or []:
         _check_item(path, doc, "containers", "container", item, CONTAINER_KEYS)
-        for req in ("name", "image"):
-            if req not in item:
-                raise _err(path, item.line, f"a container needs {req}")
+        if "name" not in item:
+            raise _err(path, item.where(), "a container needs name")
         name = str(item["name"])
         if name in seen:
-            raise _err(path, item.lines["name"], f"container {name} is declared twice")
+            raise _err(path, item.where("name"), f"container {name} is declared twice")
         seen.add(name)
-        state = str(item.get("state", "running"))
-        if state not in STATES:
-            raise _err(path, item.lines.get("state", item.line), f"state must be one of {', '.join(STATES)}")
-        try:
-            cfg = to_config(path, item)
-            cfg.validate()
-        except InvalidInput as e:
-            if str(e).startswith(path):
-                raise
-            raise _err(path, item.line, f"container {name}: {e}") from None
-        containers.append((cfg, name, state, _str_list(path, item, "snapshots")))
+        containers.append(_container(path, item, name, base_dir))
     return Desired(path, images, containers)
 
 
-def to_config(path: str, item: Node) -> ContainerConfig:
-    """The normalised ContainerConfig a declared container is created from (and compared by)."""
-    cfg = options.config_from_declaration(item, lambda key, msg: _err(path, item.lines.get(key, item.line), msg))
-    cfg.labels[MANAGED_LABEL] = "true"
-    return cfg
+def _container(path: str, item: Node, name: str, base_dir: str) -> Declared:
+    spelled: dict[str, str] = {}
+
+    def fail(key: str, msg: str) -> InvalidInput:
+        return _err(path, item.where(key), msg)
+
+    given = options.declared_options(item, fail, spelled)
+    state = str(given.pop("state", "running"))
+    state = "running" if state == "started" else state
+    if state not in STATES:
+        raise _err(path, item.where(spelled.get("state")), f"state must be one of {', '.join(STATES)} (or started)")
+    if "image" not in given and state != "absent":
+        raise _err(path, item.where(), "a container needs image")
+    snapshots = options.str_list(given.pop("snapshots", None), lambda m: fail("snapshots", m), "snapshots")
+    given.pop("name")
+    if "env_file" in given:
+        files = options.str_list(given["env_file"], lambda m: fail("env_file", m), "env_file")
+        given["env_file"] = [f if os.path.isabs(f) else os.path.join(base_dir, f) for f in files]
+    try:
+        cfg, _fields = options.build(options.parse_values(
+            given, spelled, lambda k, m: InvalidInput(m if m.startswith(k) else f"{k}: {m}")))
+        cfg.labels[MANAGED_LABEL] = "true"
+        if state != "absent":
+            cfg.validate()
+    except InvalidInput as e:
+        raise _err(path, item.where(), f"container {name}: {e}") from None
+    return Declared(name, cfg, state, snapshots)
+
+
+def from_task(params: dict[str, Any], source: str) -> Desired:
+    """One container as berth_container's task gives it: only the options it sets are compared
+    (unless `comparisons` says otherwise); start, stop or remove work by name alone. Errors name
+    the module option and its value."""
+    names = {o.name: o.ansible for o in options.OPTIONS if o.ansible}
+
+    def fail(option: str, msg: str) -> InvalidInput:
+        return InvalidInput(f"{source}: option {option}: {msg}")
+
+    given = options.module_options(params)
+    controls = {k: given.pop(k, None) for k in ("name", "state", "snapshots", "recreate", "restart", "pull",
+                                                "comparisons")}
+    state = str(controls["state"] or "started")
+    state = "running" if state == "started" else state
+    comparisons = _comparisons(controls["comparisons"] or {}, fail)
+    try:
+        cfg, fields = options.build(options.parse_values(given, names, fail))
+        # what the module creates is managed as a declared container is (never compared; see manager.start)
+        cfg.labels[MANAGED_LABEL] = "true"
+        if state != "absent":
+            cfg.validate()
+    except OptionError as e:
+        option = options.field_option(e.field, "ansible").ansible
+        raise fail(str(option), f"{e} (value {params.get(str(option))!r})") from None
+    return Desired(source, [], [Declared(str(controls["name"]), cfg, state, list(controls["snapshots"] or []),
+                                         fields, comparisons, bool(controls["recreate"]), bool(controls["restart"]),
+                                         str(controls["pull"] or "missing"))])
+
+
+def _comparisons(raw: dict[str, Any], fail: Any) -> dict[str, str]:
+    """comparisons by field: keys are module options (or their aliases, or *), values strict, ignore or
+    allow_more_present (lists and mappings only)."""
+    by_name = {n: o for o in options.OPTIONS if o.ansible for n in (o.ansible, *o.aliases)}
+    out = {}
+    for k, v in raw.items():
+        if v not in options.COMPARISONS:
+            raise fail("comparisons", f"{k}: {v!r} is not one of {', '.join(options.COMPARISONS)}")
+        if k == "*":
+            if v == options.ALLOW_MORE:
+                raise fail("comparisons", "*: use strict or ignore")
+            out["*"] = v
+            continue
+        o = by_name.get(k)
+        if o is None or not o.target():
+            known = sorted(n for n, x in by_name.items() if x.target())
+            raise fail("comparisons", f"{k!r} is not a container option; use one of {', '.join(known)} or *")
+        if v == options.ALLOW_MORE and options.PRIMARY[str(o.target())].kind not in (
+                "list", "env", "map", "volumes"):
+            raise fail("comparisons", f"{k}: allow_more_present is for lists and mappings")
+        out[str(o.target())] = v
+    return out
