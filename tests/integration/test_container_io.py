@@ -142,20 +142,23 @@ def test_run_tty_gives_the_container_a_terminal(ovl: dict[str, str]) -> None:
 
 def test_exited_container_gives_back_mount_and_cgroup(ovl: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Without rm, and without any other berth command looking at it afterwards."""
-    root = ovl["BERTH_ROOT"]
+
+    def held() -> list[str]:  # mounts below the root and the runroot (where the rootfs is mounted)
+        return mounts_below(ovl["BERTH_ROOT"]) + mounts_below(ovl["BERTH_RUNROOT"])
+
     sync = tmp_path / "sync"
     sync.mkdir()
-    assert mounts_below(root) == []
+    assert held() == []
     cid = berth(ovl, "run", "-d", "-m", "16m", "--network", "none", "-v", f"{sync}:/sync", "busybox", "sh", "-c",
                 "while [ ! -e /sync/go ]; do sleep 0.05; done").stdout.strip()
-    assert mounts_below(root) and cgroup_dirs(cid)  # held while it runs
+    assert held() and cgroup_dirs(cid)  # held while it runs
     (sync / "go").touch()
-    wait_for(lambda: not mounts_below(root) and not cgroup_dirs(cid), timeout=60,
+    wait_for(lambda: not held() and not cgroup_dirs(cid), timeout=60,
              what="the rootfs unmounted and the cgroup removed after the exit")
     # the foreground form too
     berth(ovl, "run", "--name", "fg", "-m", "16m", "--network", "none", "busybox", "true")
     fg = json.loads(berth(ovl, "inspect", "fg").stdout)[0]
     assert fg["State"]["Status"] == "exited"
-    assert mounts_below(root) == [] and cgroup_dirs(fg["Id"]) == []
+    assert held() == [] and cgroup_dirs(fg["Id"]) == []
     # and both start again from what is kept
     assert berth(ovl, "start", "-a", "fg").returncode == 0
