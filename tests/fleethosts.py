@@ -25,7 +25,8 @@ def ssh_keypair(directory: str) -> str:
     """An ed25519 key for the fleet; returns the private key's path (authorized_keys beside it)."""
     key = os.path.join(directory, "id_fleet")
     if not os.path.exists(key):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "berth-fleet", "-f", key], check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "berth-fleet", "-f", key], check=True,
+                       timeout=300)
         with open(key + ".pub") as src, open(os.path.join(directory, "authorized_keys"), "w") as dst:
             dst.write(src.read())
         os.chmod(os.path.join(directory, "authorized_keys"), 0o644)
@@ -118,7 +119,7 @@ def converge(inventory: str, vars_file: str, env: dict[str, str], *, forks: int 
         argv += ["--forks", str(forks)]
     run_env = dict(env, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
                    ANSIBLE_NOCOLOR="1", PATH=f"{VENV_BIN}:{env.get('PATH', os.defpath)}")
-    return subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True)
+    return subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=300)
 
 
 def recap(stdout: str) -> dict[str, dict[str, int]]:

@@ -21,7 +21,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
+        proc.wait(timeout=30)
 
 
 @contextmanager
@@ -52,7 +52,7 @@ def dockerd(base: str) -> Iterator[list[str]]:
         for _ in range(300):
             if proc.poll() is not None:
                 raise RuntimeError("dockerd exited: " + open(os.path.join(base, "dockerd.log")).read()[-2000:])
-            if subprocess.run([*cli, "version"], capture_output=True, env=env).returncode == 0:
+            if subprocess.run([*cli, "version"], capture_output=True, env=env, timeout=300).returncode == 0:
                 break
             time.sleep(0.1)
         else:
@@ -61,8 +61,9 @@ def dockerd(base: str) -> Iterator[list[str]]:
         yield cli
     finally:
         os.environ.pop("DOCKER_CONFIG", None)
-        subprocess.run([*cli, "rm", "-f", *subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True)
-                        .stdout.split()], capture_output=True)
+        subprocess.run([*cli, "rm", "-f", *subprocess.run([*cli, "ps", "-aq"], capture_output=True, text=True,
+                                                          timeout=300)
+                        .stdout.split()], capture_output=True, timeout=300)
         stop(proc, timeout=30)
         log.close()
         # containerd-shims started by this dockerd have the exec root in their command line
@@ -80,7 +81,7 @@ def dockerd(base: str) -> Iterator[list[str]]:
         for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
             target = line.split()[4]
             if target.startswith((short + "/", base + "/")):
-                subprocess.run(["umount", "-l", target], capture_output=True)
+                subprocess.run(["umount", "-l", target], capture_output=True, timeout=300)
         shutil.rmtree(short, ignore_errors=True)
 
 

@@ -27,7 +27,7 @@ def free_port() -> int:
 
 def playbook(env: dict[str, str], name: str, extra: dict[str, object], *args: str) -> subprocess.CompletedProcess[str]:
     cp = subprocess.run([ANSIBLE, "-i", "inventory/local", f"playbooks/{name}", "-e", json.dumps(extra), *args],
-                        cwd=REPO, env=env, capture_output=True, text=True)
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     return cp
 
 
@@ -105,11 +105,11 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
     cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth.runtime.berth_container", "-a",
                          json.dumps({"name": "x", "image": "no/such:image", "pull": "never", "root": env["BERTH_ROOT"],
                                      "runroot": env["BERTH_RUNROOT"]})],
-                        cwd=REPO, env=env, capture_output=True, text=True)
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert cp.returncode != 0 and "neither exists nor is declared" in cp.stdout
     cp = subprocess.run([adhoc, "localhost", "-i", "inventory/local", "-m", "berth.runtime.berth_host_info",
                          "-e", "ansible_python_interpreter=/usr/bin/python3"],
-                        cwd=REPO, env=env, capture_output=True, text=True)
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert cp.returncode != 0 and "ansible_python_interpreter" in cp.stdout
     # the thin pool plan in check mode: changed, with loop-lvm's warning, and nothing made
     pool = os.path.join(os.path.dirname(env["BERTH_ROOT"]), "lvm.img")
@@ -118,13 +118,13 @@ def test_modules_fail_cleanly_and_document_themselves(setup) -> None:  # type: i
                          json.dumps({"driver": "devicemapper", "pool": "thin", "loopback": f"{pool}:1G",
                                      "storage_opts": {"dm.blocksize": "1M"}, "root": env["BERTH_ROOT"],
                                      "config_path": os.path.join(os.path.dirname(env["BERTH_ROOT"]), "c.yml")})],
-                        cwd=REPO, env=env, capture_output=True, text=True)
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0 and "CHANGED" in cp.stdout and "chunk 1M" in cp.stdout, cp.stdout + cp.stderr
     assert "loop-lvm" in cp.stderr + cp.stdout and not os.path.exists(pool)
     doc = os.path.join(REPO, ".venv", "bin", "ansible-doc")
     for m in ("berth_state", "berth_container", "berth_container_info", "berth_image", "berth_image_info",
               "berth_host_info", "berth_snapshot", "berth_storage"):
-        cp = subprocess.run([doc, f"berth.runtime.{m}"], cwd=REPO, capture_output=True, text=True)
+        cp = subprocess.run([doc, f"berth.runtime.{m}"], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert cp.returncode == 0 and "EXAMPLES" in cp.stdout and "RETURN VALUES" in cp.stdout, (m, cp.stderr)
 
 
@@ -134,5 +134,39 @@ def test_runtime_role_installs_the_berth_package(setup, tmp_path) -> None:  # ty
     run = playbook(env, "provision.yml", dict(extra, berth_runtime_install=True, berth_runtime_package=REPO,
                                                  berth_runtime_virtualenv=str(venv)))
     assert run.returncode == 0, run.stdout[-3000:]
-    cp = subprocess.run([str(venv / "bin" / "berth"), "--help"], capture_output=True, text=True)
+    cp = subprocess.run([str(venv / "bin" / "berth"), "--help"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0 and "container runtime" in cp.stdout
+
+
+def test_shipped_local_inventory_converges_as_declared(berth_env: dict[str, str]) -> None:
+    """`make up`'s declaration exactly as it ships (inventory/local): only the root, the runroot
+    and the web port change, through the inventory's and roles' own variables."""
+    import yaml
+
+    shipped = yaml.safe_load(open(os.path.join(REPO, "inventory", "local", "group_vars", "all.yml")))
+    assert os.path.exists(os.path.join(REPO, ".cache", "busybox.tar")), "make .cache/busybox.tar first"
+    env = dict(berth_env, ANSIBLE_FORCE_COLOR="0", BERTH_CGROUP_PARENT=CGROUP_PARENT)
+    port = free_port()
+    extra = {"web_port": port,
+             "berth_containers_root": env["BERTH_ROOT"], "berth_containers_runroot": env["BERTH_RUNROOT"],
+             "berth_storage_root": env["BERTH_ROOT"], "berth_storage_runroot": env["BERTH_RUNROOT"]}
+    first = playbook(env, "site.yml", extra)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert recap(first.stdout)["changed"] >= 1
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read() == b"hello from berth\n"
+    declared = {c["name"]: c for c in shipped["berth_containers_containers"]}
+    assert set(declared) == {"web", "worker"}
+    for name, c in declared.items():
+        info = json.loads(berth(env, "inspect", name).stdout)[0]
+        assert info["State"]["Running"] is True, name
+        cg = f"/sys/fs/cgroup/%s/{CGROUP_PARENT}/{info['Id']}/%s"
+        mem = int(c["memory"].rstrip("m")) << 20
+        assert int(open(cg % ("memory", "memory.limit_in_bytes")).read()) == mem, name
+        if "pids_limit" in c:
+            assert int(open(cg % ("pids", "pids.max")).read()) == c["pids_limit"], name
+        assert info["Config"]["restart"] == c["restart"], name
+    assert (declared["web"]["memory"], declared["worker"]["memory"]) == ("32m", "16m")
+    assert (declared["web"]["restart"], declared["worker"]["restart"]) == ("always", "on-failure:3")
+    assert shipped["web_port"] == 18080
+    second = playbook(env, "site.yml", extra)
+    assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout[-3000:]

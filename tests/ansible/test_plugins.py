@@ -32,12 +32,13 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
         "keyed_groups:\n  - key: berth_labels.role\n    prefix: role\n"
         "compose:\n  ansible_python_interpreter: \"'/usr/bin/python3'\"\n")
     listed = json.loads(subprocess.run([ANSIBLE + "-inventory", "-i", str(inv), "--list"], cwd=REPO, env=env,
-                                       capture_output=True, text=True, check=True).stdout)
+                                       capture_output=True, text=True, check=True, timeout=300).stdout)
     assert listed["role_app"]["hosts"] == ["app1"] and listed["role_db"]["hosts"] == ["db1"]
     assert "berth" in str(listed["_meta"]["hostvars"]["app1"]["ansible_connection"])
 
     def ansible(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([ANSIBLE, "-i", str(inv), *args], cwd=REPO, env=env, capture_output=True, text=True)
+        return subprocess.run([ANSIBLE, "-i", str(inv), *args], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
 
     cp = ansible("all", "-m", "ansible.builtin.ping")
     assert cp.returncode == 0 and cp.stdout.count("pong") == 2, cp.stdout + cp.stderr
@@ -56,12 +57,12 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
     assert cp.returncode != 0 and "cannot answer a become password prompt" in cp.stdout, cp.stdout
     berth(env, "stop", "-t", "0", "db1")
     again = json.loads(subprocess.run([ANSIBLE + "-inventory", "-i", str(inv), "--list"], cwd=REPO, env=env,
-                                      capture_output=True, text=True, check=True).stdout)
+                                      capture_output=True, text=True, check=True, timeout=300).stdout)
     assert "role_db" not in again  # a stopped container is no longer a host (running_only)
     # reached anyway (an explicit host): unreachable, with berth's reason
     cp = subprocess.run([ANSIBLE, "all", "-i", "db1,", "-c", "berth.runtime.berth",
                          "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
                          "-e", f"ansible_berth_runroot={env['BERTH_RUNROOT']}",
                          "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
-                         "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True)
+                         "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert cp.returncode == 4 and "UNREACHABLE" in cp.stdout and "is not running" in cp.stdout, cp.stdout

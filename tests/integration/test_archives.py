@@ -39,17 +39,17 @@ def test_docker_loads_and_runs_berth_archive_and_berth_loads_docker_save(env, tm
     out = str(tmp_path / "bb.tar")
     berth(env, "save", "busybox:bb", "-o", out)
     with dockerd(str(tmp_path / "docker")) as docker:
-        cp = subprocess.run([*docker, "load", "-i", out], capture_output=True, text=True)
+        cp = subprocess.run([*docker, "load", "-i", out], capture_output=True, text=True, timeout=300)
         assert cp.returncode == 0, cp.stderr
         assert "busybox:bb" in cp.stdout
         run = subprocess.run([*docker, "run", "--rm", "--network", "none", "busybox:bb"], capture_output=True,
-                             text=True)
+                             text=True, timeout=300)
         assert run.returncode == 0, run.stderr
         assert run.stdout == "hello from berth\n"
         # and back: a docker-made image (docker import) saved by docker, loaded by berth
-        subprocess.run([*docker, "import", busybox_tar, "fromdocker:v1"], check=True, capture_output=True)
+        subprocess.run([*docker, "import", busybox_tar, "fromdocker:v1"], check=True, capture_output=True, timeout=300)
         dsave = str(tmp_path / "fromdocker.tar")
-        subprocess.run([*docker, "save", "-o", dsave, "fromdocker:v1"], check=True, capture_output=True)
+        subprocess.run([*docker, "save", "-o", dsave, "fromdocker:v1"], check=True, capture_output=True, timeout=300)
     loaded = berth(env, "load", "-i", dsave).stdout
     assert "Loaded image: fromdocker:v1" in loaded
     info = json.loads(berth(env, "inspect", "fromdocker:v1").stdout)[0]
@@ -71,53 +71,53 @@ def test_docker_loads_and_runs_berth_archive_and_berth_loads_docker_save(env, tm
 
 
 def test_oci_layout_read_by_skopeo_and_umoci(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    if not shutil.which("skopeo") or not shutil.which("umoci"):
-        pytest.skip("skopeo and umoci are not installed")
+    assert shutil.which("skopeo") and shutil.which("umoci"), "skopeo and umoci are not installed (make setup)"
     layout = str(tmp_path / "layout")
     berth(env, "save", "--format", "oci-dir", "-o", layout, "busybox:bb")
-    cp = subprocess.run(["skopeo", "inspect", f"oci:{layout}:bb"], capture_output=True, text=True)
+    cp = subprocess.run(["skopeo", "inspect", f"oci:{layout}:bb"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, cp.stderr
     inspected = json.loads(cp.stdout)
     diff_ids = json.loads(berth(env, "inspect", "busybox:bb").stdout)[0]["RootFS"]["diff_ids"]
     assert inspected["Layers"] == diff_ids
     bundle = str(tmp_path / "bundle")
-    cp = subprocess.run(["umoci", "unpack", "--image", f"{layout}:bb", bundle], capture_output=True, text=True)
+    cp = subprocess.run(["umoci", "unpack", "--image", f"{layout}:bb", bundle], capture_output=True, text=True,
+                        timeout=300)
     assert cp.returncode == 0, cp.stderr
     assert os.path.islink(os.path.join(bundle, "rootfs", "bin", "sh"))
     archive = str(tmp_path / "oci.tar")
     berth(env, "save", "--format", "oci-archive", "-o", archive, "busybox:bb")
-    cp = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}:bb"], capture_output=True, text=True)
+    cp = subprocess.run(["skopeo", "inspect", f"oci-archive:{archive}:bb"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, cp.stderr
-    if os.path.isdir(IMAGE_SPEC):
-        index = json.load(open(os.path.join(layout, "index.json")))
-        validate_image_json("image-index", index)
-        validate_image_json("image-layout", json.load(open(os.path.join(layout, "oci-layout"))))
-        mdesc = index["manifests"][0]
-        manifest = json.load(open(os.path.join(layout, "blobs", "sha256", mdesc["digest"][7:])))
-        validate_image_json("image-manifest", manifest)
-        validate_image_json("config", json.load(open(os.path.join(layout, "blobs", "sha256",
-                                                                   manifest["config"]["digest"][7:]))))
+    # the layout validates against the OCI image-spec schemas (make setup installs them)
+    assert os.path.isdir(IMAGE_SPEC), f"{IMAGE_SPEC} is missing (make setup installs its package)"
+    index = json.load(open(os.path.join(layout, "index.json")))
+    validate_image_json("image-index", index)
+    validate_image_json("image-layout", json.load(open(os.path.join(layout, "oci-layout"))))
+    mdesc = index["manifests"][0]
+    manifest = json.load(open(os.path.join(layout, "blobs", "sha256", mdesc["digest"][7:])))
+    validate_image_json("image-manifest", manifest)
+    validate_image_json("config", json.load(open(os.path.join(layout, "blobs", "sha256",
+                                                               manifest["config"]["digest"][7:]))))
 
 
 def test_berth_loads_layout_built_by_umoci(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    if not shutil.which("umoci"):
-        pytest.skip("umoci is not installed")
+    assert shutil.which("umoci"), "umoci is not installed (make setup)"
     layout = str(tmp_path / "umoci-image")
-    subprocess.run(["umoci", "init", "--layout", layout], check=True)
-    subprocess.run(["umoci", "new", "--image", f"{layout}:v1"], check=True)
+    subprocess.run(["umoci", "init", "--layout", layout], check=True, timeout=300)
+    subprocess.run(["umoci", "new", "--image", f"{layout}:v1"], check=True, timeout=300)
     bundle = str(tmp_path / "b")
-    subprocess.run(["umoci", "unpack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True)
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True, timeout=300)
     berth_layout = str(tmp_path / "from-berth")
     berth(env, "save", "--format", "oci-dir", "-o", berth_layout, "busybox:bb")
     subprocess.run(["umoci", "unpack", "--image", f"{berth_layout}:bb", str(tmp_path / "bbb")], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=300)
     shutil.rmtree(os.path.join(bundle, "rootfs"))
     shutil.copytree(str(tmp_path / "bbb" / "rootfs"), os.path.join(bundle, "rootfs"), symlinks=True)
     with open(os.path.join(bundle, "rootfs", "umoci-was-here"), "w") as f:
         f.write("yes\n")
-    subprocess.run(["umoci", "repack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True)
+    subprocess.run(["umoci", "repack", "--image", f"{layout}:v1", bundle], check=True, capture_output=True, timeout=300)
     subprocess.run(["umoci", "config", "--image", f"{layout}:v1", "--config.cmd", "cat",
-                    "--config.cmd", "/umoci-was-here"], check=True, capture_output=True)
+                    "--config.cmd", "/umoci-was-here"], check=True, capture_output=True, timeout=300)
     out = berth(env, "load", "-i", layout).stdout
     assert "Loaded image: localhost/umoci-image:v1" in out
     assert berth(env, "run", "--rm", "localhost/umoci-image:v1").stdout == "yes\n"

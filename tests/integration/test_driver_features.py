@@ -105,7 +105,7 @@ def test_concurrent_imports_on_one_root(berth_env: dict[str, str], busybox_tar: 
         src = busybox_tar if i % 2 == 0 else str(other)
         procs.append(subprocess.Popen([exe, "import", src, f"img{i}"], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate() for p in procs]
+    outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     ids = [o[0].strip() for o in outs]
     assert len(set(ids[0::2])) == 1 and len(set(ids[1::2])) == 1

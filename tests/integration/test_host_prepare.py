@@ -18,7 +18,7 @@ def area(tmp_path):  # type: ignore[no-untyped-def]
     yield tmp_path
     unmount_below(str(tmp_path))
     for img in tmp_path.glob("*.img"):
-        out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout
+        out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True, timeout=300).stdout
         for line in out.splitlines():
             sh("losetup", "-d", line.split(":")[0], check=False)
 
@@ -57,7 +57,7 @@ def test_device_with_a_filesystem_is_refused_without_force(berth_env: dict[str, 
     sh("mkfs.ext4", "-q", str(img))
     cp = prep(env, area, "--driver", "btrfs", "--loopback", str(img), check=False)
     assert cp.returncode == 1 and "holds a ext4 signature" in cp.stderr and "--force" in cp.stderr
-    assert subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout == ""
+    assert subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True, timeout=300).stdout == ""
     assert not (area / "config.yml").exists()
     out = prep(env, area, "--driver", "btrfs", "--loopback", str(img), "--force").stdout
     assert "mkfs.btrfs" in out
@@ -119,12 +119,12 @@ def pv_loop(area):  # type: ignore[no-untyped-def]
     vg = f"berthtest{os.getpid()}"
     env = dict(os.environ, **LVM_ENV)
     try:
-        subprocess.run(["pvcreate", "-y", dev], check=True, capture_output=True, env=env)
-        subprocess.run(["vgcreate", vg, dev], check=True, capture_output=True, env=env)
+        subprocess.run(["pvcreate", "-y", dev], check=True, capture_output=True, env=env, timeout=300)
+        subprocess.run(["vgcreate", vg, dev], check=True, capture_output=True, env=env, timeout=300)
         yield dev, vg
     finally:
-        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=env)
-        subprocess.run(["pvremove", "-y", dev], capture_output=True, env=env)
+        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=env, timeout=300)
+        subprocess.run(["pvremove", "-y", dev], capture_output=True, env=env, timeout=300)
         sh("losetup", "-d", dev, check=False)
 
 
@@ -163,7 +163,13 @@ def test_thin_pool_plan_and_refusals(berth_env: dict[str, str], area, pv_loop) -
                   check=False)
         assert cp.returncode == 1 and "needs device-mapper" in cp.stderr
         assert not (area / "lvm.img").exists() and not (area / "config.yml").exists()
-        assert subprocess.run(["losetup", "-j", str(area / "ext4.img")], capture_output=True, text=True).stdout == ""
+        assert subprocess.run(["losetup", "-j", str(area / "ext4.img")], capture_output=True, text=True,
+                              timeout=300).stdout == ""
+
+
+def dm_names() -> set[str]:
+    out = subprocess.run(["dmsetup", "ls"], capture_output=True, text=True, timeout=60).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip() and not line.startswith("No devices")}
 
 
 @pytest.mark.skipif(not device_mapper()[0], reason=f"no device-mapper: {device_mapper()[1]}")
@@ -174,6 +180,7 @@ def test_loop_lvm_thin_pool_made_and_used(berth_env: dict[str, str], busybox_tar
     args = ("--storage-opt", f"dm.vg={vg}", "--driver", "devicemapper", "--pool", "thin", "--loopback",
             f"{area / 'lvm.img'}:4G")
     lvm_env = dict(os.environ, **LVM_ENV)
+    dm_before = dm_names()
     try:
         assert "change(s) made" in prep(env, area, *args).stdout
         assert "no changes" in prep(env, area, *args).stdout
@@ -185,8 +192,15 @@ def test_loop_lvm_thin_pool_made_and_used(berth_env: dict[str, str], busybox_tar
         assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "thin").stdout == "thin\n"
         berth(env_c, "rmi", "bb")
     finally:
-        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=lvm_env)
+        # the thin devices berth activated, then the volume group, its profile and its loop device
+        for name in sorted(dm_names() - dm_before):
+            if name.startswith("berth-"):
+                subprocess.run(["dmsetup", "remove", "--retry", name], capture_output=True, timeout=120)
+        subprocess.run(["vgremove", "-y", vg], capture_output=True, env=lvm_env, timeout=300)
+        profile = f"/etc/lvm/profile/{vg}-thinpool.profile"
+        if os.path.exists(profile):
+            os.unlink(profile)
         for img in (area / "lvm.img",):
-            out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True).stdout
+            out = subprocess.run(["losetup", "-j", str(img)], capture_output=True, text=True, timeout=300).stdout
             for line in out.splitlines():
-                subprocess.run(["pvremove", "-y", line.split(":")[0]], capture_output=True, env=lvm_env)
+                subprocess.run(["pvremove", "-y", line.split(":")[0]], capture_output=True, env=lvm_env, timeout=300)

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
 from tests.conftest import BERTH, berth, remove_networks
+from tests.fleethosts import wait_for_port
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/lib/cni/bridge"),
                                 reason="containernetworking-plugins is not installed")
 
 
 def veths() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
 
 
@@ -42,7 +42,7 @@ def test_bridge_by_ip_and_name_published_port_and_cleanup(env) -> None:  # type:
           "-c", "echo hello-web > /index.html; exec httpd -f -p 80 -h /")
     ip = json.loads(berth(env, "inspect", "web").stdout)[0]["NetworkSettings"]["IPAddress"]
     assert ip.startswith("10.")
-    time.sleep(0.3)
+    wait_for_port(ip, 80, what="web's httpd")
     out = berth(env, "run", "--rm", "--network", "bridge", "busybox:bb", "sh", "-c",
                 f"wget -qO- http://{ip}/index.html; wget -qO- http://web/index.html").stdout
     assert out == "hello-web\nhello-web\n"
@@ -50,35 +50,65 @@ def test_bridge_by_ip_and_name_published_port_and_cleanup(env) -> None:  # type:
     assert body == b"hello-web\n"
     members = json.loads(berth(env, "network", "inspect", "berth").stdout)[0]["containers"]
     assert [m["Name"] for m in members] == ["web"]
+    ipam = os.path.join(env["BERTH_ROOT"], "networks", "ipam", "berth")
+
+    def leases() -> list[str]:
+        return [n for n in os.listdir(ipam) if n[0].isdigit()]
+
+    assert leases() == [ip]  # host-local IPAM keeps one file per leased address
+    assert len(veths() - before) == 1
     berth(env, "rm", "-f", "web")
     assert veths() == before
     assert os.listdir(os.path.join(env["BERTH_RUNROOT"], "netns")) == []
-    ipam = os.path.join(env["BERTH_ROOT"], "networks", "ipam", "berth")
-    assert not [n for n in os.listdir(ipam) if n[0].isdigit()] if os.path.isdir(ipam) else True
+    assert leases() == []
     with pytest.raises(OSError):
         urllib.request.urlopen("http://127.0.0.1:18931/index.html", timeout=2)
 
 
-def test_networks_are_separate_and_fixed_ip(env) -> None:  # type: ignore[no-untyped-def]
+PROBE = 'timeout 5 wget -qO- http://10.77.5.50/index.html; echo "wget-exit=$?"'  # wget -T segfaults here
+
+
+def forwarding() -> bool:
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        return f.read().strip() == "1"
+
+
+@pytest.mark.xfail(forwarding(), strict=True,
+                   reason="berth adds no isolation between its bridge networks: with forwarding on, the host routes "
+                          "between them (docker adds iptables isolation rules); the old check passed only because "
+                          "busybox's wget -T crashed")
+def test_networks_are_isolated_from_each_other(env) -> None:  # type: ignore[no-untyped-def]
+    berth(env, "network", "create", "backend", "--subnet", "10.77.5.0/24")
+    berth(env, "run", "-d", "--name", "db", "--network", "backend", "--ip", "10.77.5.50", "busybox:bb", "sh", "-c",
+          "echo db > /index.html; exec httpd -f -p 80 -h /")
+    wait_for_port("10.77.5.50", 80, what="db's httpd")
+    cp = berth(env, "run", "--rm", "--network", "backend", "busybox:bb", "sh", "-c", PROBE)
+    assert cp.stdout == "db\nwget-exit=0\n"  # the probe works from the server's own network
+    # from another network: the container runs (berth's part succeeds) and wget fails in it
+    cp = berth(env, "run", "--rm", "--network", "bridge", "busybox:bb", "sh", "-c", PROBE)
+    assert "db" not in cp.stdout and "wget-exit=" in cp.stdout and "wget-exit=0" not in cp.stdout, cp.stdout
+
+
+def test_network_fixed_ip_refusals_and_removal(env) -> None:  # type: ignore[no-untyped-def]
     created = json.loads(berth(env, "network", "create", "backend", "--subnet", "10.77.5.0/24").stdout)
     assert created["subnet"] == "10.77.5.0/24"
     berth(env, "run", "-d", "--name", "db", "--network", "backend", "--ip", "10.77.5.50", "busybox:bb", "sh", "-c",
           "echo db > /index.html; exec httpd -f -p 80 -h /")
-    time.sleep(0.3)
+    wait_for_port("10.77.5.50", 80, what="db's httpd")
     assert berth(env, "run", "--rm", "--network", "backend", "busybox:bb", "wget", "-qO-",
                  "http://db/index.html").stdout == "db\n"
-    cp = berth(env, "run", "--rm", "--network", "bridge", "busybox:bb", "wget", "-T", "2", "-qO-",
-               "http://10.77.5.50/index.html", check=False)
-    assert cp.returncode != 0  # another network cannot reach it
     cp = berth(env, "network", "rm", "backend", check=False)
     assert cp.returncode == 1 and "used by container" in cp.stderr
     cp = berth(env, "run", "--rm", "--network", "nosuch", "busybox:bb", "true", check=False)
     assert cp.returncode == 125 and "no such network" in cp.stderr
     cp = berth(env, "run", "--rm", "--network", "none", "-p", "80:80", "busybox:bb", "true", check=False)
     assert cp.returncode == 125 and "bridge network" in cp.stderr
+    bridge = json.loads(berth(env, "network", "inspect", "backend").stdout)[0]["bridge"]
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True, timeout=30).returncode == 0
     berth(env, "rm", "-f", "db")
     berth(env, "network", "rm", "backend")
-    assert shutil.which("ip")
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True, timeout=30).returncode != 0
+    assert "backend" not in berth(env, "network", "ls").stdout
 
 
 def test_parallel_runs_on_a_fresh_root_share_one_default_network(berth_env, busybox_tar) -> None:  # type: ignore[no-untyped-def]

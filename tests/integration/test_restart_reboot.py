@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 
 import pytest
 
-from tests.conftest import berth, stop_leftovers, unmount_below
+from tests.conftest import berth, stop_leftovers, unmount_below, wait_for
 
 
 @pytest.fixture
@@ -24,27 +23,47 @@ def state(env: dict[str, str], name: str) -> dict[str, object]:
     return json.loads(berth(env, "inspect", name).stdout)[0]
 
 
-def wait_for(cond, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except OSError:
+        return False
+
+
+def handlers_of(cid: str) -> list[int]:
+    """Processes that still act for the container: its conmon and conmon's exit command (berth)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if cid.encode() in f.read() and alive(int(pid)):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def settle(env: dict[str, str], name: str) -> dict[str, object]:
+    """Wait until berth has finished with the container's exit: it is exited and neither conmon
+    nor the exit command (which applies the restart policy) runs for it; its state then."""
+    cid = str(state(env, name)["Id"])
+    wait_for(lambda: state(env, name)["State"]["Status"] == "exited" and not handlers_of(cid),
+             what=f"{name}'s exit handled")
+    return state(env, name)
 
 
 def test_on_failure_restarts_exactly_n_times(env: dict[str, str]) -> None:
     berth(env, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox:bb", "sh", "-c",
           "echo attempt; exit 3")
     wait_for(lambda: state(env, "flaky")["RestartCount"] == 2 and state(env, "flaky")["State"]["Status"] == "exited")
-    time.sleep(1.5)
-    s = state(env, "flaky")
+    s = settle(env, "flaky")
     assert s["RestartCount"] == 2 and s["State"]["ExitCode"] == 3 and s["State"]["Status"] == "exited"
     assert berth(env, "logs", "flaky").stdout.split() == ["attempt"] * 3
     # success does not restart under on-failure
     berth(env, "run", "-d", "--name", "fine", "--restart", "on-failure", "busybox:bb", "true")
-    time.sleep(1.5)
-    assert state(env, "fine")["RestartCount"] == 0
+    s = settle(env, "fine")
+    assert s["RestartCount"] == 0 and s["State"]["ExitCode"] == 0
 
 
 def test_always_restarts_until_stopped(env: dict[str, str]) -> None:
@@ -52,10 +71,23 @@ def test_always_restarts_until_stopped(env: dict[str, str]) -> None:
     wait_for(lambda: int(state(env, "crashy")["RestartCount"]) >= 2)
     berth(env, "stop", "-t", "1", "crashy")
     count = state(env, "crashy")["RestartCount"]
-    time.sleep(2)
-    s = state(env, "crashy")
+    s = settle(env, "crashy")
     assert s["State"]["Status"] == "exited" and s["RestartCount"] == count
     assert berth(env, "run", "--rm", "--restart", "always", "busybox:bb", "true", check=False).returncode == 125
+
+
+def recorded_pids(runroot: str) -> list[int]:
+    """The conmon and container PIDs berth recorded (what stop_leftovers kills)."""
+    out = []
+    cdir = os.path.join(runroot, "containers")
+    for cid in os.listdir(cdir):
+        for name in ("pidfile", "conmon.pid"):
+            try:
+                with open(os.path.join(cdir, cid, name)) as f:
+                    out.append(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+    return out
 
 
 def test_state_survives_a_reboot(env: dict[str, str]) -> None:
@@ -65,10 +97,13 @@ def test_state_survives_a_reboot(env: dict[str, str]) -> None:
     berth(env, "run", "--name", "done", "busybox:bb", "true")
     berth(env, "run", "-d", "--name", "stopped", "--restart", "unless-stopped", "busybox:bb", "sleep", "1000")
     berth(env, "stop", "-t", "0", "stopped")
-    time.sleep(0.5)
+    for name in ("done", "stopped"):
+        settle(env, name)
     # the reboot: every process gone, every mount gone, the runroot (a tmpfs on a real host) empty
+    pids = recorded_pids(env["BERTH_RUNROOT"])
+    assert pids
     stop_leftovers(env["BERTH_RUNROOT"])
-    time.sleep(0.5)
+    wait_for(lambda: not any(alive(p) for p in pids), what="the killed processes gone")
     unmount_below(env["BERTH_ROOT"])
     unmount_below(env["BERTH_RUNROOT"])  # network namespaces are bound to files there
     shutil.rmtree(env["BERTH_RUNROOT"])

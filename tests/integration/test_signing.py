@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import berth
+from tests.conftest import berth, wait_for
 from tests.peers import registry
 
 pytestmark = pytest.mark.skipif(not shutil.which("gpg") or not shutil.which("skopeo"),
@@ -20,12 +20,13 @@ pytestmark = pytest.mark.skipif(not shutil.which("gpg") or not shutil.which("sko
 def make_key(home: str, name: str) -> tuple[str, bytes]:
     os.makedirs(home, mode=0o700, exist_ok=True)
     subprocess.run(["gpg", "--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key",
-                    f"{name} <{name}@example.invalid>", "rsa2048", "sign", "1d"], check=True, capture_output=True)
+                    f"{name} <{name}@example.invalid>", "rsa2048", "sign", "1d"], check=True, capture_output=True,
+                   timeout=300)
     out = subprocess.run(["gpg", "--homedir", home, "--batch", "--with-colons", "--list-secret-keys"],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, capture_output=True, text=True, timeout=300).stdout
     fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
     pub = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", fpr], check=True,
-                         capture_output=True).stdout
+                         capture_output=True, timeout=300).stdout
     return fpr, pub
 
 
@@ -36,7 +37,7 @@ def keys(tmp_path):  # type: ignore[no-untyped-def]
     other = make_key(other_home, "intruder")
     yield {"good": (good_home, *good), "other": (other_home, *other)}
     for home in (good_home, other_home):
-        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True)
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, timeout=300)
 
 
 @pytest.fixture
@@ -67,12 +68,12 @@ def test_sign_verify_interop_and_policy(env, keys, tmp_path) -> None:  # type: i
         digest = berth(env, "push", "--tls-verify=false", ref).stdout.strip()
         manifest = tmp_path / "manifest.json"
         manifest.write_bytes(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                                            check=True, capture_output=True).stdout)
+                                            check=True, capture_output=True, timeout=300).stdout)
         # berth's signature passes skopeo
         pubfile = tmp_path / "pub.gpg"
         pubfile.write_bytes(pub)
         cp = subprocess.run(["skopeo", "standalone-verify", str(manifest), ref, fpr, sigpath], capture_output=True,
-                            text=True, env=dict(os.environ, GNUPGHOME=home))
+                            text=True, env=dict(os.environ, GNUPGHOME=home), timeout=300)
         assert cp.returncode == 0, cp.stderr
         assert digest in cp.stdout
         # skopeo's signature passes berth
@@ -80,7 +81,7 @@ def test_sign_verify_interop_and_policy(env, keys, tmp_path) -> None:  # type: i
         berth(env, "push", "--tls-verify=false", "busybox:bb", ref2)
         skosig = tmp_path / "skopeo.sig"
         subprocess.run(["skopeo", "standalone-sign", str(manifest), ref2, fpr, "--output", str(skosig)], check=True,
-                       capture_output=True, env=dict(os.environ, GNUPGHOME=home))
+                       capture_output=True, env=dict(os.environ, GNUPGHOME=home), timeout=300)
         sigdir = os.path.join(env["BERTH_SIGSTORE"], f"team/bb@sha256={digest[7:]}")
         shutil.copy(str(skosig), os.path.join(sigdir, "signature-2"))
         env_p = dict(env, BERTH_POLICY=policy(tmp_path / "policy.json", pub))
@@ -153,7 +154,7 @@ def test_sign_verify_interop_and_policy(env, keys, tmp_path) -> None:  # type: i
         shutil.rmtree(tdir)
         os.makedirs(tdir)
         clear = subprocess.run(["gpg", "--homedir", home, "--batch", "--clearsign", "--output", "-"],
-                               input=b"hello", check=True, capture_output=True).stdout
+                               input=b"hello", check=True, capture_output=True, timeout=300).stdout
         with open(os.path.join(tdir, "signature-1"), "wb") as f:
             f.write(clear)
         refused(env3, f"{reg}/team/unsigned:v1", "cleartext")
@@ -177,8 +178,6 @@ def test_invalid_policy_stops_everything(env, tmp_path) -> None:  # type: ignore
 
 
 def test_expired_and_revoked_keys_are_refused_and_key_paths(env, keys, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import time
-
     home, fpr, pub = keys["good"]
     ref = "registry.example:5000/team/bb:v1"
     berth(env, "tag", "busybox:bb", ref)
@@ -200,20 +199,22 @@ def test_expired_and_revoked_keys_are_refused_and_key_paths(env, keys, tmp_path)
     assert cp.returncode == 1 and "not registry.example:5000/team/bb:v1" in cp.stderr
     # the key expires: the same signature is refused
     subprocess.run(["gpg", "--homedir", home, "--batch", "--quick-set-expire", fpr, "seconds=1"], check=True,
-                   capture_output=True)
-    time.sleep(2)
+                   capture_output=True, timeout=300)
+    wait_for(lambda: subprocess.run(["gpg", "--homedir", home, "--batch", "--with-colons", "--list-keys", fpr],
+                                    capture_output=True, text=True, timeout=60).stdout.count("\npub:e:") == 1,
+             what="gpg to see the key expired")
     expired = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", fpr], check=True,
-                             capture_output=True).stdout
+                             capture_output=True, timeout=300).stdout
     cp = berth(dict(env, BERTH_POLICY=policy(tmp_path / "exp.json", expired)), "verify", ref, check=False)
     assert cp.returncode == 1 and "expired" in cp.stderr
     # the key is revoked (gpg wrote a revocation certificate when it made the key)
     subprocess.run(["gpg", "--homedir", home, "--batch", "--quick-set-expire", fpr, "0"], check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=300)
     rev = open(os.path.join(home, "openpgp-revocs.d", f"{fpr}.rev")).read().replace(":-----BEGIN", "-----BEGIN")
     subprocess.run(["gpg", "--homedir", home, "--batch", "--import"], input=rev.encode(), check=True,
-                   capture_output=True)
+                   capture_output=True, timeout=300)
     revoked = subprocess.run(["gpg", "--homedir", home, "--batch", "--export", fpr], check=True,
-                             capture_output=True).stdout
+                             capture_output=True, timeout=300).stdout
     cp = berth(dict(env, BERTH_POLICY=policy(tmp_path / "rev.json", revoked)), "verify", ref, check=False)
     assert cp.returncode == 1 and "revoked" in cp.stderr
 

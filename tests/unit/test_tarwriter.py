@@ -45,7 +45,8 @@ def test_roundtrip_with_tarfile_and_gnu_tar(tmp_path) -> None:  # type: ignore[n
     caps = members["caps"].pax_headers["SCHILY.xattr.security.capability"]
     assert caps.encode("utf-8", "surrogateescape") == b"\x01\x00\xff\x80"
     assert "ünïcode" in members
-    listing = subprocess.run(["tar", "-tvf", "-"], input=data, capture_output=True, check=True).stdout.decode()
+    listing = subprocess.run(["tar", "-tvf", "-"], input=data, capture_output=True, check=True,
+                             timeout=300).stdout.decode()
     assert long_name in listing and very_long in listing
     assert _archive(entries, tmp_path) == data
 

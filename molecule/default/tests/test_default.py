@@ -1,6 +1,7 @@
-"""testinfra checks of the converged host."""
+"""testinfra checks of the converged host: what runs, and the limits as the kernel holds them."""
 
 import json
+import time
 
 ROOT = "--root /tmp/berth-molecule/root --runroot /tmp/berth-molecule/run"
 
@@ -10,6 +11,18 @@ def berth(host, args):
 
     exe = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], ".venv", "bin", "berth")
     return host.run(f"{exe} {ROOT} {args}")
+
+
+def inspect(host, name):
+    out = berth(host, f"inspect {name}")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)[0]
+
+
+def cgroup(host, info, ctrl, name):
+    """A cgroup file of the container, read from the kernel (not from berth's record)."""
+    path = f"/sys/fs/cgroup/{ctrl}/{info['HostConfig']['CgroupParent']}/{info['Id']}/{name}"
+    return host.file(path).content_string.strip()
 
 
 def test_containers_run(host):
@@ -25,6 +38,26 @@ def test_web_answers(host):
 
 
 def test_limits_applied(host):
-    info = json.loads(berth(host, "inspect molecule-worker").stdout)[0]
-    assert info["Config"]["pids_limit"] == 20
-    assert info["Config"]["labels"]["berth.managed"] == "true"
+    worker = inspect(host, "molecule-worker")
+    assert cgroup(host, worker, "pids", "pids.max") == "20"
+    assert worker["Config"]["labels"]["berth.managed"] == "true"
+    web = inspect(host, "molecule-web")
+    assert int(cgroup(host, web, "memory", "memory.limit_in_bytes")) == 32 << 20
+
+
+def test_web_restarts_always(host):
+    """restart: always as declared, and in action: its process killed behind berth's back, it is back."""
+    web = inspect(host, "molecule-web")
+    assert web["Config"]["restart"] == "always"
+    before = web["RestartCount"]
+    assert host.run(f"kill -9 {web['State']['Pid']}").rc == 0
+    deadline = time.monotonic() + 60
+    while True:
+        web = inspect(host, "molecule-web")
+        if web["RestartCount"] > before and web["State"]["Running"]:
+            break
+        assert time.monotonic() < deadline, web["State"]
+        time.sleep(0.2)
+    out = host.run("wget -T 5 -t 20 --retry-connrefused -qO- http://127.0.0.1:18099/index.html 2>/dev/null"
+                   " || curl -s --retry 20 --retry-connrefused http://127.0.0.1:18099/index.html")
+    assert out.stdout.strip() == "molecule"

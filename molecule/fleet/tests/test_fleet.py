@@ -15,10 +15,26 @@ def test_berth_uses_vfs_inside(host):
     assert info["driver"] == "vfs"
 
 
+def test_tasks_ran_as_deploy_and_became_root(host):
+    """The play connects as deploy (berth exec -u deploy) and becomes root with sudo: ansible's
+    remote temporary directory (made by the connecting user for the image copy) belongs to
+    deploy, the file that copy wrote belongs to root."""
+    tmp = host.file("/home/deploy/.ansible/tmp")
+    assert tmp.is_directory and tmp.user == "deploy"
+    shipped = host.file("/var/tmp/busybox.tar")
+    assert shipped.is_file and shipped.user == "root"
+    assert host.check_output("sudo -l -U deploy").find("NOPASSWD: ALL") >= 0
+
+
 def test_nested_containers_run(host):
     running = {c["Name"]: c for c in json.loads(host.check_output("berth ps --format json"))}
     assert {"web", "worker"} <= set(running)
-    assert running["worker"]["Config"]["pids_limit"] == 20
+    worker = running["worker"]
+    assert worker["Config"]["pids_limit"] == 20
+    # the limit as the kernel holds it (the nested berth's cgroup), not only berth's record
+    info = json.loads(host.check_output("berth inspect worker"))[0]
+    pids_max = f"/sys/fs/cgroup/pids/{info['HostConfig']['CgroupParent']}/{info['Id']}/pids.max"
+    assert host.file(pids_max).content_string.strip() == "20"
 
 
 def test_nested_web_answers_on_the_hosts_network(host):

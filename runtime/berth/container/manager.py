@@ -315,9 +315,9 @@ class ContainerManager:
                 os.unlink(os.path.join(self.exit_dir, c.id))
             if not by_policy:
                 self.store.update(c.id, restart_count=0, stopped_by_user=0)
-            managed = c.config.labels.get("berth.managed") == "true"
-            # declared containers always get the exit command, so a restart policy changed in place counts
-            exit_cmd = self._exit_command(c.id) if c.config.restart != "no" or managed else None
+            # every container gets the exit command: its exit releases the mount and cgroup (and
+            # removes an --rm one) at once, and a restart policy changed in place counts
+            exit_cmd = self._exit_command(c.id)
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
                                     self.log_path(c.id), self.socket_dir, exit_command=exit_cmd)
@@ -528,9 +528,10 @@ class ContainerManager:
 
     def run_foreground(self, c: Container, tty: bool, interactive: bool) -> int:
         """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdin
-        (signals reach the container through it). Without a terminal and without --rm the output
-        is copied into the container's log as well, so `berth logs` shows it afterwards; an --rm
-        container's log would be deleted with it, and a terminal's output is not kept."""
+        (signals reach the container through it). Without a terminal the output is copied into
+        the container's log as well, so `berth logs` shows it afterwards (an --rm container's log
+        goes with it), and the container never sees berth's own terminal; a terminal's output is
+        not kept."""
         try:
             with self._lock(c.id):
                 rt, bundle = self._prepare(c, terminal=tty)
@@ -543,7 +544,7 @@ class ContainerManager:
         runtime_log = os.path.join(self.state_dir(c.id), "runtime.log")
         try:
             stdin = None if interactive or tty else subprocess.DEVNULL
-            if tty or c.config.auto_remove:
+            if tty:
                 code = subprocess.call(rt.run_attached_argv(c.id, bundle, runtime_log), stdin=stdin)
             else:
                 code = self._run_logged(rt.run_attached_argv(c.id, bundle, runtime_log), stdin, c.id)
