@@ -186,9 +186,10 @@ def test_loop_lvm_thin_pool_made_and_used(berth_env: dict[str, str], busybox_tar
         assert "no changes" in prep(env, area, *args).stdout
         env_c = dict(env, BERTH_CONFIG=str(area / "config.yml"), BERTH_RUNROOT=str(area / "run"),
                      BERTH_ROOT=str(area / "root"))
+        berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
+        # after the import: berth info reports a driver's status once the root is initialised
         info = json.loads(berth(env_c, "info", "--format", "json").stdout)
         assert info["driver"] == "devicemapper" and info["driver_status"]["Pool backend"] == "dm-thin"
-        berth(env_c, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
         assert berth(env_c, "run", "--rm", "--network", "none", "bb", "echo", "thin").stdout == "thin\n"
         berth(env_c, "rmi", "bb")
     finally:
