@@ -104,7 +104,7 @@ $(KERNEL_IMAGE)/root.img: scripts/kernel/image.sh scripts/kernel/initramfs-init.
 	scripts/kernel/image.sh $(KERNEL_IMAGE)
 
 test-kernel: setup kernel-deps $(KERNEL_IMAGE)/root.img
-	$(PYTHON) scripts/kernel/lane.py --image $(KERNEL_IMAGE) --timeout 900 \
+	$(PYTHON) scripts/kernel/lane.py --image $(KERNEL_IMAGE) --timeout 1200 \
 		--step "$(KERNEL_STEP1)" --step "$(KERNEL_STEP2)"
 
 # Benchmarks (not part of `make test`). Each writes bench/results-<kind>-<date>.json; `make bench`
