@@ -173,3 +173,65 @@ def test_check_mode_predicts_a_refused_removal(collections: str, berth_env: dict
     real, out_real = play(berth_env, where)
     assert check["failed"] == 1 and real["failed"] == 1, out + out_real
     assert "used by container(s) user1" in out and "used by container(s) user1" in out_real
+
+
+CONTAINER_LIFECYCLE = """
+- name: A container's life, by FQCN only
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/berth.runtime.berth:
+      root: "{{ lookup('env', 'BERTH_ROOT') }}"
+      runroot: "{{ lookup('env', 'BERTH_RUNROOT') }}"
+  tasks:
+    - name: The image
+      berth.runtime.berth_image:
+        name: busybox:latest
+        source: import
+        import_from: "{{ busybox_tar }}"
+        changes: ['CMD ["sh"]']
+      tags: [converge]
+    - name: Converged
+      berth.runtime.berth_container:
+        name: life1
+        image: busybox:latest
+        command: [sleep, "100000"]
+        network_mode: none
+        state: started
+      tags: [converge]
+    - name: Stopped by name alone
+      berth.runtime.berth_container:
+        name: life1
+        state: stopped
+      tags: [stop]
+    - name: Started again by name alone
+      berth.runtime.berth_container:
+        name: life1
+        state: started
+      tags: [start]
+    - name: Removed by name alone
+      berth.runtime.berth_container:
+        name: life1
+        state: absent
+      tags: [remove]
+"""
+
+
+def test_container_converges_stops_by_name_and_goes(collections: str, berth_env: dict[str, str], busybox_tar: str,
+                                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+    where = project(tmp_path, collections, CONTAINER_LIFECYCLE)
+    extra = json.dumps({"busybox_tar": busybox_tar})
+    first, out = play(berth_env, where, "-e", extra, "--tags", "converge")
+    assert first["rc"] == 0 and first["changed"] == 2, out[-3000:]
+    cid = json.loads(berth(berth_env, "inspect", "life1").stdout)[0]["Id"]
+    stop, out = play(berth_env, where, "-e", extra, "--tags", "stop")
+    assert stop["rc"] == 0 and stop["changed"] == 1, out[-3000:]
+    info = json.loads(berth(berth_env, "inspect", "life1").stdout)[0]
+    assert info["Id"] == cid and info["State"]["Status"] != "running"  # the same container, not recreated
+    again, out = play(berth_env, where, "-e", extra, "--tags", "stop")
+    assert again["changed"] == 0, out[-3000:]
+    start, out = play(berth_env, where, "-e", extra, "--tags", "start")
+    assert start["changed"] == 1, out[-3000:]
+    assert json.loads(berth(berth_env, "inspect", "life1").stdout)[0]["State"]["Status"] == "running"
+    gone, out = play(berth_env, where, "-e", extra, "--tags", "remove")
+    assert gone["changed"] == 1 and berth(berth_env, "inspect", "life1", check=False).returncode != 0, out[-3000:]
