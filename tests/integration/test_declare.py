@@ -81,7 +81,7 @@ def test_validation_names_file_line_and_key(berth_env: dict[str, str], tmp_path)
         "containers:\n  - name: x\n    image: busybox\n    colour: red\n": ("line 4", "unknown container key 'colour'"),
         "containers:\n  - name: x\n": ("line 2", "needs image"),
         "containers:\n  - name: x\n    image: busybox\n    state: sleeping\n": ("line 4", "state must be one of"),
-        "containers:\n  - name: x\n    image: busybox\n    memory: lots\n": ("line 2", "invalid memory limit"),
+        "containers:\n  - name: x\n    image: busybox\n    memory: lots\n": ("line 4", "invalid memory limit"),
         "images:\n  - name: a\n    pull: a\n    import: b\n": ("line 2", "exactly one of"),
         "containers: [\n": ("line", "not valid YAML"),
         "services: []\n": ("line 1", "unknown key 'services'"),

@@ -41,7 +41,8 @@ def test_info_modules_on_a_missing_root_create_nothing(berth_env: dict[str, str]
                                                        module: str) -> None:
     env, base = _absent(berth_env, tmp_path)
     args = {"root": env["BERTH_ROOT"], "runroot": env["BERTH_RUNROOT"]}
-    cp = subprocess.run([ANSIBLE, "localhost", "-i", "inventory/local", "-m", module, "-a", json.dumps(args)],
+    cp = subprocess.run([ANSIBLE, "localhost", "-i", "inventory/local", "-m", f"berth.runtime.{module}",
+                         "-a", json.dumps(args)],
                         cwd=REPO, env=dict(env, ANSIBLE_FORCE_COLOR="0"), capture_output=True, text=True,
                         timeout=300)
     assert cp.returncode == 0 and '"changed": false' in cp.stdout, cp.stdout + cp.stderr

@@ -199,9 +199,11 @@ def _container(path: str, item: Node, name: str, base_dir: str) -> Declared:
     if "env_file" in given:
         files = options.str_list(given["env_file"], lambda m: fail("env_file", m), "env_file")
         given["env_file"] = [f if os.path.isabs(f) else os.path.join(base_dir, f) for f in files]
+    # a bad value is reported at its own key's line; what needs several options, at the entry's
+    values = options.parse_values(
+        given, spelled, lambda k, m: fail(k, f"container {name}: {m if m.startswith(k) else f'{k}: {m}'}"))
     try:
-        cfg, _fields = options.build(options.parse_values(
-            given, spelled, lambda k, m: InvalidInput(m if m.startswith(k) else f"{k}: {m}")))
+        cfg, _fields = options.build(values)
         cfg.labels[MANAGED_LABEL] = "true"
         if state != "absent":
             cfg.validate()
