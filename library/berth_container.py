@@ -182,6 +182,16 @@ options:
     type: dict
 extends_documentation_fragment:
   - berth.runtime.berth
+attributes:
+  check_mode:
+    support: full
+    description: Plans with the same engine as the real run and changes nothing; the result lists what the real run would do.
+  diff_mode:
+    support: full
+    description: The container's settings before and after, and the reason for every change.
+  idempotent:
+    support: full
+    description: A second run with the same arguments changes nothing.
 author: berth contributors (@berth)
 """
 

@@ -55,6 +55,16 @@ options:
     default: false
 extends_documentation_fragment:
   - berth.runtime.berth
+attributes:
+  check_mode:
+    support: full
+    description: Plans with the same engine as the real run and changes nothing; the result lists what the real run would do.
+  diff_mode:
+    support: full
+    description: Every touched container's settings before and after, and each planned action with its reasons.
+  idempotent:
+    support: full
+    description: A second run with the same arguments changes nothing.
 author: berth contributors (@berth)
 """
 

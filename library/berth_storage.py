@@ -63,6 +63,16 @@ options:
     default: /var/lib/berth
 requirements:
   - berth importable by the Python that runs the module
+attributes:
+  check_mode:
+    support: full
+    description: Plans with the same engine as the real run and changes nothing; the result lists what the real run would do.
+  diff_mode:
+    support: full
+    description: The preparation steps taken (or, in check mode, that would be taken).
+  idempotent:
+    support: full
+    description: A second run with the same arguments changes nothing.
 author: berth contributors (@berth)
 """
 
