@@ -185,7 +185,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Plans with the same engine as the real run and changes nothing; the result lists what the real run would do.
+    description: Plans with the real run's engine and changes nothing; reports what the real run would do.
   diff_mode:
     support: full
     description: The container's settings before and after, and the reason for every change.

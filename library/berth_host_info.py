@@ -13,16 +13,7 @@ description:
   - Returns C(berth info) as data. Never changes anything.
 extends_documentation_fragment:
   - berth.runtime.berth
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Reports state; changes nothing to show a diff of.
-  idempotent:
-    support: full
-    description: Never changes anything; on a root that does not exist it creates nothing.
+  - berth.runtime.berth.info_module
 author: berth contributors (@berth)
 """
 

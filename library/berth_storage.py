@@ -66,7 +66,7 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Plans with the same engine as the real run and changes nothing; the result lists what the real run would do.
+    description: Plans with the real run's engine and changes nothing; reports what the real run would do.
   diff_mode:
     support: full
     description: The preparation steps taken (or, in check mode, that would be taken).

@@ -22,3 +22,17 @@ options:
 requirements:
   - berth importable by the Python that runs the module (set ansible_python_interpreter)
 """
+
+    # the attributes of every *_info module: it only reads
+    INFO_MODULE = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Reports state; changes nothing to show a diff of.
+  idempotent:
+    support: full
+    description: Never changes anything; on a root that does not exist it creates nothing.
+"""
