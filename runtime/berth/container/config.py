@@ -7,7 +7,6 @@ import re
 
 from berth.errors import InvalidInput
 from berth.record import Factory, Record
-from berth.units import parse_size as parse_size  # re-exported while callers move to berth.units
 
 
 class OptionError(InvalidInput):

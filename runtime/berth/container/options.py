@@ -18,9 +18,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from berth.container.config import ContainerConfig, Mount, OptionError, parse_env, parse_size, parse_volume
+from berth.container.config import ContainerConfig, Mount, OptionError, parse_env, parse_volume
 from berth.errors import InvalidInput
 from berth.record import Record
+from berth.units import parse_size
 
 # update rules: how a changed value reaches an existing container
 IN_PLACE = "in place"
