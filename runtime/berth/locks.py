@@ -10,6 +10,8 @@ import fcntl
 import os
 from types import TracebackType
 
+from berth import trace
+
 
 class FileLock:
     def __init__(self, path: str, shared: bool = False) -> None:
@@ -24,7 +26,8 @@ class FileLock:
         if not blocking:
             flags |= fcntl.LOCK_NB
         try:
-            fcntl.flock(fd, flags)
+            with trace.span("lock", os.path.basename(self.path)):
+                fcntl.flock(fd, flags)
         except BlockingIOError:
             os.close(fd)
             return False

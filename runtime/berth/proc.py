@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 
+from berth import trace
 from berth.errors import CommandError
 
 
@@ -22,10 +24,11 @@ def run(
     argv = [str(a) for a in argv]
     try:
         # never the caller's stdin: a helper must not eat what `run -i` is to hand the container
-        cp = subprocess.run(
-            argv, input=input, stdin=subprocess.DEVNULL if input is None else None, cwd=cwd, capture_output=True,
-            timeout=timeout, env=env, check=False
-        )
+        with trace.span("exec", describe(argv)):
+            cp = subprocess.run(
+                argv, input=input, stdin=subprocess.DEVNULL if input is None else None, cwd=cwd,
+                capture_output=True, timeout=timeout, env=env, check=False
+            )
     except FileNotFoundError as e:
         raise CommandError(argv, 127, f"{argv[0]}: command not found", what) from e
     except subprocess.TimeoutExpired as e:
@@ -33,6 +36,12 @@ def run(
     if check and cp.returncode != 0:
         raise CommandError(argv, cp.returncode, cp.stderr.decode(errors="replace"), what)
     return cp
+
+
+def describe(argv: Sequence[str]) -> str:
+    """A short name for a command in traces: the program and its first few arguments."""
+    words = [os.path.basename(str(argv[0]))] + [str(a) for a in argv[1:4]]
+    return " ".join(w if len(w) <= 40 else w[:37] + "..." for w in words)
 
 
 def output(argv: Sequence[str], **kw: object) -> str:

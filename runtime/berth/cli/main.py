@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
+from berth import trace
 from berth.cli import containers, output
 from berth.errors import BerthError, InvalidInput, NotFound
 
@@ -534,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     if not parser._subparsers or not parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
         parser = build_parser(None)  # an unknown command word: let argparse list the real ones
     a = parser.parse_args(argv)
+    trace.mark("command")
     try:
         return a.fn(a)
     except BerthError as e:

@@ -18,6 +18,7 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
+from berth import trace
 from berth.container.ports import dnat_rules, ports_in_use
 from berth.errors import BerthError, InUse, InvalidInput, NotFound
 from berth.locks import FileLock
@@ -203,8 +204,9 @@ class Networks:
                "CNI_PATH": path, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
         if cni_args:
             env["CNI_ARGS"] = cni_args
-        cp = subprocess.run([os.path.join(path, str(plugin["type"]))], input=json.dumps(net).encode(), env=env,
-                            capture_output=True, check=False)
+        with trace.span("exec", f"cni {plugin['type']} {command}"):
+            cp = subprocess.run([os.path.join(path, str(plugin["type"]))], input=json.dumps(net).encode(), env=env,
+                                capture_output=True, check=False)
         if cp.returncode != 0:
             try:
                 msg = json.loads(cp.stdout).get("msg", "")

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 
+from berth import trace
 from berth.errors import BerthError, InvalidInput
 from berth.host.runtimes import probe_runtimes
 from berth.proc import run
@@ -120,7 +121,15 @@ class OCIRuntime:
 
 def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
                   log_path: str, socket_dir: str, timeout: float = 60, exit_command: list[str] | None = None) -> int:
-    """Start conmon, which creates the container through the runtime; returns the container's pid.
+    """Start conmon, which creates the container through the runtime; returns the container's pid."""
+    with trace.span("exec", f"conmon + {os.path.basename(rt.path)} create"):
+        return _launch_conmon(rt, cid, name, bundle, state_dir, exit_dir, log_path, socket_dir, timeout,
+                              exit_command)
+
+
+def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
+                   log_path: str, socket_dir: str, timeout: float, exit_command: list[str] | None) -> int:
+    """conmon's launch and sync-pipe handshake.
 
     conmon reports over the sync pipe: {"data": pid} or {"data": -1, "message": "..."}; without the
     pipe a create failure would be silent.

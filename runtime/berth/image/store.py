@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from berth import trace
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
@@ -40,7 +41,8 @@ def _write_hashed(f: BinaryIO, chunks: Iterable[bytes], h: Any) -> int:
         n += len(chunk)
         f.write(chunk)
     f.flush()
-    os.fsync(f.fileno())
+    with trace.span("fsync", getattr(f, "name", "blob")):
+        os.fsync(f.fileno())
     return n
 
 

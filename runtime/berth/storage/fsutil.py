@@ -8,6 +8,8 @@ import os
 import shutil
 import stat
 
+from berth import trace
+
 OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -56,7 +58,8 @@ def remove_path(path: str) -> None:
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        with trace.span("fsync", path):
+            os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -74,7 +77,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
             n = os.write(fd, view)
             view = view[n:]
         if durable:
-            os.fsync(fd)
+            with trace.span("fsync", path):
+                os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
