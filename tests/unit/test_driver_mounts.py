@@ -120,3 +120,14 @@ def test_plain_directory_only_for_a_single_bind() -> None:
     assert plain_directory([Mount("bind", "/x", ("rbind", "rw"), root="sub")]) == "/x/sub"
     assert plain_directory([Mount("overlay", "overlay", ("lowerdir=l/A",))]) is None
     assert plain_directory([Mount("bind", "/x"), Mount("bind", "/y")]) is None
+
+
+def test_mount_options_become_flags_and_data() -> None:
+    """mount(8)'s generic options are mount flags; the rest is the file system's data string."""
+    from berth.storage import mounts
+
+    flags, data = mounts.split_options("ro,nosuid,lowerdir=l/A:l/B,redirect_dir=off,rw,nodev")
+    assert flags == mounts.MS_NOSUID | mounts.MS_NODEV  # rw after ro clears the read-only flag
+    assert data == "lowerdir=l/A:l/B,redirect_dir=off"
+    assert mounts.split_options("rbind") == (mounts.MS_BIND | mounts.MS_REC, "")
+    assert mounts.split_options("") == (0, "")
