@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 
@@ -87,6 +88,8 @@ MIGRATIONS = (
     ("containers", "ip", "TEXT"),
 )
 
+SCHEMA_FINGERPRINT = hashlib.sha256(repr((SCHEMA, MIGRATIONS)).encode()).hexdigest()[:16]
+
 
 class Database:
     def __init__(self, path: str) -> None:
@@ -103,6 +106,14 @@ class Database:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.execute("PRAGMA foreign_keys=ON")
+        # the schema's fingerprint is recorded with it: an up-to-date root skips the DDL, which
+        # would otherwise take a write transaction on every command
+        try:
+            current = self.get_meta("schema_fingerprint") == SCHEMA_FINGERPRINT
+        except sqlite3.OperationalError:  # a new root: no meta table yet
+            current = False
+        if current:
+            return
         with self.write() as c:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
@@ -112,6 +123,8 @@ class Database:
                 cols = {r["name"] for r in c.execute(f"PRAGMA table_info({table})")}
                 if column not in cols:
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_fingerprint', ?)",
+                      (SCHEMA_FINGERPRINT,))
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
