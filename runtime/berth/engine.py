@@ -481,6 +481,16 @@ class Engine:
                               "History": cfg.get("history", []),
                               "Signatures": self._signatures(img)})
 
+    def image_config(self, image_id: str) -> dict[str, object]:
+        """The image's runtime config (the OCI config's "config": Cmd, Entrypoint, Env …)."""
+        return dict(self.images.config(image_id).get("config") or {})  # type: ignore[call-overload]
+
+    def container_size(self, ref: str) -> tuple[int, int]:
+        """(bytes in the container's rw layer, that plus its image's size), as docker ps -s shows."""
+        c = self.containers.get(ref)
+        rw = self.layers.diff_size(c.rw_layer) if self.driver.exists(c.rw_layer) else 0
+        return rw, rw + self.images.get(c.image_id).size
+
     def _signatures(self, img: Image) -> list[dict[str, str]]:
         """Signatures stored for the image's names (listed, not verified: `berth verify` does that)."""
         from berth.image.signing import Lookaside, normalize

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from berth.cli import output
+from berth.cli import listing, output
 from berth.container import options
 from berth.container.config import ContainerConfig, parse_env
 from berth.errors import BerthError, InvalidInput
@@ -140,21 +140,6 @@ def cmd_rm(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 print(f"berth: error: {err}", file=sys.stderr)
                 rc = 1
     return rc
-
-
-def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    with open_engine(a) as e:
-        cs = e.containers.list(all_=a.all)
-        if a.quiet:
-            for c in cs:
-                print(c.id[:12])
-            return 0
-        if a.format == "json":
-            output.print_json([e.containers.inspect(c.id) for c in cs])
-            return 0
-        images = {img.id: (img.tags[0] if img.tags else img.id[7:19]) for img in e.listed_images(all_images=True)}
-    output.print_containers(cs, images)
-    return 0
 
 
 def cmd_attach(a: argparse.Namespace, open_engine: EngineOpener) -> int:
@@ -297,10 +282,7 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     sp.add_argument("containers", nargs="+")
 
-    sp = add("ps", cmd_ps, "list containers")
-    sp.add_argument("-a", "--all", action="store_true", help="also stopped containers")
-    sp.add_argument("-q", "--quiet", action="store_true", help="only IDs")
-    sp.add_argument("--format", choices=["table", "json"], default="table")
+    listing.add_ps_flags(add("ps", listing.cmd_ps, "list containers (running ones; -a: all)"))
 
     sp = add("logs", cmd_logs, "show a container's output")
     sp.add_argument("-f", "--follow", action="store_true")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import InvalidInput
+from berth.record import Factory, Record
 
 
 class TemplateError(InvalidInput):
@@ -74,8 +74,7 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
-@dataclass
-class Tok:
+class Tok(Record):
     kind: str
     text: str
     pos: int
@@ -102,43 +101,36 @@ def _lex_action(body: str, line: int) -> list[Tok]:
 
 # -- the tree ---------------------------------------------------------------------------------
 
-@dataclass
-class Node:
+class Node(Record):
     line: int
 
 
-@dataclass
 class Text(Node):
     text: str
 
 
-@dataclass
-class Operand:
+class Operand(Record):
     kind: str            # field, var, string, number, bool, nil, ident, pipe
     value: Any
-    chain: list[str] = field(default_factory=list)  # fields applied after the operand
+    chain: list[str] = Factory(list)  # fields applied after the operand
     col: int = 0
 
 
-@dataclass
-class Command:
+class Command(Record):
     args: list[Operand]
 
 
-@dataclass
-class Pipeline:
+class Pipeline(Record):
     decl: list[str]
     assign: bool
     cmds: list[Command]
     text: str
 
 
-@dataclass
 class Action(Node):
     pipe: Pipeline
 
 
-@dataclass
 class Block(Node):
     kind: str            # if, range, with
     pipe: Pipeline
@@ -380,7 +372,18 @@ def _to_json(v: Any) -> str:
         if x is MISSING:
             return None
         if isinstance(x, Context):
-            return {k: plain(y) for k, y in x.fields.items() if not callable(y)}
+            # Go marshals docker's format contexts through a map: keys sorted, methods that take
+            # arguments (Label) left out
+            out = {}
+            for k in sorted(x.fields):
+                y = x.fields[k]
+                if callable(y):
+                    try:
+                        y = y()
+                    except TypeError:
+                        continue
+                out[k] = plain(y)
+            return out
         return x
 
     return json.dumps(plain(v), separators=(",", ":"), ensure_ascii=False, default=str)
@@ -532,9 +535,13 @@ FUNCS: dict[str, Callable[..., Any]] = {
 class Template:
     """A parsed template; render(data) runs it."""
 
-    def __init__(self, source: str, funcs: dict[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(self, source: str, funcs: dict[str, Callable[..., Any]] | None = None,
+                 missing_key_error: bool = False) -> None:
+        """missing_key_error: a map key that is not there is an error (Go's missingkey=error,
+        which docker inspect sets) instead of <no value>."""
         self.source = source
         self.funcs = {**FUNCS, **(funcs or {})}
+        self.missing_key_error = missing_key_error
         self.nodes = _Parser(source, self.funcs).parse()
 
     def render(self, data: Any) -> str:
@@ -663,6 +670,8 @@ class Template:
                 if callable(v) and (call or i < len(names) - 1):
                     v = v()
             elif isinstance(v, dict):
+                if name not in v and self.missing_key_error:
+                    raise TemplateError(self._where(line, text, f'map has no entry for key "{name}"'))
                 v = v.get(name, MISSING)
             elif v is MISSING or v is None:
                 # Go: a field of a missing map value is <no value> too when the map holds interfaces
@@ -682,7 +691,8 @@ def _go_type(v: Any) -> str:
 
 
 def parse(source: str, funcs: dict[str, Callable[..., Any]] | None = None) -> Template:
-    """A template from a `--format` value, or a one-line "template parsing error: …" InvalidInput."""
+    """A template from a `--format` value, or a one-line "template parsing error: …" InvalidInput
+    (docker inspect's words; list commands say "failed to parse template: ")."""
     try:
         return Template(source, funcs)
     except TemplateError as e:

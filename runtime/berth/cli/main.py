@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
-from berth.cli import containers, output
-from berth.errors import BerthError, InvalidInput, NotFound
+from berth.cli import containers, inspectcmd, listing, output
+from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
     from berth.declare.reconcile import Action
@@ -208,19 +208,6 @@ def cmd_apply(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_images(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
-        imgs = e.listed_images(a.all)
-    if a.quiet:
-        for img in imgs:
-            print(img.id[7:19])
-    elif a.format == "json":
-        output.print_json([{"Id": i.id, "RepoTags": i.tags, "Created": i.created, "Size": i.size} for i in imgs])
-    else:
-        output.print_images(imgs)
-    return 0
-
-
 def cmd_tag(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         e.tag(a.source, a.target)
@@ -238,32 +225,6 @@ def cmd_rmi(a: argparse.Namespace) -> int:
                 print(f"berth: error: {err}", file=sys.stderr)
                 rc = 1
     return rc
-
-
-def cmd_inspect(a: argparse.Namespace) -> int:
-    data = []
-    with _engine(a) as e:
-        for r in a.refs:
-            if a.type in ("container", "any"):
-                try:
-                    data.append(e.containers.inspect(r))
-                    continue
-                except NotFound:
-                    if a.type == "container":
-                        raise
-            data.append(e.inspect_image(r))
-    output.print_json(data)
-    return 0
-
-
-def cmd_history(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
-        rows = e.history(a.ref)
-    if a.format == "json":
-        output.print_json(rows)
-    else:
-        output.print_history(rows, a.no_trunc)
-    return 0
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
@@ -441,10 +402,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         if name == "plan":
             fmt(sp)
 
-    sp = add("images", cmd_images, "list images (untagged build steps other images build on only with -a)")
-    fmt(sp)
-    sp.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
-    sp.add_argument("-a", "--all", action="store_true", help="also the intermediate images of builds")
+    listing.add_images_flags(add("images", lambda a: listing.cmd_images(a, _engine),
+                                 "list images (untagged build steps other images build on only with -a)"))
 
     sp = add("tag", cmd_tag, "add a name to an image")
     sp.add_argument("source")
@@ -454,15 +413,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("images", nargs="+")
     sp.add_argument("-f", "--force", action="store_true", help="remove an image with several tags by ID")
 
-    sp = add("inspect", cmd_inspect, "show a container's or an image's details as JSON")
-    sp.add_argument("refs", nargs="+")
-    sp.add_argument("--type", choices=["any", "container", "image"], default="any")
-    sp.add_argument("--format", choices=["json"], default="json")
-
-    sp = add("history", cmd_history, "show an image's layers and how they were made")
-    sp.add_argument("ref")
-    sp.add_argument("--no-trunc", action="store_true")
-    fmt(sp)
+    inspectcmd.add_flags(add("inspect", lambda a: inspectcmd.cmd_inspect(a, _engine),
+                             "show containers' or images' details as JSON (docker's shapes) or through a template"))
+    listing.add_history_flags(add("history", lambda a: listing.cmd_history(a, _engine),
+                                  "show an image's layers and how they were made"))
 
     containers.register(sub, _engine, want)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from berth.cli.gotemplate import Context, parse, tabwriter, unescape
+if TYPE_CHECKING:
+    from berth.cli.gotemplate import Template
 
+INSPECT_PREFIX = "template parsing error: "  # docker inspect's words, for parsing and running alike
 FORMAT_HELP = ('"table" (default), "json", a Go template (\'{{.ID}} {{.Names}}\') or '
                '"table TEMPLATE" for a table with headers')
 
@@ -22,34 +24,50 @@ def is_template(fmt: str | None) -> bool:
     return fmt not in (None, "", "table", "json")
 
 
-def check(fmt: str | None) -> None:
+def check(fmt: str | None, prefix: str = INSPECT_PREFIX) -> None:
     """Parse the template before any work, so a bad one fails at once with docker's message."""
     if is_template(fmt):
         assert fmt is not None
-        _split(fmt)
+        _split(fmt, prefix)
 
 
-def _split(fmt: str) -> tuple[bool, Any]:
+def _split(fmt: str, prefix: str, strict: bool = False) -> tuple[bool, Template]:
+    from berth.cli.gotemplate import Template, TemplateError, unescape
+
     table = fmt.startswith("table")
     body = unescape(fmt[len("table"):].strip(" ") if table else fmt)
-    return table, parse(body)
+    try:
+        return table, Template(body, missing_key_error=strict)
+    except TemplateError as e:
+        raise TemplateError(prefix + str(e)) from None
 
 
-def lines(fmt: str, items: Iterable[Any], headers: dict[str, str] | None = None) -> list[str]:
+def lines(fmt: str, items: Iterable[Any], headers: dict[str, str] | None = None,
+          prefix: str = INSPECT_PREFIX, strict: bool = False) -> list[str]:
     """The output lines of a template over items; a "table …" template gets a header row (the
-    template run on headers, unknown fields as their upper-cased names) and aligned columns."""
-    table, tmpl = _split(fmt)
+    template run on headers, unknown fields as their upper-cased names) and aligned columns.
+    prefix: what docker puts before an error of this command's templates; strict: a missing map
+    key is an error (docker inspect)."""
+    from berth.cli.gotemplate import Context, TemplateError, tabwriter
+
+    table, tmpl = _split(fmt, prefix, strict)
     out: list[str] = []
-    if table:
-        out.append(tmpl.render(Context("header", headers or {}, loose=True)))
-    for it in items:
-        out.append(tmpl.render(it))
+    try:
+        if table:
+            # header fields answer with their header whether or not they are given arguments
+            heads = {k: (lambda *_a, h=h: h) for k, h in (headers or {}).items()}
+            out.append(tmpl.render(Context("header", heads, loose=True)))
+        for it in items:
+            out.append(tmpl.render(it))
+    except TemplateError as e:
+        raise TemplateError(prefix + str(e)) from None
     text = "\n".join(out)
     if not table:
         return text.split("\n") if out else []
     return tabwriter(text.split("\n"))
 
 
-def print_items(fmt: str, items: Iterable[Any], headers: dict[str, str] | None = None) -> None:
-    for ln in lines(fmt, items, headers):
+def print_items(fmt: str, items: Iterable[Any], headers: dict[str, str] | None = None,
+                prefix: str = INSPECT_PREFIX, strict: bool = False) -> None:
+    for ln in lines(fmt, items, headers, prefix, strict):
         print(ln)
