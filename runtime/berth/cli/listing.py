@@ -368,7 +368,7 @@ def cmd_images(a: argparse.Namespace, open_engine: EngineOpener) -> int:
             return 0
         if a.format == "json":
             output.print_json([{"Id": i.id, "RepoTags": i.tags, "Created": i.created, "Size": i.size}
-                               for i in dict.fromkeys(img for img, _, _ in rows)])
+                               for i in {img.id: img for img, _, _ in rows}.values()])
             return 0
         from berth.cli.gotemplate import Context
 

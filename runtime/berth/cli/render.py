@@ -16,8 +16,10 @@ FORMAT_HELP = ('"table" (default), "json", a Go template (\'{{.ID}} {{.Names}}\'
                '"table TEMPLATE" for a table with headers')
 
 
-def add_format(sp: argparse.ArgumentParser, default: str = "table", help: str = FORMAT_HELP) -> None:
-    sp.add_argument("--format", default=default, help=help)
+def add_format(sp: argparse.ArgumentParser, default: str = "table", help: str = FORMAT_HELP, short: bool = False,
+               ) -> None:
+    """short: also -f (docker's inspect, version and info take it; on ps/images -f is --filter)."""
+    sp.add_argument(*(("-f", "--format") if short else ("--format",)), default=default, help=help)
 
 
 def is_template(fmt: str | None) -> bool:
