@@ -80,7 +80,8 @@ class Tok(Record):
     pos: int
 
 
-def _lex_action(body: str, line: int) -> list[Tok]:
+def _lex_action(body: str, line: int, col: int = 0) -> list[Tok]:
+    """The tokens of an action's body; col: where the body starts in its line (for error positions)."""
     toks: list[Tok] = []
     i = 0
     while i < len(body):
@@ -94,7 +95,7 @@ def _lex_action(body: str, line: int) -> list[Tok]:
         kind = m.lastgroup or ""
         if kind != "ws":
             # a field right after ")" or after an operand is a chained field: (index .A 0).Name
-            toks.append(Tok(kind, m.group(), i))
+            toks.append(Tok(kind, m.group(), col + i))
         i = m.end()
     return toks
 
@@ -125,6 +126,7 @@ class Pipeline(Record):
     assign: bool
     cmds: list[Command]
     text: str
+    col: int = 0
 
 
 class Action(Node):
@@ -144,15 +146,16 @@ _ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _KEYWORDS = ("if", "else", "end", "range", "with", "define", "template", "block", "break", "continue")
 
 
-def _split(src: str) -> Iterator[tuple[str, str, int]]:
-    """("text", s, line) and ("action", body, line) pieces, with trim markers applied."""
+def _split(src: str) -> Iterator[tuple[str, str, int, int]]:
+    """("text", s, line, 0) and ("action", body, line, column of the body) pieces, with trim
+    markers applied."""
     pos = 0
     pending_trim = False
     while True:
         start = src.find("{{", pos)
         if start < 0:
             text = src[pos:]
-            yield "text", text.lstrip() if pending_trim else text, src.count("\n", 0, pos) + 1
+            yield "text", text.lstrip() if pending_trim else text, src.count("\n", 0, pos) + 1, 0
             return
         text = src[pos:start]
         line = src.count("\n", 0, start) + 1
@@ -166,13 +169,13 @@ def _split(src: str) -> Iterator[tuple[str, str, int]]:
             text = text.rstrip()
         if pending_trim:
             text = text.lstrip()
-        yield "text", text, src.count("\n", 0, pos) + 1
+        yield "text", text, src.count("\n", 0, pos) + 1, 0
         stripped = body.strip()
         if stripped.startswith("/*"):
             if not stripped.endswith("*/"):
                 raise TemplateError(f"template: :{line}: unclosed comment")
         else:
-            yield "action", body, line
+            yield "action", body, line, m.start(2) - (src.rfind("\n", 0, m.start(2)) + 1)
         pending_trim = bool(m.group(3))
         pos = m.end()
 
@@ -194,13 +197,13 @@ class _Parser:
         """Nodes up to an {{end}} or {{else…}} (returned as the stop word) or the end of input."""
         nodes: list[Node] = []
         while self.i < len(self.pieces):
-            kind, body, line = self.pieces[self.i]
+            kind, body, line, col = self.pieces[self.i]
             self.i += 1
             if kind == "text":
                 if body:
                     nodes.append(Text(line, body))
                 continue
-            toks = _lex_action(body, line)
+            toks = _lex_action(body, line, col)
             if not toks:
                 raise TemplateError(f"template: :{line}: missing value for command")
             word = toks[0].text if toks[0].kind == "ident" and toks[0].text in _KEYWORDS else None
@@ -240,7 +243,6 @@ class _Parser:
         return Block(line, kind, pipe, body, else_body)
 
     def pipeline(self, toks: list[Tok], line: int, context: str) -> Pipeline:
-        text = " ".join(t.text for t in toks)
         decl: list[str] = []
         assign = False
         j = 0
@@ -260,7 +262,7 @@ class _Parser:
             raise TemplateError(f"template: :{line}: unexpected {json.dumps(toks[end].text)} in {context}")
         if not cmds:
             raise TemplateError(f"template: :{line}: missing value for {context}")
-        return Pipeline(decl, assign, cmds, text)
+        return Pipeline(decl, assign, cmds, " ".join(t.text for t in toks[j:]), toks[j].pos)
 
     def commands(self, toks: list[Tok], j: int, line: int) -> tuple[list[Command], int]:
         cmds: list[Command] = []
@@ -293,7 +295,7 @@ class _Parser:
                 raise TemplateError(f"template: :{line}: unclosed left paren")
             if not cmds:
                 raise TemplateError(f"template: :{line}: missing value for parenthesized pipeline")
-            op = Operand("pipe", Pipeline([], False, cmds, ""), col=t.pos)
+            op = Operand("pipe", Pipeline([], False, cmds, "", t.pos), col=t.pos)
             j = end + 1
         elif t.kind == "field":
             op = Operand("field", [p for p in t.text.split(".") if p], col=t.pos)
@@ -545,6 +547,7 @@ class Template:
         self.nodes = _Parser(source, self.funcs).parse()
 
     def render(self, data: Any) -> str:
+        self._at = 0  # the column of the node being run, for error messages
         out: list[str] = []
         self._run(self.nodes, data, [{"$": data}], out)
         return "".join(out)
@@ -563,6 +566,7 @@ class Template:
 
     def _block(self, n: Block, dot: Any, scopes: list[dict[str, Any]], out: list[str]) -> None:
         scopes = scopes + [{}]
+        self._at = n.pipe.col
         if n.kind == "range":
             v = self._pipe(n.pipe, dot, scopes, n.line, declare=False)
             items: list[tuple[Any, Any]]
@@ -617,6 +621,7 @@ class Template:
         args = [self._operand(a, dot, scopes, line, text) for a in rest]
         if has_piped:
             args.append(piped)
+        self._at = head.col
         if head.kind == "ident":
             fn = self.funcs[head.value]
             try:
@@ -641,6 +646,7 @@ class Template:
         return self._chain(dot, op.value, line, text, call=False)
 
     def _operand(self, op: Operand, dot: Any, scopes: list[dict[str, Any]], line: int, text: str) -> Any:
+        self._at = op.col
         if op.kind == "field":
             v = self._chain(dot, op.value, line, text)
         elif op.kind == "var":
@@ -682,7 +688,7 @@ class Template:
         return v
 
     def _where(self, line: int, text: str, msg: str) -> str:
-        return f'template: :{line}: executing "" at <{text}>: {msg}'
+        return f'template: :{line}:{self._at}: executing "" at <{text}>: {msg}'
 
 
 def _go_type(v: Any) -> str:

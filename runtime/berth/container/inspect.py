@@ -79,8 +79,9 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
         "OnBuild": icfg.get("OnBuild") or None,
         "Labels": labels,
     }
-    if exposed:
-        config["ExposedPorts"] = exposed
+    # docker omits these from its JSON when empty, but its templates see them (as null): a
+    # script's {{json .Config.ExposedPorts}} must not fail on berth
+    config["ExposedPorts"] = exposed or None
     if icfg.get("StopSignal"):
         config["StopSignal"] = icfg["StopSignal"]
     host_config: dict[str, object] = {
@@ -150,8 +151,7 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
         "MaskedPaths": [] if cfg.privileged else list(spec.MASKED_PATHS),
         "ReadonlyPaths": [] if cfg.privileged else list(spec.READONLY_PATHS),
     }
-    if cfg.tmpfs:
-        host_config["Tmpfs"] = {t.partition(":")[0]: t.partition(":")[2] for t in cfg.tmpfs}
+    host_config["Tmpfs"] = {t.partition(":")[0]: t.partition(":")[2] for t in cfg.tmpfs} or None
     return {
         "Id": c.id,
         "Created": iso_precise(c.created),
