@@ -189,6 +189,7 @@ def main():
         from berth.declare import reconcile
         from berth.errors import NotFound
         from berth.image import changes as changes_mod
+        from berth.image.inspect import docker_config
 
         def current():
             try:
@@ -213,7 +214,7 @@ def main():
         elif p["force_source"] and src:
             reason = f"force_source: {src} {p['name']} again"
         elif src == "import":
-            want = changes_mod.apply({}, [str(c) for c in p["changes"]])
+            want = docker_config(changes_mod.apply({}, [str(c) for c in p["changes"]]))
             got = engine.inspect_image(have.id)["Config"] or {}
             if want != got:
                 keys = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))

@@ -103,7 +103,7 @@ def holds_snapshot(engine, ref, marker):
         image = engine.image(ref)
     except NotFound:
         return False
-    history = engine.inspect_image(image.id)["History"] or []
+    history = engine.inspect_image(image.id)["Berth"]["History"] or []
     return bool(history) and history[-1].get("comment") == marker
 
 

@@ -77,16 +77,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         wanted = self.get_option("labels") or {}
         strict = self.get_option("strict")
         for c in json.loads(cp.stdout or "[]"):
-            labels = c.get("Config", {}).get("labels") or {}
+            labels = c.get("Config", {}).get("Labels") or {}
             if any(str(labels.get(k)) != str(v) for k, v in wanted.items()):
                 continue
-            name = c["Name"]
+            name = c["Name"].lstrip("/")
             self.inventory.add_host(name)
             hostvars = {
                 "ansible_connection": "berth.runtime.berth",
                 "ansible_host": name,
                 "berth_id": c["Id"],
-                "berth_image": c.get("ImageName"),
+                "berth_image": c.get("Config", {}).get("Image"),
                 "berth_labels": labels,
                 "berth_state": c["State"]["Status"],
                 "berth_ip": c.get("NetworkSettings", {}).get("IPAddress", ""),

@@ -466,24 +466,30 @@ class Engine:
         return removed
 
     def inspect_image(self, ref: str) -> dict[str, object]:
+        """The image in docker's ImageInspect shape (berth's additions under "Berth")."""
+        from berth.image.inspect import image_json
+
         img = self.images.resolve(ref)
         cfg = self.images.config(img.id)
         layers = self.layers.chain(img.top_layer) if img.top_layer else []
-        return {
-            "Id": img.id,
-            "RepoTags": img.tags,
-            "Created": cfg.get("created"),
-            "Architecture": cfg.get("architecture"),
-            "Os": cfg.get("os"),
-            "Config": cfg.get("config", {}),
-            "RootFS": cfg.get("rootfs"),
-            "History": cfg.get("history", []),
-            "Size": img.size,
-            "GraphDriver": {"Name": self.driver_name,
-                            "Data": self.layers.metadata(img.top_layer) if img.top_layer else {}},
-            "Layers": [{"Id": ly.id, "DiffID": ly.diff_id, "ChainID": ly.chain_id, "Size": ly.size} for ly in layers],
-            "Signatures": self._signatures(img),
-        }
+        repos = sorted({t.rpartition(":")[0] for t in img.tags})
+        digests = [f"{r}@{d}" for d, _mt in self.manifests.manifests(img.id) for r in repos]
+        return image_json(img.id, img.tags, img.size, cfg, self.driver_name,  # type: ignore[arg-type]
+                          self.layers.metadata(img.top_layer) if img.top_layer else {}, digests, {
+                              "Layers": [{"Id": ly.id, "DiffID": ly.diff_id, "ChainID": ly.chain_id, "Size": ly.size}
+                                         for ly in layers],
+                              "History": cfg.get("history", []),
+                              "Signatures": self._signatures(img)})
+
+    def image_config(self, image_id: str) -> dict[str, object]:
+        """The image's runtime config (the OCI config's "config": Cmd, Entrypoint, Env …)."""
+        return dict(self.images.config(image_id).get("config") or {})  # type: ignore[call-overload]
+
+    def container_size(self, ref: str) -> tuple[int, int]:
+        """(bytes in the container's rw layer, that plus its image's size), as docker ps -s shows."""
+        c = self.containers.get(ref)
+        rw = self.layers.diff_size(c.rw_layer) if self.driver.exists(c.rw_layer) else 0
+        return rw, rw + self.images.get(c.image_id).size
 
     def _signatures(self, img: Image) -> list[dict[str, str]]:
         """Signatures stored for the image's names (listed, not verified: `berth verify` does that)."""

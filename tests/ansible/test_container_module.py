@@ -83,7 +83,8 @@ def test_stop_start_and_remove_by_name(env: dict[str, str]) -> None:
     assert [a["action"] for a in recreated["actions"]] == ["recreate"]
     info = inspect(env, "app")
     assert info["Id"] != cid and info["State"]["Running"] is True
-    assert info["Config"]["command"] == ["sleep", "1000"] and info["Config"]["network"] == "none"  # spec kept
+    spec = info["Berth"]["Spec"]
+    assert spec["command"] == ["sleep", "1000"] and spec["network"] == "none"  # spec kept
 
     removed = task(env, {"name": "app", "state": "absent"})
     assert removed["changed"] and "app" not in berth(env, "ps", "-a").stdout
@@ -115,8 +116,9 @@ def test_adopted_container_and_comparisons(env: dict[str, str]) -> None:
     real = task(env, strict)
     assert real["actions"] == check["actions"]
     info = inspect(env, "adopted")
-    assert info["Id"] != cid and info["Config"]["env"] == [] and info["Config"]["pids_limit"] is None
-    assert info["Config"]["network"] == "none" and info["Config"]["labels"] == {"team": "x"}  # the rest is kept
+    spec = info["Berth"]["Spec"]
+    assert info["Id"] != cid and spec["env"] == [] and spec["pids_limit"] is None
+    assert spec["network"] == "none" and spec["labels"] == {"team": "x"}  # the rest is kept
     assert not task(env, strict)["changed"]
 
     # a limit the task sets changes in place, the rest of the spec stays as it was

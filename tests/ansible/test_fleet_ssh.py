@@ -44,8 +44,8 @@ def test_fleet_converges_over_ssh(berth_env: dict[str, str], busybox_tar: str, t
                              capture_output=True, text=True, timeout=30)
         assert who.stdout.strip() == name, who.stderr
         inner = json.loads(run("exec", name, "berth", "ps", "--format", "json").stdout)
-        assert sorted(c["Name"] for c in inner) == ["app1", "app2", "app3"]
-        assert {c["Config"]["pids_limit"] for c in inner} == {11, 12, 13}
+        assert sorted(c["Name"].lstrip("/") for c in inner) == ["app1", "app2", "app3"]
+        assert {c["HostConfig"]["PidsLimit"] for c in inner} == {11, 12, 13}
         procs = run("exec", name, "ps", "-eo", "comm").stdout.split()
         assert "sshd" in procs
 

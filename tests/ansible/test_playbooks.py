@@ -164,7 +164,7 @@ def test_shipped_local_inventory_converges_as_declared(berth_env: dict[str, str]
         assert int(open(cg % ("memory", "memory.limit_in_bytes")).read()) == mem, name
         if "pids_limit" in c:
             assert int(open(cg % ("pids", "pids.max")).read()) == c["pids_limit"], name
-        assert info["Config"]["restart"] == c["restart"], name
+        assert info["Berth"]["Spec"]["restart"] == c["restart"], name
     assert (declared["web"]["memory"], declared["worker"]["memory"]) == ("32m", "16m")
     assert (declared["web"]["restart"], declared["worker"]["restart"]) == ("always", "on-failure:3")
     assert shipped["web_port"] == 18080

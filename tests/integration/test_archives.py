@@ -53,7 +53,7 @@ def test_docker_loads_and_runs_berth_archive_and_berth_loads_docker_save(env, tm
     loaded = berth(env, "load", "-i", dsave).stdout
     assert "Loaded image: fromdocker:v1" in loaded
     info = json.loads(berth(env, "inspect", "fromdocker:v1").stdout)[0]
-    assert [f"sha256:{d}" for d in _layer_digests_docker_archive(dsave)] == info["RootFS"]["diff_ids"]
+    assert [f"sha256:{d}" for d in _layer_digests_docker_archive(dsave)] == info["RootFS"]["Layers"]
     # the files are byte-identical to the tarball docker imported
     export = str(tmp_path / "fs.tar")
     berth(env, "create", "--name", "probe", "fromdocker:v1", "true")
@@ -77,7 +77,7 @@ def test_oci_layout_read_by_skopeo_and_umoci(env, tmp_path) -> None:  # type: ig
     cp = subprocess.run(["skopeo", "inspect", f"oci:{layout}:bb"], capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, cp.stderr
     inspected = json.loads(cp.stdout)
-    diff_ids = json.loads(berth(env, "inspect", "busybox:bb").stdout)[0]["RootFS"]["diff_ids"]
+    diff_ids = json.loads(berth(env, "inspect", "busybox:bb").stdout)[0]["RootFS"]["Layers"]
     assert inspected["Layers"] == diff_ids
     bundle = str(tmp_path / "bundle")
     cp = subprocess.run(["umoci", "unpack", "--image", f"{layout}:bb", bundle], capture_output=True, text=True,

@@ -107,7 +107,7 @@ def test_multi_stage_build(env, tmp_path) -> None:  # type: ignore[no-untyped-de
     image_id = first.stdout.strip().splitlines()[-1]
     assert berth(env, "run", "--rm", "--network", "none", "slim:1").stdout == "built\n"
     info = json.loads(berth(env, "inspect", "slim:1").stdout)[0]
-    assert len(info["RootFS"]["diff_ids"]) == 3  # the three COPY layers on scratch, nothing of busybox:bb's
+    assert len(info["RootFS"]["Layers"]) == 3  # the three COPY layers on scratch, nothing of busybox:bb's
     # links inside a copied directory stay links; a link named as the source is followed, inside the
     # stage's file system, never onto the host's
     out = berth(env, "run", "--rm", "--network", "none", "slim:1", "readlink", "/app/link").stdout

@@ -25,8 +25,8 @@ def test_import_images_tag_inspect_history_rmi(berth_env: dict[str, str], busybo
     info = json.loads(berth(env, "inspect", image_id[7:19]).stdout)[0]
     assert info["RepoTags"] == ["busybox:latest", "registry.example:5000/team/bb:v1"]
     diff_id = "sha256:" + hashlib.sha256(open(busybox_tar, "rb").read()).hexdigest()
-    assert info["RootFS"]["diff_ids"] == [diff_id]
-    assert info["Layers"][0]["ChainID"] == diff_id
+    assert info["RootFS"]["Layers"] == [diff_id]
+    assert info["Berth"]["Layers"][0]["ChainID"] == diff_id
     assert info["GraphDriver"]["Name"] == "overlay"
 
     hist = json.loads(berth(env, "history", "busybox", "--format", "json").stdout)

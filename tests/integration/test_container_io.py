@@ -81,7 +81,7 @@ def test_entrypoint_override_and_reset(ovl: dict[str, str], busybox_tar: str) ->
     assert berth(ovl, "run", "--rm", "--entrypoint", "", "ep:1", "echo", "plain").stdout == "plain\n"
     berth(ovl, "create", "--name", "c", "--entrypoint", "/bin/true", "ep:1")
     info = json.loads(berth(ovl, "inspect", "c").stdout)[0]
-    assert info["Config"]["entrypoint"] == ["/bin/true"]
+    assert info["Config"]["Entrypoint"] == ["/bin/true"]
 
 
 def run_on_pty(env: dict[str, str], argv: list[str], stdin: bytes = b"", timeout: float = 60) -> tuple[int, bytes]:

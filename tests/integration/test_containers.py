@@ -146,7 +146,7 @@ def test_detached_logs_ps_inspect_restart(ovl: dict[str, str]) -> None:
     assert berth(ovl, "logs", "--tail", "1", "talker").stderr.strip() == "oops"
     ps = json.loads(berth(ovl, "ps", "--format", "json").stdout)
     assert [c["Id"] for c in ps] == [cid] and ps[0]["State"]["Running"] is True
-    assert ps[0]["Config"]["labels"] == {"app": "demo"}
+    assert ps[0]["Config"]["Labels"] == {"app": "demo"}
     assert "talker" in berth(ovl, "ps").stdout
     berth(ovl, "restart", "-t", "0", "talker")
     assert inspect(ovl, "talker")["State"]["Running"] is True  # type: ignore[index]
@@ -201,8 +201,8 @@ def test_diff_commit_export(env: dict[str, str], tmp_path) -> None:  # type: ign
     image_id = berth(env, "commit", "-m", "add app", "-c", 'CMD ["cat", "/app/version"]', "builder",
                      "app:v1").stdout.strip()
     info = inspect(env, "app:v1")
-    assert info["Id"] == image_id and len(info["RootFS"]["diff_ids"]) == 2  # type: ignore[index]
-    assert info["History"][-1]["comment"] == "add app"  # type: ignore[index]
+    assert info["Id"] == image_id and len(info["RootFS"]["Layers"]) == 2  # type: ignore[index]
+    assert info["Berth"]["History"][-1]["comment"] == "add app"  # type: ignore[index]
     assert berth(env, "run", "--rm", "app:v1").stdout == "v1\n"
     assert berth(env, "run", "--rm", "app:v1", "cat", "/etc/group", check=False).returncode == 1
     out = tmp_path / "fs.tar"

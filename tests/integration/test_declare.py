@@ -42,7 +42,7 @@ def test_apply_is_idempotent_and_explains_changes(berth_env: dict[str, str], bus
     assert "4 change(s)" in out
     assert berth(env, "apply", "-f", str(state)).stdout.strip() == "no changes: the host matches the state"
     web = json.loads(berth(env, "inspect", "web").stdout)[0]
-    assert web["State"]["Running"] is True and web["Snapshots"] == ["initial"]
+    assert web["State"]["Running"] is True and web["Berth"]["Snapshots"] == ["initial"]
     assert json.loads(berth(env, "inspect", "worker").stdout)[0]["State"]["Running"] is False
 
     # a limit changes in place; removing an env var is a change that needs a new container

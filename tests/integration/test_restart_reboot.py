@@ -107,7 +107,7 @@ def test_state_survives_a_reboot(env: dict[str, str]) -> None:
     unmount_below(env["BERTH_ROOT"])
     unmount_below(env["BERTH_RUNROOT"])  # network namespaces are bound to files there
     shutil.rmtree(env["BERTH_RUNROOT"])
-    listed = {c["Name"]: c["State"] for c in json.loads(berth(env, "ps", "-a", "--format", "json").stdout)}
+    listed = {c["Name"].lstrip("/"): c["State"] for c in json.loads(berth(env, "ps", "-a", "--format", "json").stdout)}
     assert set(listed) == {"svc", "plain", "done", "stopped"}
     assert all(not s["Running"] for s in listed.values())
     started = berth(env, "start", "--all-restartable").stdout.split()

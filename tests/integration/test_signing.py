@@ -188,7 +188,7 @@ def test_expired_and_revoked_keys_are_refused_and_key_paths(env, keys, tmp_path)
     pol = tmp_path / "paths.json"
     pol.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPaths": [str(keyfile)]}]}))
     assert "accepted" in berth(dict(env, BERTH_POLICY=str(pol)), "verify", ref).stdout
-    sigs = json.loads(berth(env, "inspect", ref).stdout)[0]["Signatures"]
+    sigs = json.loads(berth(env, "inspect", ref).stdout)[0]["Berth"]["Signatures"]
     assert len(sigs) == 1 and sigs[0]["Identity"] == ref and os.path.exists(sigs[0]["Path"])
     # exactReference identity that does not match
     pol2 = tmp_path / "exact.json"

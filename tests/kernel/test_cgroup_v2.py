@@ -26,7 +26,7 @@ def bb(berth_env: dict[str, str], busybox_tar: str) -> dict[str, str]:
 
 
 def cgroup_dir(env: dict[str, str], cid: str) -> str:
-    host = json.loads(berth(env, "inspect", cid).stdout)[0]["HostConfig"]
+    host = json.loads(berth(env, "inspect", cid).stdout)[0]["Berth"]
     return os.path.join("/sys/fs/cgroup", host["CgroupsPath"].lstrip("/"))
 
 

@@ -28,7 +28,7 @@ def cgroup(host, info, ctrl, name):
 def test_containers_run(host):
     out = berth(host, "ps --format json")
     assert out.rc == 0, out.stderr
-    running = {c["Name"]: c for c in json.loads(out.stdout)}
+    running = {c["Name"].lstrip("/"): c for c in json.loads(out.stdout)}
     assert {"molecule-web", "molecule-worker"} <= set(running)
 
 
@@ -40,7 +40,7 @@ def test_web_answers(host):
 def test_limits_applied(host):
     worker = inspect(host, "molecule-worker")
     assert cgroup(host, worker, "pids", "pids.max") == "20"
-    assert worker["Config"]["labels"]["berth.managed"] == "true"
+    assert worker["Config"]["Labels"]["berth.managed"] == "true"
     web = inspect(host, "molecule-web")
     assert int(cgroup(host, web, "memory", "memory.limit_in_bytes")) == 32 << 20
 
@@ -48,7 +48,7 @@ def test_limits_applied(host):
 def test_web_restarts_always(host):
     """restart: always as declared, and in action: its process killed behind berth's back, it is back."""
     web = inspect(host, "molecule-web")
-    assert web["Config"]["restart"] == "always"
+    assert web["HostConfig"]["RestartPolicy"]["Name"] == "always"
     before = web["RestartCount"]
     assert host.run(f"kill -9 {web['State']['Pid']}").rc == 0
     deadline = time.monotonic() + 60

@@ -27,10 +27,10 @@ def test_tasks_ran_as_deploy_and_became_root(host):
 
 
 def test_nested_containers_run(host):
-    running = {c["Name"]: c for c in json.loads(host.check_output("berth ps --format json"))}
+    running = {c["Name"].lstrip("/"): c for c in json.loads(host.check_output("berth ps --format json"))}
     assert {"web", "worker"} <= set(running)
     worker = running["worker"]
-    assert worker["Config"]["pids_limit"] == 20
+    assert worker["HostConfig"]["PidsLimit"] == 20
     # the limit as the kernel holds it (the nested berth's cgroup), not only berth's record
     info = json.loads(host.check_output("berth inspect worker"))[0]
     pids_max = f"/sys/fs/cgroup/pids/{info['HostConfig']['CgroupParent']}/{info['Id']}/pids.max"

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from berth.cli import output
+from berth.cli import listing, logcmd, netfmt, output, render
 from berth.container import options
 from berth.container.config import ContainerConfig, parse_env
 from berth.errors import BerthError, InvalidInput
@@ -92,15 +92,14 @@ def cmd_network(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 nets.remove(n)
                 print(n)
         elif a.network_command == "inspect":
-            output.print_json([nets.inspect(n) for n in a.names])
-        else:
-            nets.ensure_default()
-            listed = nets.list()
-            if a.format == "json":
-                output.print_json(listed)
+            render.check(a.format)
+            found = [nets.inspect(n) for n in a.names]
+            if render.is_template(a.format):
+                render.print_items(a.format, found, strict=True)
             else:
-                output.table([[str(n["name"]), str(n["subnet"]), str(n["bridge"]), str(len(n["containers"]))]  # type: ignore[arg-type]
-                              for n in listed], ["NAME", "SUBNET", "BRIDGE", "CONTAINERS"])
+                output.print_json(found)
+        else:
+            netfmt.list_networks(a, nets)
     return 0
 
 
@@ -142,41 +141,9 @@ def cmd_rm(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     return rc
 
 
-def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    with open_engine(a) as e:
-        cs = e.containers.list(all_=a.all)
-        if a.quiet:
-            for c in cs:
-                print(c.id[:12])
-            return 0
-        if a.format == "json":
-            output.print_json([e.containers.inspect(c.id) for c in cs])
-            return 0
-        images = {img.id: (img.tags[0] if img.tags else img.id[7:19]) for img in e.listed_images(all_images=True)}
-    output.print_containers(cs, images)
-    return 0
-
-
 def cmd_attach(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     with open_engine(a) as e:
         return e.containers.attach(a.container, sig_proxy=a.sig_proxy)
-
-
-def cmd_logs(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    from berth.container import logs
-
-    with open_engine(a) as e:
-        c = e.containers.get(a.container)
-        path = e.containers.log_path(c.id)
-        for stream, data in logs.render(logs.read(path, a.tail)):
-            logs.write_out(stream, data)
-        if a.follow and c.state == "running":
-            import os
-
-            exit_file = os.path.join(e.containers.exit_dir, c.id)
-            logs.follow(path, lambda: os.path.exists(exit_file) or e.containers.get(c.id).state != "running",
-                        logs.size(path))
-    return 0
 
 
 def cmd_exec(a: argparse.Namespace, open_engine: EngineOpener) -> int:
@@ -297,15 +264,9 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     sp.add_argument("containers", nargs="+")
 
-    sp = add("ps", cmd_ps, "list containers")
-    sp.add_argument("-a", "--all", action="store_true", help="also stopped containers")
-    sp.add_argument("-q", "--quiet", action="store_true", help="only IDs")
-    sp.add_argument("--format", choices=["table", "json"], default="table")
+    listing.add_ps_flags(add("ps", listing.cmd_ps, "list containers (running ones; -a: all)"))
 
-    sp = add("logs", cmd_logs, "show a container's output")
-    sp.add_argument("-f", "--follow", action="store_true")
-    sp.add_argument("--tail", type=int, help="only the last N lines")
-    sp.add_argument("container")
+    logcmd.add_flags(add("logs", logcmd.cmd_logs, "show a container's output"))
 
     sp = add("attach", cmd_attach, "follow a running container's output until it exits; exit with its code")
     sp.add_argument("--sig-proxy", default=True, action=argparse.BooleanOptionalAction,
@@ -348,12 +309,12 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
         np_ = nsub.add_parser("create", help="create a bridge network")
         np_.add_argument("name")
         np_.add_argument("--subnet", help="IPv4 CIDR (default: the next free 10.N.0.0/24)")
-        np_ = nsub.add_parser("ls", help="list networks")
-        np_.add_argument("--format", choices=["table", "json"], default="table")
+        netfmt.add_ls_flags(nsub.add_parser("ls", aliases=["list"], help="list networks"))
         np_ = nsub.add_parser("rm", help="remove networks (no container may use them)")
         np_.add_argument("names", nargs="+")
-        np_ = nsub.add_parser("inspect", help="show networks as JSON")
+        np_ = nsub.add_parser("inspect", help="show networks as JSON (or through a Go template)")
         np_.add_argument("names", nargs="+")
+        render.add_format(np_, default="json", short=True, help="json (default) or a Go template ('{{.subnet}}')")
         for p in nsub.choices.values():
             p.set_defaults(fn=lambda a: cmd_network(a, open_engine))
     if not want("snapshot"):

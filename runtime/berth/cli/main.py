@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import containers, output
-from berth.errors import BerthError, InvalidInput, NotFound
+from berth.cli import about, containers, inspectcmd, listing, output, render
+from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
     from berth.declare.reconcile import Action
@@ -27,16 +27,6 @@ def _engine(a: argparse.Namespace, report: bool = False) -> Engine:
 
 def _settings(a: argparse.Namespace) -> config_mod.Settings:
     return config_mod.load(a.config, a.root, a.runroot, a.driver, a.storage_opt)
-
-
-def cmd_info(a: argparse.Namespace) -> int:
-    with _engine(a, report=True) as e:
-        info = e.info()
-    if a.format == "json":
-        output.print_json(info)
-    else:
-        output.print_info(info)
-    return 0
 
 
 def cmd_host_check(a: argparse.Namespace) -> int:
@@ -209,19 +199,6 @@ def cmd_apply(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_images(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
-        imgs = e.listed_images(a.all)
-    if a.quiet:
-        for img in imgs:
-            print(img.id[7:19])
-    elif a.format == "json":
-        output.print_json([{"Id": i.id, "RepoTags": i.tags, "Created": i.created, "Size": i.size} for i in imgs])
-    else:
-        output.print_images(imgs)
-    return 0
-
-
 def cmd_tag(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         e.tag(a.source, a.target)
@@ -239,32 +216,6 @@ def cmd_rmi(a: argparse.Namespace) -> int:
                 print(f"berth: error: {err}", file=sys.stderr)
                 rc = 1
     return rc
-
-
-def cmd_inspect(a: argparse.Namespace) -> int:
-    data = []
-    with _engine(a) as e:
-        for r in a.refs:
-            if a.type in ("container", "any"):
-                try:
-                    data.append(e.containers.inspect(r))
-                    continue
-                except NotFound:
-                    if a.type == "container":
-                        raise
-            data.append(e.inspect_image(r))
-    output.print_json(data)
-    return 0
-
-
-def cmd_history(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
-        rows = e.history(a.ref)
-    if a.format == "json":
-        output.print_json(rows)
-    else:
-        output.print_history(rows, a.no_trunc)
-    return 0
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
@@ -289,21 +240,6 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_system_df(a: argparse.Namespace) -> int:
-    with _engine(a) as e:
-        rows = e.disk_usage()
-    if a.format == "json":
-        output.print_json(rows)
-        return 0
-    print(f"{'TYPE':<12}{'TOTAL':>7}{'ACTIVE':>8}{'SIZE':>12}{'RECLAIMABLE':>14}")
-    for r in rows:
-        size, back = int(r["Size"]), int(r["Reclaimable"])  # type: ignore[call-overload]
-        share = f" ({back * 100 // size}%)" if size else ""
-        print(f"{r['Type']:<12}{r['Total']:>7}{r['Active']:>8}{output.human_size(size):>12}"
-              f"{output.human_size(back) + share:>14}")
-    return 0
-
-
 def cmd_storage_check(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         report = e.storage_check()
@@ -321,6 +257,7 @@ def cmd_storage_check(a: argparse.Namespace) -> int:
 
 def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="berth", description="A container runtime: storage drivers, images, containers.")
+    p.add_argument("-v", "--version", action="store_true", help="print berth's version and exit")
     p.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT}, or BERTH_ROOT)")
     p.add_argument("--runroot", help=f"volatile state (default {config_mod.DEFAULT_RUNROOT}, or BERTH_RUNROOT)")
     p.add_argument("--config", help=f"config file (default {config_mod.DEFAULT_CONFIG}, or BERTH_CONFIG)")
@@ -343,7 +280,11 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     def fmt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
-    fmt(add("info", cmd_info, "show the host, the storage driver and why it was chosen"))
+    about.add_info_format(add("info", lambda a: about.cmd_info(a, _engine),
+                              "show the host, the storage driver and why it was chosen"))
+    render.add_format(add("version", about.cmd_version, "show berth's version and the runtimes it finds"),
+                      default="", short=True,
+                      help="json, or a Go template over docker's version shape ('{{.Client.Version}}')")
 
     host = (sub.add_parser("host", help="host checks") if want("host") else Skipped()).add_subparsers(
         dest="host_command", metavar="COMMAND")
@@ -442,10 +383,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         if name == "plan":
             fmt(sp)
 
-    sp = add("images", cmd_images, "list images (untagged build steps other images build on only with -a)")
-    fmt(sp)
-    sp.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
-    sp.add_argument("-a", "--all", action="store_true", help="also the intermediate images of builds")
+    listing.add_images_flags(add("images", lambda a: listing.cmd_images(a, _engine),
+                                 "list images (untagged build steps other images build on only with -a)"))
 
     sp = add("tag", cmd_tag, "add a name to an image")
     sp.add_argument("source")
@@ -455,15 +394,10 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("images", nargs="+")
     sp.add_argument("-f", "--force", action="store_true", help="remove an image with several tags by ID")
 
-    sp = add("inspect", cmd_inspect, "show a container's or an image's details as JSON")
-    sp.add_argument("refs", nargs="+")
-    sp.add_argument("--type", choices=["any", "container", "image"], default="any")
-    sp.add_argument("--format", choices=["json"], default="json")
-
-    sp = add("history", cmd_history, "show an image's layers and how they were made")
-    sp.add_argument("ref")
-    sp.add_argument("--no-trunc", action="store_true")
-    fmt(sp)
+    inspectcmd.add_flags(add("inspect", lambda a: inspectcmd.cmd_inspect(a, _engine),
+                             "show containers' or images' details as JSON (docker's shapes) or through a template"))
+    listing.add_history_flags(add("history", lambda a: listing.cmd_history(a, _engine),
+                                  "show an image's layers and how they were made"))
 
     containers.register(sub, _engine, want)
 
@@ -480,10 +414,16 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             sp.add_argument("-a", "--all", action="store_true", help="every image no container uses")
         sp.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
         sp.set_defaults(fn=cmd_prune, prune_group=group)
+        if want(group):
+            from berth.cli import aliases
+
+            for word, to in aliases.help_lines(group):
+                # main() rewrites these to the verb before parsing; listed here for --help
+                g.add_parser(word, help=f"= berth {to}", add_help=False)
         if group == "system":
             sp = g.add_parser("df", help="disk used by images and containers, and what prune would give back")
-            fmt(sp)
-            sp.set_defaults(fn=cmd_system_df)
+            render.add_format(sp)
+            sp.set_defaults(fn=lambda a: about.cmd_system_df(a, _engine))
 
     storage = (sub.add_parser("storage", help="storage maintenance") if want("storage") else Skipped()
                ).add_subparsers(dest="storage_command", metavar="COMMAND")
@@ -499,8 +439,14 @@ GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config", "--driver", "--storage-o
 
 def wanted_command(argv: list[str]) -> str | None:
     """The command word of argv, so that only its parser is built (None: build them all)."""
+    at = command_index(argv)
+    return None if at is None else argv[at]
+
+
+def command_index(argv: list[str]) -> int | None:
+    """Where the command word is in argv (after the global options), None if an option comes first."""
     skip = False
-    for tok in argv:
+    for i, tok in enumerate(argv):
         if skip:
             skip = False
         elif tok in GLOBAL_WITH_VALUE:
@@ -510,7 +456,7 @@ def wanted_command(argv: list[str]) -> str | None:
         elif tok.startswith("-"):
             return None
         else:
-            return tok
+            return i
     return None
 
 
@@ -531,6 +477,14 @@ def _untranslated_argparse() -> None:
 def main(argv: list[str] | None = None) -> int:
     _untranslated_argparse()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-v"], ["--version"]):
+        from berth.cli.about import version_line
+
+        print(version_line())
+        return 0
+    from berth.cli import aliases
+
+    argv = aliases.rewrite(argv, command_index(argv))
     parser = build_parser(wanted_command(argv))
     if not parser._subparsers or not parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
         parser = build_parser(None)  # an unknown command word: let argparse list the real ones

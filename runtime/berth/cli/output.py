@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from berth.container.store import Container
     from berth.host.checks import Check
-    from berth.image.store import Image
 
 
 def print_json(data: object) -> None:
@@ -51,68 +49,12 @@ def since_ts(ts: float | None) -> str:
     return since(dt.datetime.fromtimestamp(ts, dt.UTC).isoformat())
 
 
-def container_status(c: Container) -> str:
-    import time
-
-    now = time.time()
-    if c.state == "running":
-        return f"Up {_duration(now - (c.started_at or now))}"
-    if c.state == "exited":
-        return f"Exited ({c.exit_code}) {since_ts(c.finished_at)}"
-    return c.state.capitalize()
-
-
-def _duration(secs: float) -> str:
-    if secs < 60:
-        return f"{int(secs)} seconds" if secs >= 2 else "Less than a second"
-    if secs < 3600:
-        return f"{int(secs // 60)} minutes"
-    if secs < 86400:
-        return f"{int(secs // 3600)} hours"
-    return f"{int(secs // 86400)} days"
-
-
-def print_containers(cs: list[Container], images: dict[str, str]) -> None:
-    rows = []
-    for c in cs:
-        cmd = " ".join(c.config.command or [])
-        if len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        rows.append([c.id[:12], images.get(c.image_id, c.config.image), f'"{cmd}"', since_ts(c.created),
-                     container_status(c), c.name])
-    table(rows, ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"])
-
-
 def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     fmt = "   ".join(f"{{:<{w}}}" for w in widths)
     print(fmt.format(*headers).rstrip())
     for r in rows:
         print(fmt.format(*r).rstrip())
-
-
-def print_images(imgs: list[Image]) -> None:
-    rows = []
-    for img in imgs:
-        names = img.tags or ["<none>:<none>"]
-        for n in names:
-            repo, _, tag = n.rpartition(":")
-            rows.append([repo, tag, img.id[7:19], since(img.created), human_size(img.size)])
-    table(rows, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"])
-
-
-def print_history(rows: list[dict[str, object]], no_trunc: bool) -> None:
-    out = []
-    for r in rows:
-        rid = str(r.get("id", "<missing>"))
-        if rid.startswith("sha256:") and not no_trunc:
-            rid = rid[7:19]
-        by = str(r["created_by"])
-        if not no_trunc and len(by) > 45:
-            by = by[:44] + "…"
-        out.append([rid, since(str(r["created"]) if r["created"] else None), by, human_size(int(r["size"])),  # type: ignore[arg-type]
-                    str(r["comment"])])
-    table(out, ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"])
 
 
 def print_checks(checks: list[Check]) -> None:

@@ -29,10 +29,18 @@ def parse(data: bytes) -> Iterator[LogLine]:
         yield LogLine(parts[0].decode(errors="replace"), parts[1].decode(errors="replace"), text, parts[2] == b"P")
 
 
-def render(lines: list[LogLine]) -> Iterator[tuple[str, bytes]]:
-    """Join partial records; yield (stream, bytes) with the newline restored for full lines."""
+def render(lines: list[LogLine], timestamps: bool = False, fresh: dict[str, bool] | None = None,
+           ) -> Iterator[tuple[str, bytes]]:
+    """Join partial records; yield (stream, bytes) with the newline restored for full lines.
+    timestamps: each line starts with its record's time (docker logs -t); fresh tracks, per stream,
+    whether the next record starts a line (pass the same dict across calls while following)."""
+    fresh = {} if fresh is None else fresh
     for ln in lines:
-        yield ln.stream, ln.text + (b"" if ln.partial else b"\n")
+        # conmon writes +00:00, docker Z
+        stamp = f"{ln.time.removesuffix('+00:00')}{'Z' if ln.time.endswith('+00:00') else ''} ".encode() \
+            if timestamps and fresh.get(ln.stream, True) else b""
+        fresh[ln.stream] = not ln.partial
+        yield ln.stream, stamp + ln.text + (b"" if ln.partial else b"\n")
 
 
 def read(path: str, tail: int | None = None) -> list[LogLine]:
@@ -93,10 +101,11 @@ def write_out(stream: str, data: bytes) -> None:
     out.flush()
 
 
-def follow(path: str, done: Callable[[], bool], start: int = 0, poll: float = 0.01) -> int:
+def follow(path: str, done: Callable[[], bool], start: int = 0, poll: float = 0.01, timestamps: bool = False) -> int:
     """Copy log records to stdout/stderr from byte offset start until done() and the file is drained."""
     pos = start
     pending = b""
+    fresh: dict[str, bool] = {}
     finished = False
     while True:
         try:
@@ -109,7 +118,7 @@ def follow(path: str, done: Callable[[], bool], start: int = 0, poll: float = 0.
             pos += len(chunk)
             pending += chunk
             complete, _, pending = pending.rpartition(b"\n")
-            for stream, data in render(list(parse(complete))):
+            for stream, data in render(list(parse(complete)), timestamps, fresh):
                 write_out(stream, data)
             continue
         if finished:

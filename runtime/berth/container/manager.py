@@ -27,7 +27,7 @@ from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound
 from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
 from berth.storage.fsutil import atomic_write
-from berth.timefmt import iso_precise, iso_seconds
+from berth.timefmt import iso_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -721,34 +721,10 @@ class ContainerManager:
         return self.store.get(c.id)
 
     def inspect(self, ref: str) -> dict[str, object]:
-        c = self.get(ref)
-        cfg = c.config
-        return {
-            "Id": c.id,
-            "Name": c.name,
-            "Image": c.image_id,
-            "ImageName": cfg.image,
-            "Created": iso_precise(c.created),
-            "State": {
-                "Status": c.state,
-                "Running": c.state == "running",
-                "Pid": c.pid,
-                "ExitCode": c.exit_code if c.exit_code is not None else 0,
-                "OOMKilled": c.oom_killed,
-                "StartedAt": iso_precise(c.started_at),
-                "FinishedAt": iso_precise(c.finished_at),
-                "Error": c.error or "",
-            },
-            "Config": cfg.to_dict(),
-            "HostConfig": {"Runtime": c.runtime, "CgroupParent": self.cgroup_parent,
-                           "CgroupsPath": self.cgroups_path(c.id), "RestartPolicy": cfg.restart},
-            "RestartCount": c.restart_count,
-            "GraphDriver": {"Name": self.driver_name, "Data": self.layers.metadata(c.rw_layer),
-                            "Layer": c.rw_layer},
-            "LogPath": self.log_path(c.id),
-            "NetworkSettings": {"Network": cfg.network, "IPAddress": c.ip or "", "Ports": cfg.ports},
-            "Snapshots": [s["name"] for s in self.store.snapshots(c.id)],
-        }
+        """The container in docker's ContainerJSON shape (berth's additions under "Berth")."""
+        from berth.container.inspect import container_json
+
+        return container_json(self, self.get(ref))
 
 
 def _runtime_failed(log: str) -> bool:
