@@ -120,6 +120,8 @@ class Engine:
                 except BerthError:
                     continue
             removed += self.layers.recover(full)
+            if full:
+                removed += self.volumes.leftovers()
             blobs = os.path.join(self.root, "blobs", "sha256")
             if full and os.path.isdir(blobs):
                 for n in os.listdir(blobs):

@@ -111,3 +111,41 @@ def test_system_df_and_prune(env: dict[str, str]) -> None:
     # the container was stopped, so it went first and its volume with the rest
     assert "Deleted Volumes:\nbig\nheld\n" in out
     assert berth(env, "volume", "ls", "-q").stdout == ""
+
+
+def test_declared_volumes(env: dict[str, str], tmp_path: str) -> None:
+    state = os.path.join(str(tmp_path), "state.yml")
+
+    def write(labels: str, old_state: str) -> None:
+        with open(state, "w") as f:
+            f.write(f"volumes:\n  - name: web-data\n    labels: {{{labels}}}\n"
+                    f"  - {{name: old-data, state: {old_state}}}\n"
+                    "containers:\n  - name: web\n    image: busybox\n    network: none\n    state: present\n"
+                    "    command: [cat, /data/f]\n    mounts: [{type: volume, source: web-data, target: /data}]\n")
+
+    write("team: web", "present")
+    assert berth(env, "plan", "-f", state).stdout.splitlines() == [
+        "volume web-data: volume web-data does not exist", "volume old-data: volume old-data does not exist",
+        "create web: container web does not exist"]
+    berth(env, "apply", "-f", state)
+    assert berth(env, "plan", "-f", state).stdout == "no changes: the host matches the state\n"
+    assert json.loads(berth(env, "volume", "inspect", "web-data").stdout)[0]["Labels"] == {"team": "web"}
+    with open(os.path.join(volume_dir(env, "web-data"), "f"), "w") as f:
+        f.write("data")
+    write("team: ops", "absent")
+    assert berth(env, "plan", "-f", state).stdout.splitlines() == [
+        "volume web-data: label team changed", "remove-volume old-data: declared absent"]
+    berth(env, "apply", "-f", state)
+    assert berth(env, "plan", "-f", state).stdout == "no changes: the host matches the state\n"
+    assert berth(env, "volume", "ls", "-q").stdout.split() == ["web-data"]
+    assert berth(env, "start", "-a", "web").stdout == "data"  # relabelling kept the data
+    with open(state, "a") as f:
+        f.write("  - {name: gone, state: absent}\n")
+    with open(state.replace(".yml", "2.yml"), "w") as f:
+        f.write("volumes:\n  - name: web-data\n    state: absent\n")
+    cp = berth(env, "apply", "-f", state.replace(".yml", "2.yml"), check=False)
+    assert cp.returncode == 1 and "in use by container(s) web" in cp.stderr
+    with open(state, "w") as f:
+        f.write("volumes:\n  - name: x\n")
+    cp = berth(env, "plan", "-f", state, check=False)
+    assert cp.returncode == 1 and "line 2: invalid volume name 'x'" in cp.stderr

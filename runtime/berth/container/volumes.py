@@ -60,6 +60,12 @@ class Volumes:
             return v, True
         return self.store.get(name), False
 
+    def set_labels(self, name: str, labels: dict[str, str]) -> None:
+        """Replace a volume's labels (its data stays)."""
+        with self._lock(name):
+            self.store.get(name)
+            self.store.set_labels(name, dict(labels))
+
     def get(self, name: str) -> Volume:
         return self.store.get(name)
 

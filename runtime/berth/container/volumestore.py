@@ -45,6 +45,10 @@ class VolumeStore:
     def list(self) -> list[Volume]:
         return [_row(r) for r in self.db.query("SELECT * FROM volumes ORDER BY name")]
 
+    def set_labels(self, name: str, labels: dict[str, str]) -> None:
+        with self.db.write() as w:
+            w.execute("UPDATE volumes SET labels = ? WHERE name = ?", (json.dumps(labels, sort_keys=True), name))
+
     def delete(self, name: str) -> None:
         with self.db.write() as w:
             if w.execute("DELETE FROM volumes WHERE name = ?", (name,)).rowcount == 0:
