@@ -61,23 +61,30 @@ options:
     description: "Host name."
     type: str
   volumes:
-    description: "Bind mounts C(SRC:DST[:ro]) (host path, container path, optional C(ro) or C(rw))."
+    description:
+      - "Mounts C(SRC:DST[:ro]): C(SRC) is a host path (absolute, bind mounted) or a named volume's name (created
+        on first use and filled from the image's content at C(DST)); optional C(ro) or C(rw)."
     type: list
     elements: str
   mounts:
-    description: "Bind mounts given as fields (together with O(volumes))."
+    description: "Mounts given as fields, as docker's C(--mount) (together with O(volumes))."
     type: list
     elements: dict
     suboptions:
       type:
-        description: "Mount type; berth mounts host paths (V(bind))."
+        description: "V(bind) (a host path), V(volume) (a named volume) or V(tmpfs)."
         type: str
-        choices: [bind]
+        choices: [bind, volume, tmpfs]
         default: bind
       source:
-        description: "Host path (absolute)."
+        description: "Host path (absolute) for V(bind), the volume's name for V(volume); none for V(tmpfs)."
         type: str
-        required: true
+      tmpfs_size:
+        description: "Size of a V(tmpfs) (such as V(64m))."
+        type: str
+      tmpfs_mode:
+        description: "Mode of a V(tmpfs)'s root directory, in octal (such as V(1770))."
+        type: str
       target:
         description: "Path in the container (absolute)."
         type: str
@@ -252,8 +259,9 @@ def main():
             working_dir=dict(type="str", aliases=["workdir"]), user=dict(type="str"), hostname=dict(type="str"),
             volumes=dict(type="list", elements="str"),
             mounts=dict(type="list", elements="dict", options=dict(
-                type=dict(type="str", default="bind", choices=["bind"]), source=dict(type="str", required=True),
-                target=dict(type="str", required=True), read_only=dict(type="bool", default=False))),
+                type=dict(type="str", default="bind", choices=["bind", "volume", "tmpfs"]), source=dict(type="str"),
+                tmpfs_size=dict(type="str"), tmpfs_mode=dict(type="str"), target=dict(type="str", required=True),
+                read_only=dict(type="bool", default=False))),
             tmpfs=dict(type="list", elements="str"), read_only=dict(type="bool"), labels=dict(type="dict"),
             storage_opts=dict(type="dict"), network_mode=dict(type="str", aliases=["network"]),
             published_ports=dict(type="list", elements="str", aliases=["ports"]), ip=dict(type="str"),

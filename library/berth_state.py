@@ -32,8 +32,9 @@ options:
         C(started)), C(stopped), C(present) or C(absent) (default running)."
       - "C(command), C(entrypoint): lists. C(env): a mapping (or a list of KEY=VALUE); C(env_file): files of
         KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(hostname)."
-      - "C(volumes): C(SRC:DST[:ro]) strings; C(mounts): mappings with C(type) (bind), C(source), C(target),
-        C(read_only) (a C(SRC:DST[:ro]) string is read as a volume). C(tmpfs): C(DST[:OPTS]) strings.
+      - "C(volumes): C(SRC:DST[:ro]) strings (C(SRC) a host path or a named volume); C(mounts): mappings with
+        C(type) (bind, volume or tmpfs), C(source), C(target), C(read_only), C(tmpfs_size), C(tmpfs_mode) (a
+        C(SRC:DST[:ro]) string is read as a volume). C(tmpfs): C(DST[:OPTS]) strings.
         C(read_only): read-only root file system."
       - "C(labels): a mapping. C(network) (or C(network_mode)): bridge (default), none, host or a network's
         name; C(ports) (or C(published_ports)): C([IP:]HOST:CTR[/proto]); C(ip): a fixed IPv4 address."
@@ -46,8 +47,15 @@ options:
     type: list
     elements: dict
     default: []
+  volumes:
+    description:
+      - "Named volumes: C(name) (required), C(labels) (a mapping), C(state): C(present) (default) or C(absent)
+        (removed after the containers, refused while a container still refers to it)."
+    type: list
+    elements: dict
+    default: []
   state_file:
-    description: A desired-state YAML file on the managed host, instead of O(images) and O(containers).
+    description: A desired-state YAML file on the managed host, instead of O(images), O(containers) and O(volumes).
     type: path
   prune:
     description: Also remove containers that berth created from a declared state and that are no longer declared.
@@ -106,8 +114,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(images=dict(type="list", elements="dict", default=[]),
                            containers=dict(type="list", elements="dict", default=[]),
+                           volumes=dict(type="list", elements="dict", default=[]),
                            state_file=dict(type="path"), prune=dict(type="bool", default=False), **COMMON_ARGS),
-        mutually_exclusive=[("state_file", "containers"), ("state_file", "images")],
+        mutually_exclusive=[("state_file", "containers"), ("state_file", "images"), ("state_file", "volumes")],
         supports_check_mode=True,
     )
 
@@ -116,7 +125,8 @@ def main():
 
         p = module.params
         desired = schema.load(p["state_file"]) if p["state_file"] else \
-            schema.from_dict({"images": p["images"], "containers": p["containers"]}, "berth_state arguments")
+            schema.from_dict({"images": p["images"], "containers": p["containers"], "volumes": p["volumes"]},
+                             "berth_state arguments")
         return converge(module, engine, desired, prune=p["prune"])
 
     exit_with_plan(module, run(module, work))

@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS build_cache (
     key TEXT PRIMARY KEY,
     image_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)

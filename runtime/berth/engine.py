@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from berth.container.network import Networks
+    from berth.container.store import Container
     from berth.declare.reconcile import Action
     from berth.declare.schema import Desired
     from berth.image.signing import Trust
@@ -75,6 +76,7 @@ class Engine:
                                            driver_name=self.driver_name, root=self.root, runroot=self.runroot,
                                            lock_dir=self.lock_dir, cgroup_parent=s.cgroup_parent,
                                            check_trust=self.check_trust)
+        self.volumes = self.containers.volumes
         self.recovered = [] if report else self.recover()
 
     @property
@@ -118,6 +120,8 @@ class Engine:
                 except BerthError:
                     continue
             removed += self.layers.recover(full)
+            if full:
+                removed += self.volumes.leftovers()
             blobs = os.path.join(self.root, "blobs", "sha256")
             if full and os.path.isdir(blobs):
                 for n in os.listdir(blobs):
@@ -424,7 +428,16 @@ class Engine:
             {"Type": "Containers", "Total": len(containers), "Active": len(running),
              "Size": sum(rw_sizes.values()),
              "Reclaimable": sum(v for cid, v in rw_sizes.items() if cid not in {c.id for c in running})},
+            self._volume_usage(containers),
         ]
+
+    def _volume_usage(self, containers: list[Container]) -> dict[str, object]:
+        """The Volumes row of system df: active = referred to by a container; reclaimable = the rest."""
+        used = {m.source for c in containers for m in c.config.volumes if m.type == "volume"}
+        vols = self.volumes.list()
+        sizes = {v.name: self.volumes.size(v.name) for v in vols}
+        return {"Type": "Volumes", "Total": len(vols), "Active": len(used & set(sizes)),
+                "Size": sum(sizes.values()), "Reclaimable": sum(n for v, n in sizes.items() if v not in used)}
 
     def _chain_layers(self, images: list[Image]) -> set[str]:
         """Every layer in the chains of these images."""

@@ -18,7 +18,7 @@ BIN = os.path.join(REPO, ".venv", "bin")
 pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(BIN, "ansible-galaxy")),
                                 reason="ansible-core is not installed in .venv")
 MODULES = ["berth_container", "berth_container_info", "berth_host_info", "berth_image", "berth_image_info",
-           "berth_snapshot", "berth_state", "berth_storage"]
+           "berth_snapshot", "berth_state", "berth_storage", "berth_volume"]
 ROLES = ["berth_runtime", "berth_storage", "berth_containers"]
 
 

@@ -21,7 +21,8 @@ FORBIDDEN = {
     "berth.image": ("berth.engine", "berth.cli"),
     "berth.container": ("berth.engine", "berth.cli"),
 }
-STORES = {"berth.db", "berth.storage.layers", "berth.image.store", "berth.container.store"}
+STORES = {"berth.db", "berth.storage.layers", "berth.image.store", "berth.container.store",
+          "berth.container.volumestore"}
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
                  r"CREATE\s+(TABLE|INDEX)|ALTER\s+TABLE|PRAGMA\s)", re.S)
 # Known violations still to be removed. Each entry must still be a violation: once fixed, it has

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import about, containers, inspectcmd, listing, output, render
+from berth.cli import about, containers, inspectcmd, listing, output, render, volumes
 from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
@@ -221,6 +221,9 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 def cmd_prune(a: argparse.Namespace) -> int:
     what = {"image": "unused images", "container": "all stopped containers",
             "system": "all stopped containers and unused images"}[a.prune_group]
+    with_volumes = a.prune_group == "system" and a.volumes
+    if with_volumes:
+        what = "all stopped containers, unused images and all volumes not used by at least one container"
     if not a.force:
         if not sys.stdin.isatty():
             raise InvalidInput(f"this removes {what}: add --force to confirm (stdin is not a terminal to ask on)")
@@ -236,6 +239,11 @@ def cmd_prune(a: argparse.Namespace) -> int:
             images, layers, freed = e.prune_images(all_unused=a.all)
             if images:
                 print("Deleted Images:\n" + "\n".join(f"deleted: {i}" for i in images))
+            if with_volumes:
+                gone = e.volumes.prune()
+                if gone:
+                    print("Deleted Volumes:\n" + "\n".join(n for n, _size in gone))
+                freed += sum(size for _n, size in gone)
             print(f"Total reclaimed space: {output.human_size(freed)} ({len(layers)} layers)")
     return 0
 
@@ -400,6 +408,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
                                   "show an image's layers and how they were made"))
 
     containers.register(sub, _engine, want)
+    volumes.register(sub, _engine, want)
 
     for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
                              ("system", "whole-root maintenance")):
@@ -409,7 +418,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         sp = g.add_parser("prune", help={
             "image": "remove unused images: untagged ones that are no kept image's ancestor, or with -a all unused",
             "container": "remove every container that is not running",
-            "system": "remove stopped containers, then unused images (-a: all unused, not just untagged)"}[group])
+            "system": "remove stopped containers, then unused images (-a: all unused, not just untagged); "
+                      "--volumes: then unused volumes"}[group])
         if group != "container":
             sp.add_argument("-a", "--all", action="store_true", help="every image no container uses")
         sp.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
@@ -421,7 +431,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
                 # main() rewrites these to the verb before parsing; listed here for --help
                 g.add_parser(word, help=f"= berth {to}", add_help=False)
         if group == "system":
-            sp = g.add_parser("df", help="disk used by images and containers, and what prune would give back")
+            sp.add_argument("--volumes", action="store_true", help="also remove volumes no container refers to")
+            sp = g.add_parser("df", help="disk used by images, containers and volumes, and what prune would give back")
             render.add_format(sp)
             sp.set_defaults(fn=lambda a: about.cmd_system_df(a, _engine))
 

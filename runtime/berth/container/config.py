@@ -18,26 +18,62 @@ class OptionError(InvalidInput):
         self.field = field
 
 
+MOUNT_TYPES = ("bind", "volume", "tmpfs")
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # docker's rule: at least two characters
+
+
 class Mount(Record):
+    """A mount into the container: a host path (bind), a named volume (source is its name) or a
+    tmpfs (no source; options such as size=64m,mode=1777)."""
+
     source: str
     destination: str
     readonly: bool = False
+    type: str = "bind"
+    options: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """A bind mount is recorded as before volumes existed (source, destination, readonly)."""
+        d = super().to_dict()
+        if d["type"] == "bind":
+            del d["type"]
+        if not d["options"]:
+            del d["options"]
+        return d
+
+    def describe(self) -> str:
+        """SRC:DST[:ro] as -v spells it (tmpfs:DST[:OPTS] for a tmpfs)."""
+        if self.type == "tmpfs":
+            return f"tmpfs:{self.destination}" + (f":{self.options}" if self.options else "") + \
+                (":ro" if self.readonly else "")
+        return f"{self.source}:{self.destination}{':ro' if self.readonly else ''}"
+
+
+def check_volume_name(name: str, what: str = "volume name") -> str:
+    if not VOLUME_NAME_RE.match(name) or len(name) > 255:
+        raise InvalidInput(f"invalid {what} {name!r}: use at least two letters, digits, '_', '.' or '-' "
+                           "(starting with a letter or digit)")
+    return name
 
 
 def parse_volume(spec: str) -> Mount:
+    """-v SRC:DST[:ro|rw]: SRC is a host path (absolute) or a named volume's name."""
     parts = spec.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidInput(f"invalid volume {spec!r}: use /host/path:/container/path[:ro|rw]")
+        raise InvalidInput(f"invalid volume {spec!r}: use /host/path:/container/path[:ro|rw] or "
+                           "NAME:/container/path[:ro|rw]")
     src, dst = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
         raise InvalidInput(f"invalid volume mode {mode!r} in {spec!r}: use ro or rw")
-    if not src.startswith("/"):
-        raise InvalidInput(f"invalid volume {spec!r}: the host path must be absolute "
-                           "(named volumes are not supported yet)")
     if not dst.startswith("/"):
         raise InvalidInput(f"invalid volume {spec!r}: the container path must be absolute")
-    return Mount(src, dst, mode == "ro")
+    if src.startswith("/"):
+        return Mount(src, dst, mode == "ro")
+    if not VOLUME_NAME_RE.match(src):
+        raise InvalidInput(f"invalid volume {spec!r}: the source must be an absolute host path or a volume "
+                           "name (letters, digits, '_', '.', '-'; at least two characters)")
+    return Mount(src, dst, mode == "ro", "volume")
 
 
 def parse_env(items: list[str], env_files: list[str] | None = None) -> list[str]:
@@ -161,6 +197,11 @@ class ContainerConfig(Record):
             raise OptionError("blkio_weight", f"invalid blkio weight {self.blkio_weight}: use 10 to 1000")
         if self.workdir is not None and not self.workdir.startswith("/"):
             raise OptionError("workdir", f"working directory {self.workdir!r} must be absolute")
+        seen: set[str] = set()
+        for m in self.volumes:
+            if m.destination in seen:
+                raise OptionError("volumes", f"duplicate mount point {m.destination}")
+            seen.add(m.destination)
         for t in self.tmpfs:
             if not t.split(":", 1)[0].startswith("/"):
                 raise OptionError("tmpfs", f"tmpfs path {t!r} must be absolute")

@@ -23,6 +23,8 @@ from berth.container import cgroups, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
+from berth.container.volumes import Volumes
+from berth.container.volumestore import VolumeStore
 from berth.errors import BerthError, InvalidInput, LayerInUse, NotFound
 from berth.image.store import Image, ImageStore
 from berth.locks import FileLock
@@ -71,6 +73,7 @@ class ContainerManager:
         self.check_trust = check_trust
         self.cgroup_parent = cgroup_parent.strip("/")
         self.exit_dir = os.path.join(runroot, "exits")
+        self.volumes = Volumes(VolumeStore(store.db), store, root, lock_dir)
         self.socket_dir = os.path.join(runroot, "socks")
 
     def networks(self) -> Networks:
@@ -106,7 +109,7 @@ class ContainerManager:
         if not trusted:
             self.check_trust(cfg.image)
         for m in cfg.volumes:
-            if not os.path.exists(m.source):
+            if m.type == "bind" and not os.path.exists(m.source):
                 raise InvalidInput(f"volume source {m.source} does not exist on the host; create it first")
         network = cfg.bridge_network()
         if network:
@@ -118,16 +121,20 @@ class ContainerManager:
             nets.conf(network)
         cid = os.urandom(32).hex()
         name = name or _random_name()
-        layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
-        c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
-                      None, None)
-        try:
-            os.makedirs(self.userdata(cid), mode=0o700, exist_ok=True)
-            self.store.insert(c)
-        except BaseException:
-            self.layers.remove(layer.id)
-            shutil.rmtree(self.userdata(cid), ignore_errors=True)
-            raise
+        with self.volumes.using(cfg) as empty:
+            layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
+            c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
+                          None, None)
+            try:
+                if empty:
+                    with self.layers.mounted(layer.id) as rootfs:
+                        self.volumes.copy_up(cfg, rootfs, empty)
+                os.makedirs(self.userdata(cid), mode=0o700, exist_ok=True)
+                self.store.insert(c)
+            except BaseException:
+                self.layers.remove(layer.id)
+                shutil.rmtree(self.userdata(cid), ignore_errors=True)
+                raise
         return c
 
     # -- state -------------------------------------------------------------------------------
@@ -243,7 +250,8 @@ class ContainerManager:
                 c = c.replace(ip=ip)
                 netns = nets.netns_path(c.id)
             etc = self._etc_files(c, hostname)
-            config = spec.build(cfg, rootfs=rootfs, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
+            host_cfg = cfg.replace(volumes=self.volumes.host_mounts(cfg.volumes))
+            config = spec.build(host_cfg, rootfs=rootfs, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
                                 additional_gids=extra_gids, hostname=hostname,
                                 cgroups_path=self.cgroups_path(c.id), etc_files=etc, terminal=terminal,
                                 netns=netns)

@@ -18,7 +18,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from berth.container.config import ContainerConfig, Mount, OptionError, parse_env, parse_volume
+from berth.container.config import (
+    MOUNT_TYPES,
+    ContainerConfig,
+    Mount,
+    OptionError,
+    check_volume_name,
+    parse_env,
+    parse_volume,
+)
 from berth.errors import InvalidInput
 from berth.record import Record
 from berth.units import parse_size
@@ -84,9 +92,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("hostname", "str", cli=("--hostname",), key="hostname", ansible="hostname",
            help="container host name (default: the short ID)"),
     Option("volumes", "volumes", cli=("-v", "--volume"), key="volumes", ansible="volumes", word="mount",
-           reason="set", metavar="SRC:DST[:ro]", help="bind mount"),
+           reason="set", metavar="SRC:DST[:ro]",
+           help="bind mount a host path (absolute) or mount a named volume (created on first use)"),
     Option("mounts", "mounts", field="volumes", cli=("--mount",), key="mounts", ansible="mounts",
-           metavar="type=bind,source=SRC,target=DST[,readonly]", help="bind mount, given as fields"),
+           metavar="type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]",
+           help="a mount given as fields, as docker's --mount (tmpfs: tmpfs-size=, tmpfs-mode=)"),
     Option("tmpfs", "list", cli=("--tmpfs",), key="tmpfs", ansible="tmpfs", metavar="DST[:OPTS]",
            help="mount a tmpfs"),
     Option("read_only", "bool", cli=("--read-only",), key="read_only", ansible="read_only", default=False,
@@ -158,9 +168,15 @@ def str_list(value: object, fail: Callable[[str], InvalidInput], what: str) -> l
     return [str(x) for x in value]
 
 
+MOUNT_KEYS = {"src": "source", "dst": "target", "destination": "target", "ro": "read_only",
+              "readonly": "read_only"}
+MOUNT_FIELDS = ("type", "source", "target", "read_only", "tmpfs_size", "tmpfs_mode")
+
+
 def parse_mount(spec: object, what: str) -> Mount:
-    """A bind mount given as fields: a mapping (type, source, target, read_only) or the CLI's
-    type=bind,source=SRC,target=DST[,readonly]."""
+    """A mount given as fields, docker's --mount: a mapping (type, source, target, read_only,
+    tmpfs_size, tmpfs_mode) or the CLI's type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]
+    [,tmpfs-size=64m][,tmpfs-mode=1770]. A bind's source is a host path, a volume's its name."""
     if isinstance(spec, str):
         fields: dict[str, object] = {}
         for part in spec.split(","):
@@ -169,18 +185,40 @@ def parse_mount(spec: object, what: str) -> Mount:
         spec = fields
     if not isinstance(spec, dict):
         raise InvalidInput(f"{what} must be a mapping with type, source, target and read_only")
-    d = {{"src": "source", "dst": "target", "destination": "target", "ro": "read_only",
-          "readonly": "read_only"}.get(str(k), str(k)): v for k, v in spec.items()}
-    unknown = set(d) - {"type", "source", "target", "read_only"}
+    d = {MOUNT_KEYS.get(str(k), str(k).replace("-", "_")): v for k, v in spec.items() if v is not None}
+    unknown = set(d) - set(MOUNT_FIELDS)
     if unknown:
-        raise InvalidInput(f"{what}: unknown field {sorted(unknown)[0]!r}; use type, source, target, read_only")
-    if str(d.get("type", "bind")) != "bind":
-        raise InvalidInput(f"{what}: type {d['type']!r} is not supported; use bind (and tmpfs for tmpfs mounts)")
-    if not d.get("source") or not d.get("target"):
-        raise InvalidInput(f"{what} needs source and target")
+        raise InvalidInput(f"{what}: unknown field {sorted(unknown)[0]!r}; use {', '.join(MOUNT_FIELDS)}")
+    kind = str(d.get("type", "bind"))
+    if kind not in MOUNT_TYPES:
+        raise InvalidInput(f"{what}: type {kind!r} is not supported; use bind, volume or tmpfs")
     ro = d.get("read_only", False)
     readonly = ro if isinstance(ro, bool) else str(ro).lower() in ("1", "true", "yes")
-    return parse_volume(f"{d['source']}:{d['target']}:{'ro' if readonly else 'rw'}")
+    target = str(d.get("target") or "")
+    if not target.startswith("/"):
+        raise InvalidInput(f"{what} needs target, an absolute path in the container")
+    if kind == "tmpfs":
+        if d.get("source"):
+            raise InvalidInput(f"{what}: a tmpfs has no source")
+        opts = []
+        if d.get("tmpfs_size") is not None:
+            opts.append(f"size={d['tmpfs_size']}")
+        if d.get("tmpfs_mode") is not None:
+            opts.append(f"mode={d['tmpfs_mode']}")
+        why = _check_tmpfs([f"{target}:{','.join(opts)}"]) if opts else None
+        if why:
+            raise InvalidInput(f"{what}: {why}")
+        return Mount("", target, readonly, "tmpfs", ",".join(opts))
+    if d.get("tmpfs_size") is not None or d.get("tmpfs_mode") is not None:
+        raise InvalidInput(f"{what}: tmpfs-size and tmpfs-mode are for type=tmpfs")
+    source = str(d.get("source") or "")
+    if not source:
+        raise InvalidInput(f"{what} needs source and target" + (" (the volume's name)" if kind == "volume" else ""))
+    if kind == "bind" and not source.startswith("/"):
+        raise InvalidInput(f"{what}: a bind mount's source must be an absolute host path")
+    if kind == "volume":
+        check_volume_name(source, f"{what}: volume name")
+    return Mount(source, target, readonly, kind)
 
 
 def _restart(policy: str | None, retries: int | None) -> str | None:
@@ -481,7 +519,7 @@ def _size(n: object) -> str:
 
 
 def _volume(v: dict[str, Any]) -> str:
-    return f"{v['source']}:{v['destination']}{':ro' if v['readonly'] else ''}"
+    return Mount(**v).describe()
 
 
 def reasons(o: Option, a: Any, b: Any) -> list[str]:

@@ -94,6 +94,11 @@ def build(cfg: ContainerConfig, *, rootfs: str, args: list[str], env: list[str],
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
                        "options": ["nosuid", "nodev"] + (opts.split(",") if opts else ["mode=1777"])})
     for m in cfg.volumes:
+        if m.type == "tmpfs":
+            mounts.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev", *(m.options.split(",") if m.options else ["mode=1777"]),
+                                       *(["ro"] if m.readonly else [])]})
+            continue
         mounts.append({"destination": m.destination, "type": "bind", "source": m.source,
                        "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
     namespaces = [{"type": t} for t in ("pid", "mount", "ipc", "uts")]

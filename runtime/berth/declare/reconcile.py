@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 from berth.container import options
 from berth.container.config import ContainerConfig
-from berth.declare.schema import MANAGED_LABEL, Declared, Desired
+from berth.declare.schema import MANAGED_LABEL, Declared, DeclaredVolume, Desired
 from berth.errors import BerthError, NotFound
 from berth.record import Factory, Record
 
 if TYPE_CHECKING:
     from berth.container.store import Container
+    from berth.container.volumestore import Volume
     from berth.engine import Engine
 
 
 class Action(Record):
-    kind: str  # image, create, recreate, update, start, stop, restart, remove, snapshot
+    kind: str  # image, volume, create, recreate, update, start, stop, restart, remove, snapshot, remove-volume
     target: str
     reasons: list[str] = Factory(list)
     detail: Any = None
@@ -57,15 +58,35 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
             src = next(s for s in ("import", "pull", "load", "build") if s in img)
             actions.append(Action("image", str(img["name"]), [f"image {img['name']} is missing: {src} it"], img))
             missing_images.add(str(img["name"]))
+    volumes = {v.name: v for v in engine.volumes.list()}
+    for dv in desired.volumes:
+        if dv.state == "present":
+            actions.extend(_plan_volume(dv, volumes.get(dv.name)))
     existing = {c.name: c for c in engine.containers.list(all_=True)}
     for d in desired.containers:
         actions.extend(_plan_container(engine, desired.path, d, existing.get(d.name), missing_images))
+    for dv in desired.volumes:
+        if dv.state == "absent" and dv.name in volumes:
+            # after the containers: one declared absent above may be the volume's last user
+            actions.append(Action("remove-volume", dv.name, ["declared absent"],
+                                  before={"labels": volumes[dv.name].labels}, after="absent"))
     if prune:
         declared = {d.name for d in desired.containers}
         for c in existing.values():
             if c.config.labels.get(MANAGED_LABEL) == "true" and c.name not in declared:
                 actions.append(Action("remove", c.name, ["not declared any more (--prune)"]))
     return actions
+
+
+def _plan_volume(dv: DeclaredVolume, cur: Volume | None) -> list[Action]:
+    after = {"labels": dv.labels}
+    if cur is None:
+        return [Action("volume", dv.name, [f"volume {dv.name} does not exist"], dv.labels, before="absent",
+                       after=after)]
+    if cur.labels != dv.labels:
+        reasons = options.reasons(options.BY_NAME["labels"], cur.labels, dv.labels)
+        return [Action("volume", dv.name, reasons, dv.labels, before={"labels": cur.labels}, after=after)]
+    return []
 
 
 def _want_image(engine: Engine, source: str, d: Declared, missing_images: set[str],
@@ -150,6 +171,11 @@ def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action
             say(a.describe())
         if a.kind == "image":
             _ensure_image(engine, a.detail)
+        elif a.kind == "volume":
+            engine.volumes.create(a.target, a.detail)
+            engine.volumes.set_labels(a.target, a.detail)
+        elif a.kind == "remove-volume":
+            engine.volumes.remove(a.target)
         elif a.kind == "create":
             cfg, run = a.detail
             c = m.create(cfg, a.target)

@@ -23,6 +23,11 @@ leaves out means berth's default; berth_container's tasks (from_task) compare on
         restart: always                 # or restart_policy: on-failure with restart_retries: 3
         state: running                  # running (or started) | stopped | present | absent
         snapshots: [before-upgrade]
+        mounts: [{type: volume, source: web-data, target: /data}]
+    volumes:                            # named volumes (also made on first use by a container)
+      - name: web-data
+        labels: {team: web}
+        state: present                  # present (default) | absent (removed once no container uses it)
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Any
 import yaml
 
 from berth.container import options
-from berth.container.config import ContainerConfig, OptionError
+from berth.container.config import ContainerConfig, OptionError, check_volume_name
 from berth.errors import InvalidInput
 from berth.record import Factory, Record
 
@@ -41,6 +46,9 @@ STATES = options.STATES
 IMAGE_SOURCES = ("import", "pull", "load", "build")
 IMAGE_KEYS = {"name", "changes", "tls_verify", "ca_file", "authfile", "require_signature", *IMAGE_SOURCES}
 CONTAINER_KEYS = set(options.DECLARATION_KEYS)
+VOLUME_KEYS = {"name", "labels", "state"}
+VOLUME_STATES = ("present", "absent")
+SECTIONS = ("images", "containers", "volumes")
 MANAGED_LABEL = options.MANAGED_LABEL
 
 
@@ -92,11 +100,19 @@ class Declared(Record):
     pull: str = "never"  # when the image is missing: pull it (missing, always) or fail (never)
 
 
+class DeclaredVolume(Record):
+    name: str
+    labels: dict[str, str] = Factory(dict)
+    state: str = "present"  # present | absent
+
+
 class Desired:
-    def __init__(self, path: str, images: list[dict[str, Any]], containers: list[Declared]) -> None:
+    def __init__(self, path: str, images: list[dict[str, Any]], containers: list[Declared],
+                 volumes: list[DeclaredVolume] | None = None) -> None:
         self.path = path
         self.images = images
         self.containers = containers
+        self.volumes = volumes or []
 
 
 def _check_item(path: str, doc: Node, section: str, what: str, item: object, allowed: set[str]) -> None:
@@ -117,9 +133,9 @@ def from_dict(doc: dict[str, Any], source: str, base_dir: str | None = None) -> 
     """A desired state given as data (Ansible module arguments); errors name `source` and the entry
     and key, e.g. `berth_state arguments containers[1].memory`."""
     if not isinstance(doc, dict):
-        raise InvalidInput(f"{source}: expected a mapping with images and containers")
+        raise InvalidInput(f"{source}: expected a mapping with images, containers and volumes")
     top = _node(doc, "", {k: str(k) for k in doc})
-    for section in ("images", "containers"):
+    for section in SECTIONS:
         entries = top.get(section)
         if isinstance(entries, list):
             top[section] = [_node(e, f"{section}[{i}]", {str(k): f"{section}[{i}].{k}" for k in e})
@@ -146,15 +162,15 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
     if doc is None:
         doc = _node({}, "line 1", {})
     if not isinstance(doc, Node):
-        raise InvalidInput(f"{path}: expected a mapping with images and containers")
+        raise InvalidInput(f"{path}: expected a mapping with images, containers and volumes")
     return _parse_doc(doc, path, base_dir)
 
 
 def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
-    unknown = set(doc) - {"images", "containers"}
+    unknown = set(doc) - set(SECTIONS)
     if unknown:
         k = sorted(unknown)[0]
-        raise _err(path, doc.where(k), f"unknown key {k!r}; allowed: images, containers")
+        raise _err(path, doc.where(k), f"unknown key {k!r}; allowed: {', '.join(SECTIONS)}")
     images = []
     for item in doc.get("images") or []:
         _check_item(path, doc, "images", "image", item, IMAGE_KEYS)
@@ -178,7 +194,40 @@ def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
             raise _err(path, item.where("name"), f"container {name} is declared twice")
         seen.add(name)
         containers.append(_container(path, item, name, base_dir))
-    return Desired(path, images, containers)
+    return Desired(path, images, containers, _volumes(path, doc))
+
+
+def _volumes(path: str, doc: Node) -> list[DeclaredVolume]:
+    out = []
+    seen: set[str] = set()
+    raw = doc.get("volumes") or []
+    if isinstance(raw, dict):  # compose's spelling: a mapping of name to settings
+        raw = [_node({"name": k, **(v if isinstance(v, dict) else {})}, doc.where("volumes"),
+                     getattr(v, "at", {})) for k, v in raw.items()]
+    if not isinstance(raw, list):
+        raise _err(path, doc.where("volumes"), "volumes must be a list (or a mapping of name to settings)")
+    for item in raw:
+        if isinstance(item, str):
+            item = _node({"name": item}, doc.where("volumes"), {})
+        _check_item(path, doc, "volumes", "volume", item, VOLUME_KEYS)
+        if "name" not in item:
+            raise _err(path, item.where(), "a volume needs a name")
+        name = str(item["name"])
+        try:
+            check_volume_name(name)
+        except InvalidInput as e:
+            raise _err(path, item.where("name"), str(e)) from None
+        if name in seen:
+            raise _err(path, item.where("name"), f"volume {name} is declared twice")
+        seen.add(name)
+        labels = item.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise _err(path, item.where("labels"), f"volume {name}: labels must be a mapping")
+        state = str(item.get("state", "present"))
+        if state not in VOLUME_STATES:
+            raise _err(path, item.where("state"), f"volume {name}: state must be present or absent")
+        out.append(DeclaredVolume(name, {str(k): "" if v is None else str(v) for k, v in labels.items()}, state))
+    return out
 
 
 def _container(path: str, item: Node, name: str, base_dir: str) -> Declared:
