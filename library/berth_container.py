@@ -30,8 +30,13 @@ options:
     type: str
   pull:
     description:
-      - "When O(image) is not on this host: V(missing) pulls it, V(never) fails. V(always) is accepted as
-        V(missing) does: berth does not look for a newer image under a tag it already has."
+      - "V(missing) pulls O(image) when it is not on this host; V(never) fails then."
+      - "V(always) asks the registry which image the tag names now (manifests only, no layer is downloaded)
+        and pulls it when it is not the local one; the container is recreated only when the image changed
+        (changed is reported only then). Check mode asks the registry too."
+      - "A reference without a registry host goes to C(default_registry) of berth's config file; registries
+        listed in its C(insecure_registries) are spoken to over plain http; credentials come from
+        C(berth login)."
     type: str
     choices: [missing, always, never]
     default: missing

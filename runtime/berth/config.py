@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from berth.errors import InvalidInput
 from berth.record import Factory, Record
@@ -10,7 +11,10 @@ from berth.record import Factory, Record
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
 DEFAULT_CONFIG = "/etc/berth/config.yml"
-CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent", "policy", "sigstore"}
+CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent", "policy", "sigstore",
+               "default_registry", "insecure_registries", "auth_file"}
+_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+AUTH_FILE = "auth.json"  # berth login's credentials, next to the config file
 
 
 class Settings(Record):
@@ -22,6 +26,9 @@ class Settings(Record):
     cgroup_parent: str = "berth"
     policy: str | None = None
     sigstore: str | None = None
+    default_registry: str | None = None  # where a reference without a registry host is pulled from
+    insecure_registries: list[str] = Factory(list)  # HOST[:PORT]s spoken to over plain http
+    auth_file: str = os.path.join(os.path.dirname(DEFAULT_CONFIG), AUTH_FILE)
 
 
 def parse_storage_opts(items: list[str]) -> dict[str, str]:
@@ -34,10 +41,25 @@ def parse_storage_opts(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _registry_settings(s: Settings, data: dict[str, object], path: str) -> None:
+    """default_registry (HOST[:PORT]), insecure_registries (a list of them) and auth_file."""
+    default = data.get("default_registry")
+    if default is not None and (not isinstance(default, str) or not _HOST_RE.match(default)):
+        raise InvalidInput(f"{path}: default_registry must be a registry HOST[:PORT], not {default!r}")
+    s.default_registry = default or None
+    insecure = data.get("insecure_registries") or []
+    if not isinstance(insecure, list) or not all(isinstance(h, str) and _HOST_RE.match(h) for h in insecure):
+        raise InvalidInput(f"{path}: insecure_registries must be a list of registry HOST[:PORT]s")
+    s.insecure_registries = list(insecure)
+    if data.get("auth_file"):
+        s.auth_file = os.path.join(os.path.dirname(os.path.abspath(path)), str(data["auth_file"]))
+
+
 def load(config_path: str | None = None, root: str | None = None, runroot: str | None = None,
          driver: str | None = None, storage_opts: list[str] | None = None) -> Settings:
     s = Settings()
     path = config_path or os.environ.get("BERTH_CONFIG") or DEFAULT_CONFIG
+    s.auth_file = os.path.join(os.path.dirname(os.path.abspath(path)), AUTH_FILE)
     if os.path.exists(path):
         import yaml
 
@@ -65,6 +87,7 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
         s.cgroup_parent = str(data.get("cgroup_parent", s.cgroup_parent))
         s.policy = str(data["policy"]) if data.get("policy") else None
         s.sigstore = str(data["sigstore"]) if data.get("sigstore") else None
+        _registry_settings(s, data, path)
     elif config_path:
         raise InvalidInput(f"config file {config_path} does not exist")
     env = os.environ

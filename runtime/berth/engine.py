@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from berth.container.store import Container
     from berth.declare.reconcile import Action
     from berth.declare.schema import Desired
+    from berth.image.registry import Registries
     from berth.image.signing import Trust
     from berth.storage.driver import Driver
 
@@ -266,6 +267,13 @@ class Engine:
         return loaded
 
     # -- registries, signatures, builds -------------------------------------------------------
+    def registries(self) -> Registries:
+        """The registry settings of the config file (default registry, plain-http ones, login's file)."""
+        from berth.image.registry import Registries
+
+        s = self.settings
+        return Registries(default=s.default_registry, insecure=list(s.insecure_registries), auth_file=s.auth_file)
+
     def pull(self, ref: str, tls_verify: bool = True, ca_file: str | None = None, authfile: str | None = None,
              quiet: bool = True) -> tuple[Image, str]:
         """Pull an image; returns it with its manifest digest."""
@@ -273,7 +281,34 @@ class Engine:
         from berth.progress import default_progress
 
         return distribution.pull(self.stores, self.trust(), ref, tls_verify, ca_file, authfile,
-                                 default_progress(quiet))
+                                 default_progress(quiet), self.registries())
+
+    def remote_image(self, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+                     authfile: str | None = None) -> tuple[str, str]:
+        """(manifest digest, image ID) a reference names in its registry now; no blob is fetched."""
+        from berth.image import distribution
+
+        return distribution.remote_image(ref, tls_verify, ca_file, authfile, self.registries())
+
+    def remote_digest(self, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+                      authfile: str | None = None) -> str | None:
+        """The manifest digest a tag has in its registry now (None: no such tag there)."""
+        from berth.image import distribution
+
+        return distribution.remote_digest(ref, tls_verify, ca_file, authfile, self.registries())
+
+    def pull_needed(self, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+                    authfile: str | None = None) -> tuple[str | None, str]:
+        """pull: always without downloading layers: (the image ID the registry has under ref when
+        it is not the local one, else None; the reason)."""
+        _digest, remote_id = self.remote_image(ref, tls_verify, ca_file, authfile)
+        try:
+            local = self.image(ref).id
+        except NotFound:
+            return remote_id, f"image {ref} is missing: pull it"
+        if local == remote_id:
+            return None, f"image {ref} is the registry's"
+        return remote_id, f"image {ref}: the registry has {remote_id[:19]}…, here {local[:19]}…: pull it"
 
     def push(self, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
              authfile: str | None = None, quiet: bool = True, sign_by: str | None = None,
@@ -287,7 +322,21 @@ class Engine:
             if dest:
                 self.tag(src, dest)
             self.sign(dest or src, sign_by, gpg_home, sigstore)
-        return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile, default_progress(quiet))
+        return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile, default_progress(quiet),
+                                 self.registries())
+
+    def login(self, registry: str, username: str, password: str, tls_verify: bool = True,
+              ca_file: str | None = None) -> str:
+        """Check credentials against a registry and keep them in berth's auth file; returns its path."""
+        from berth.image import credentials
+
+        return credentials.login(self.registries(), registry, username, password, tls_verify, ca_file)
+
+    def logout(self, registry: str) -> bool:
+        """Forget a registry's credentials; False when there were none."""
+        from berth.image import credentials
+
+        return credentials.logout(self.registries(), registry)
 
     def trust(self, policy: str | None = None, sigstore: str | None = None) -> Trust:
         """The trust policy (the configured one unless policy is given) and the signature store."""

@@ -13,8 +13,9 @@ def quiet(_msg: str) -> None:
     return None
 
 
-def default_progress(quiet: bool) -> Progress:
-    if quiet:
+def default_progress(silent: bool) -> Progress:
+    """Nothing when silent (the parameter must not shadow `quiet`, the function returned then)."""
+    if silent:
         return quiet
 
     def say(msg: str) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import about, containers, inspectcmd, listing, output, render, volumes
+from berth.cli import about, containers, inspectcmd, listing, output, registry, render, volumes
 from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
@@ -336,7 +336,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("-i", "--input", help="archive file or OCI layout directory (default: stdin)")
     sp.add_argument("-q", "--quiet", action="store_true")
 
-    for name, fn, text in (("pull", cmd_pull, "pull an image from a registry (HOST[:PORT]/REPO[:TAG|@DIGEST])"),
+    for name, fn, text in (("pull", cmd_pull, "pull an image from a registry (HOST[:PORT]/REPO[:TAG|@DIGEST]; "
+                                              "a name without HOST goes to default_registry of the config file)"),
                            ("push", cmd_push, "push an image to a registry (to DESTINATION, or its own name)")):
         sp = add(name, fn, text)
         if name == "pull":
@@ -350,7 +351,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         sp.add_argument("--tls-verify", type=_tls, default=True, metavar="BOOL",
                         help="use https and verify certificates (false: plain http, for local registries)")
         sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
-        sp.add_argument("--authfile", help="credentials in docker config.json format (default ~/.docker/config.json)")
+        sp.add_argument("--authfile", help="credentials in docker config.json format (default: REGISTRY_AUTH_FILE, "
+                                           "berth login's auth.json next to the config file, ~/.docker/config.json)")
         sp.add_argument("-q", "--quiet", action="store_true")
 
     sp = add("sign", cmd_sign, "sign an image's manifest digest and name with gpg (simple signing)")
@@ -409,6 +411,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
 
     containers.register(sub, _engine, want)
     volumes.register(sub, _engine, want)
+    registry.register(sub, _engine, want, _tls)
 
     for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
                              ("system", "whole-root maintenance")):

@@ -48,7 +48,7 @@ def _short(image_id: str | None) -> str:
 
 def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
     actions: list[Action] = []
-    missing_images: set[str] = set()
+    missing_images: dict[str, str | None] = {}  # ref -> the image ID an earlier action makes (None: unknown)
     for img in desired.images:
         try:
             engine.image(str(img["name"]))
@@ -57,7 +57,7 @@ def plan(engine: Engine, desired: Desired, prune: bool = False) -> list[Action]:
         except NotFound:
             src = next(s for s in ("import", "pull", "load", "build") if s in img)
             actions.append(Action("image", str(img["name"]), [f"image {img['name']} is missing: {src} it"], img))
-            missing_images.add(str(img["name"]))
+            missing_images[str(img["name"])] = None
     volumes = {v.name: v for v in engine.volumes.list()}
     for dv in desired.volumes:
         if dv.state == "present":
@@ -89,25 +89,33 @@ def _plan_volume(dv: DeclaredVolume, cur: Volume | None) -> list[Action]:
     return []
 
 
-def _want_image(engine: Engine, source: str, d: Declared, missing_images: set[str],
+def _want_image(engine: Engine, source: str, d: Declared, missing_images: dict[str, str | None],
                 actions: list[Action]) -> str | None:
-    """The image ID the container must run (None: not there yet; an earlier action makes it)."""
+    """The image ID the container must run (None: not known yet; an earlier action makes it).
+    pull: always asks the registry which image the tag names now (manifests only, no layer)."""
     ref = d.config.image
+    if ref in missing_images:
+        return missing_images[ref]
+    if d.pull == "always":
+        remote_id, reason = engine.pull_needed(ref)
+        if remote_id is None:
+            return engine.image(ref).id
+        actions.append(Action("image", ref, [reason], {"name": ref, "pull": ref}))
+        missing_images[ref] = remote_id
+        return remote_id
     try:
         return engine.image(ref).id
     except NotFound:
-        if ref in missing_images:
-            return None
         if d.pull == "never":
             raise BerthError(f"{source}: container {d.name} uses image {ref}, which neither exists nor is declared "
                              + ("under images" if d.given is None else "(and the task says pull: never)")) from None
         actions.append(Action("image", ref, [f"image {ref} is missing: pull it"], {"name": ref, "pull": ref}))
-        missing_images.add(ref)
+        missing_images[ref] = None
         return None
 
 
 def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | None,
-                    missing_images: set[str]) -> list[Action]:
+                    missing_images: dict[str, str | None]) -> list[Action]:
     actions: list[Action] = []
     name, state = d.name, d.state
     if state == "absent":

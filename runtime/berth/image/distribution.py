@@ -18,7 +18,7 @@ from berth.errors import InvalidInput, NotFound
 from berth.image import formats
 from berth.image.formats import ACCEPT, INDEXES, MANIFESTS, OCI_LAYER_GZIP, OCI_MANIFEST, for_this_host
 from berth.image.ingest import LayerIngest
-from berth.image.registry import Client, Response, split_reference
+from berth.image.registry import Client, Registries, Response, qualified, split_reference
 from berth.image.store import BlobStore, Image, Stores
 from berth.progress import Progress, quiet, with_bar
 
@@ -43,48 +43,97 @@ def _iter_body(resp_body: object) -> Iterator[bytes]:
         yield chunk
 
 
-def _client(host: str, tls_verify: bool, ca_file: str | None, authfile: str | None) -> Client:
-    return Client(host, tls_verify=tls_verify, ca_file=ca_file, authfile=authfile)
+def _client(host: str, tls_verify: bool, ca_file: str | None, authfile: str | None,
+            registries: Registries | None = None) -> Client:
+    return Client(host, tls_verify=tls_verify, ca_file=ca_file, authfile=authfile, registries=registries)
 
 
-# ------------------------------------------------------------------------------- pull
-def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_file: str | None = None,
-         authfile: str | None = None, progress: Progress = quiet) -> tuple[Image, str]:
-    host, repo, tag = split_reference(ref)
-    c = _client(host, tls_verify, ca_file, authfile)
-    r = c.request("GET", f"/v2/{repo}/manifests/{tag}", {"Accept": ACCEPT})
+def _get_manifest(c: Client, repo: str, ref: str, want: str | None) -> tuple[bytes, str, str]:
+    """A manifest's bytes, digest and media type, refused unless it hashes to the digest asked for
+    (`want`) or, asked by tag, to the one the registry sent (Docker-Content-Digest)."""
+    r = c.request("GET", f"/v2/{repo}/manifests/{ref}", {"Accept": ACCEPT})
     body = r.read()
     r.close()
-    mt = r.headers.get("content-type", "").split(";")[0]
     digest = formats.digest(body)
-    if tag.startswith("sha256:") and digest != tag:
-        raise InvalidInput(f"the registry sent a manifest with digest {digest}, not {tag}: refusing it")
+    sent = r.headers.get("docker-content-digest")
+    if want and digest != want:
+        raise InvalidInput(f"the registry sent a manifest with digest {digest}, not {want}: refusing it")
+    if sent and sent != digest:
+        raise InvalidInput(f"{c.registry}: the manifest of {repo}:{ref} hashes to {digest}, but the registry "
+                           f"sent it as {sent}: refusing it")
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise InvalidInput(f"{c.registry}: the manifest of {repo}:{ref} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{c.registry}: the manifest of {repo}:{ref} is not a JSON object")
+    return body, digest, str(doc.get("mediaType") or r.headers.get("content-type", "").split(";")[0])
+
+
+def _platform_manifest(c: Client, ref: str, repo: str, tag: str) -> tuple[bytes, str, str, dict[str, object]]:
+    """The manifest for this host under a tag or digest (an index is resolved to this platform's
+    manifest): bytes, digest, media type, document. No blob is fetched."""
+    body, digest, mt = _get_manifest(c, repo, tag, tag if tag.startswith("sha256:") else None)
     doc = json.loads(body)
-    mt = doc.get("mediaType") or mt
     if mt in INDEXES:
-        matches = [d for d in doc.get("manifests", []) if for_this_host(d)]
+        matches = [d for d in doc.get("manifests", []) if isinstance(d, dict) and for_this_host(d)]
         if not matches:
             raise NotFound(f"{ref} has no image for this platform")
         want = matches[0]
-        r = c.request("GET", f"/v2/{repo}/manifests/{want['digest']}", {"Accept": ACCEPT})
-        body = r.read()
-        r.close()
-        digest = formats.digest(body)
-        if digest != want["digest"]:
-            raise InvalidInput(f"manifest {want['digest']} arrived with digest {digest}: refusing it")
+        body, digest, mt = _get_manifest(c, repo, str(want["digest"]), str(want["digest"]))
         doc = json.loads(body)
         mt = doc.get("mediaType") or want.get("mediaType") or OCI_MANIFEST
     if mt not in MANIFESTS:
         raise InvalidInput(f"unsupported manifest type {mt!r} for {ref} (schema 1 manifests are not supported)")
+    return body, digest, mt, doc
+
+
+def remote_image(ref: str, tls_verify: bool = True, ca_file: str | None = None, authfile: str | None = None,
+                 registries: Registries | None = None) -> tuple[str, str]:
+    """(manifest digest, image ID) of what a reference names in its registry now, for this platform:
+    only manifests are fetched, no blob."""
+    host, repo, tag = split_reference(ref, registries.default if registries else None)
+    c = _client(host, tls_verify, ca_file, authfile, registries)
+    _body, digest, _mt, doc = _platform_manifest(c, ref, repo, tag)
+    config = doc.get("config")
+    if not isinstance(config, dict) or not str(config.get("digest", "")).startswith("sha256:"):
+        raise InvalidInput(f"{ref}: the manifest names no config blob")
+    return digest, str(config["digest"])
+
+
+def remote_digest(ref: str, tls_verify: bool = True, ca_file: str | None = None, authfile: str | None = None,
+                  registries: Registries | None = None) -> str | None:
+    """The digest of the manifest a tag names in its registry (None: the tag is not there)."""
+    host, repo, tag = split_reference(ref, registries.default if registries else None)
+    c = _client(host, tls_verify, ca_file, authfile, registries)
+    r = c.request("HEAD", f"/v2/{repo}/manifests/{tag}", {"Accept": ACCEPT}, ok=(200, 404))
+    r.close()
+    if r.status == 404:
+        return None
+    sent = r.headers.get("docker-content-digest")
+    if sent:
+        return sent
+    return _get_manifest(c, repo, tag, None)[1]
+
+
+# ------------------------------------------------------------------------------- pull
+def pull(stores: Stores, trust: Trust, ref: str, tls_verify: bool = True, ca_file: str | None = None,
+         authfile: str | None = None, progress: Progress = quiet,
+         registries: Registries | None = None) -> tuple[Image, str]:
+    """Pull an image; it is tagged with the reference as given (a short name stays short)."""
+    default = registries.default if registries else None
+    host, repo, tag = split_reference(ref, default)
+    c = _client(host, tls_verify, ca_file, authfile, registries)
+    body, digest, mt, doc = _platform_manifest(c, ref, repo, tag)
     from berth.image import signing
 
-    normalized = signing.normalize(ref)
+    normalized = signing.normalize(qualified(ref, default))
     if not trust.accepts_unsigned(normalized):
         # checked before a single blob is fetched: a refused image leaves nothing behind
         signing.verify(trust, normalized, digest)
         progress(f"Signature accepted for {normalized}")
     progress(f"Manifest {digest}")
-    cdesc = doc["config"]
+    cdesc: dict[str, object] = doc["config"]  # type: ignore[assignment]
     cr = c.request("GET", f"/v2/{repo}/blobs/{cdesc['digest']}")
     config_bytes = cr.read()
     cr.close()
@@ -264,15 +313,15 @@ def _with_digest(location: str, digest: str) -> str:
 
 
 def push(stores: Stores, src: str, dest: str | None = None, tls_verify: bool = True, ca_file: str | None = None,
-         authfile: str | None = None, progress: Progress = quiet) -> str:
+         authfile: str | None = None, progress: Progress = quiet, registries: Registries | None = None) -> str:
     img = stores.images.resolve(src)
     target = dest or src
-    host, repo, tag = split_reference(target)
+    host, repo, tag = split_reference(target, registries.default if registries else None)
     if tag.startswith("sha256:"):
         raise InvalidInput("push to a tag, not a digest")
     data, mt = manifest_for(stores, img, progress)
     doc = json.loads(data)
-    c = _client(host, tls_verify, ca_file, authfile)
+    c = _client(host, tls_verify, ca_file, authfile, registries)
     for ly in doc.get("layers", []):
         _upload(c, stores, repo, str(ly["digest"]), int(ly["size"]), progress)
     _upload(c, stores, repo, str(doc["config"]["digest"]), int(doc["config"]["size"]), progress)

@@ -14,6 +14,7 @@ import urllib.request
 from typing import BinaryIO
 
 from berth.errors import BerthError, InvalidInput, NotFound
+from berth.record import Factory, Record
 
 RETRIES = 4
 BACKOFF = 0.2
@@ -24,21 +25,40 @@ class RegistryError(BerthError):
     pass
 
 
-def split_reference(ref: str) -> tuple[str, str, str]:
-    """(registry host, repository, tag or digest) of a reference like host:5000/team/app:v1."""
+class Registries(Record):
+    """The registry settings of berth's config file: where a reference without a registry host goes,
+    which registries speak plain http, and the credentials file `berth login` writes."""
+
+    default: str | None = None
+    insecure: list[str] = Factory(list)
+    auth_file: str | None = None
+
+
+def split_reference(ref: str, default: str | None = None) -> tuple[str, str, str]:
+    """(registry host, repository, tag or digest) of a reference like host:5000/team/app:v1; a
+    reference without a registry host goes to the default registry (busybox → DEFAULT/library/busybox)."""
     from berth.image import reference
 
     r = reference.parse(ref)
     first, _, rest = r.name.partition("/")
     if not rest or not ("." in first or ":" in first or first == "localhost"):
-        raise InvalidInput(f"{ref!r} names no registry: use HOST[:PORT]/REPOSITORY[:TAG] "
-                           "(berth has no default registry)")
+        if not default:
+            raise InvalidInput(f"{ref!r} names no registry: use HOST[:PORT]/REPOSITORY[:TAG], or set "
+                               "default_registry in berth's config file")
+        first, rest = default, r.name if rest else f"library/{r.name}"
     return first, rest, r.digest or r.tag or "latest"
 
 
-def load_auth(registry: str, authfile: str | None) -> tuple[str, str] | None:
-    """Credentials for a registry from a docker config.json style file (auths.<host>.auth)."""
-    candidates = [authfile] if authfile else [os.environ.get("REGISTRY_AUTH_FILE"),
+def qualified(ref: str, default: str | None) -> str:
+    """The reference with its registry host (the default registry's when it names none)."""
+    host, repo, tag = split_reference(ref, default)
+    return f"{host}/{repo}{'@' if tag.startswith('sha256:') else ':'}{tag}"
+
+
+def load_auth(registry: str, authfile: str | None, own: str | None = None) -> tuple[str, str] | None:
+    """Credentials for a registry from a docker config.json style file (auths.<host>.auth): the
+    given one, else REGISTRY_AUTH_FILE, berth's own (`own`, written by berth login), ~/.docker/config.json."""
+    candidates = [authfile] if authfile else [os.environ.get("REGISTRY_AUTH_FILE"), own,
                                               os.path.expanduser("~/.docker/config.json")]
     for path in candidates:
         if not path or not os.path.exists(path):
@@ -53,7 +73,10 @@ def load_auth(registry: str, authfile: str | None) -> tuple[str, str] | None:
         for key, entry in auths.items():
             host = re.sub(r"^https?://", "", key).split("/")[0]
             if host == registry and isinstance(entry, dict) and entry.get("auth"):
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                try:
+                    user, _, password = base64.b64decode(str(entry["auth"]), validate=True).decode().partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    raise InvalidInput(f"auth file {path}: the auth of {key} is not base64 of USER:PASSWORD") from None
                 return user, password
     return None
 
@@ -74,11 +97,13 @@ class Response:
 
 class Client:
     def __init__(self, registry: str, tls_verify: bool = True, ca_file: str | None = None,
-                 authfile: str | None = None) -> None:
+                 authfile: str | None = None, registries: Registries | None = None,
+                 creds: tuple[str, str] | None = None) -> None:
+        conf = registries or Registries()
         self.registry = registry
-        self.scheme = "https" if tls_verify else "http"
+        self.scheme = "https" if tls_verify and registry not in conf.insecure else "http"
         self.ctx = ssl.create_default_context(cafile=ca_file) if ca_file else None
-        self.creds = load_auth(registry, authfile)
+        self.creds = creds or load_auth(registry, authfile, conf.auth_file)
         self.token: str | None = None
         self.basic = False
 
@@ -165,7 +190,7 @@ class Client:
             body.close()
             if status == 401:
                 raise RegistryError(f"{self.registry}: authentication required or refused "
-                                    "(credentials go in the auth file: --authfile)")
+                                    f"(berth login {self.registry}, or --authfile)")
             if status == 404:
                 raise NotFound(f"{self.registry}: {urllib.parse.urlparse(url).path} not found")
             raise RegistryError(f"{self.registry}: {method} {urllib.parse.urlparse(url).path} answered {status}: "
