@@ -227,7 +227,7 @@ def df_rows(rows: list[dict[str, Any]]) -> list[Any]:
 
 
 def cmd_system_df(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    render.check(a.format, "failed to parse template: ")
+    render.check(a.format)
     with open_engine(a) as e:
         rows = e.disk_usage()
     if a.format == "json":
@@ -235,5 +235,5 @@ def cmd_system_df(a: argparse.Namespace, open_engine: EngineOpener) -> int:
         return 0
     fmt = a.format if render.is_template(a.format) else \
         "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-    render.print_items(fmt, df_rows(rows), DF_HEADERS, prefix="failed to execute template: ")
+    render.print_items(fmt, df_rows(rows), DF_HEADERS)
     return 0

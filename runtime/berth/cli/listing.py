@@ -36,6 +36,7 @@ HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{
 HISTORY_RAW_TABLE = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                    "Size": "SIZE", "Comment": "COMMENT"}
+# docker ps checks its template itself, with these words; the other lists say "template parsing error: "
 PARSE_PREFIX, EXEC_PREFIX = "failed to parse template: ", "failed to execute template: "
 
 PS_FILTERS = ("status", "name", "id", "label", "ancestor", "exited", "before", "since", "network")
@@ -265,7 +266,8 @@ def cmd_ps(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     render.check(a.format, PARSE_PREFIX)
     filters = parse_filters(a.filter, PS_FILTERS)
     with open_engine(a) as e:
-        everything = a.all or a.latest or a.last >= 0 or "status" in filters or "exited" in filters
+        # a status filter looks at all containers, exited= only at those listed (docker 20.10)
+        everything = a.all or a.latest or a.last >= 0 or "status" in filters
         cs = e.containers.list(all_=everything)
         cs = filter_containers(e, cs, filters)
         cs.sort(key=lambda c: c.created, reverse=True)
@@ -323,7 +325,7 @@ def _ref_match(repo: str, tag: str, pattern: str) -> bool:
 
 
 def cmd_images(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    render.check(a.format, PARSE_PREFIX)
+    render.check(a.format)
     f = parse_filters(a.filter, IMAGE_FILTERS)
     for d in f.get("dangling", []):
         if d.lower() not in ("true", "false", "1", "0"):
@@ -395,7 +397,7 @@ def cmd_images(a: argparse.Namespace, open_engine: EngineOpener) -> int:
             "UniqueSize": "N/A",
         }) for img, repo, tag in rows]
         fmt = a.format if render.is_template(a.format) else (IMAGES_DIGESTS_TABLE if a.digests else IMAGES_TABLE)
-        render.print_items(fmt, items, IMAGES_HEADERS, prefix=EXEC_PREFIX)
+        render.print_items(fmt, items, IMAGES_HEADERS)
     return 0
 
 
@@ -419,7 +421,7 @@ def add_history_flags(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    render.check(a.format, PARSE_PREFIX)
+    render.check(a.format)
     with open_engine(a) as e:
         rows = e.history(a.ref)
     if a.format == "json":
@@ -451,5 +453,5 @@ def cmd_history(a: argparse.Namespace, open_engine: EngineOpener) -> int:
             "Comment": str(r["comment"]),
         }))
     fmt = a.format if render.is_template(a.format) else (HISTORY_TABLE if a.human else HISTORY_RAW_TABLE)
-    render.print_items(fmt, items, HISTORY_HEADERS, prefix=EXEC_PREFIX)
+    render.print_items(fmt, items, HISTORY_HEADERS)
     return 0

@@ -30,7 +30,7 @@ def add_ls_flags(sp: argparse.ArgumentParser) -> None:
 def list_networks(a: argparse.Namespace, nets: Networks) -> None:
     from berth.cli.gotemplate import Context
 
-    render.check(a.format, "failed to parse template: ")
+    render.check(a.format)
     f = parse_filters(a.filter, ("name", "driver"))
     nets.ensure_default()
     listed = [n for n in nets.list()
@@ -49,4 +49,4 @@ def list_networks(a: argparse.Namespace, nets: Networks) -> None:
         "Subnet": str(n["subnet"]), "Bridge": str(n["bridge"]),
         "Containers": str(len(n["containers"]))}) for n in listed]  # type: ignore[arg-type]
     fmt = a.format if render.is_template(a.format) else TABLE
-    render.print_items(fmt, rows, HEADERS, prefix="failed to execute template: ")
+    render.print_items(fmt, rows, HEADERS)
