@@ -221,7 +221,8 @@ def df_rows(rows: list[dict[str, Any]]) -> list[Any]:
         size, back = int(r["Size"]), int(r["Reclaimable"])
         share = f" ({back * 100 // size}%)" if size else ""
         out.append(Context("*formatter.diskUsageImagesContext", {
-            "Type": r["Type"], "TotalCount": str(r["Total"]), "Active": str(r["Active"]),
+            "Type": "Local Volumes" if r["Type"] == "Volumes" else r["Type"],  # docker's word
+            "TotalCount": str(r["Total"]), "Active": str(r["Active"]),
             "Size": output.human_size(size), "Reclaimable": output.human_size(back) + share}))
     return out
 

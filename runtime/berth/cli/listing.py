@@ -242,7 +242,7 @@ def container_context(e: Engine, c: Container, now: float, no_trunc: bool) -> Co
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in c.config.labels.items()),
         "Label": lambda name: c.config.labels.get(name, ""),
-        "Mounts": ",".join(v.source for v in c.config.volumes),
+        "Mounts": ",".join(v.source for v in c.config.volumes if v.source),
         "Networks": c.config.network,
         "LocalVolumes": "0",
     })

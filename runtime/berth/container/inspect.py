@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from berth.container import spec
-from berth.container.config import ContainerConfig, merge_env
+from berth.container.config import ContainerConfig, Mount, merge_env
 from berth.timefmt import iso_precise
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
     if icfg.get("StopSignal"):
         config["StopSignal"] = icfg["StopSignal"]
     host_config: dict[str, object] = {
-        "Binds": [f"{v.source}:{v.destination}" + (":ro" if v.readonly else "") for v in cfg.volumes] or None,
+        "Binds": [f"{v.source}:{v.destination}" + (":ro" if v.readonly else "") for v in cfg.volumes
+                  if v.type in ("bind", "volume")] or None,
         "ContainerIDFile": "",
         "LogConfig": {"Type": "k8s-file", "Config": {}},
         "NetworkMode": cfg.network,
@@ -185,9 +186,7 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
         "ExecIDs": None,
         "HostConfig": host_config,
         "GraphDriver": {"Data": m.layers.metadata(c.rw_layer), "Name": m.driver_name},
-        "Mounts": [{"Type": "bind", "Source": v.source, "Destination": v.destination,
-                    "Mode": "ro" if v.readonly else "", "RW": not v.readonly, "Propagation": "rprivate"}
-                   for v in cfg.volumes],
+        "Mounts": [_mount(m, v) for v in cfg.volumes],
         "Config": config,
         "NetworkSettings": _network_settings(m, c, bridge, bindings if running else {}),
         "Berth": {
@@ -199,6 +198,20 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
             "Spec": cfg.to_dict(),
         },
     }
+
+
+def _mount(m: ContainerManager, v: Mount) -> dict[str, object]:
+    """One of docker's MountPoints: a bind, a named volume (with its name and host directory) or a
+    tmpfs given with --mount."""
+    mode = "ro" if v.readonly else ""
+    if v.type == "volume":
+        return {"Type": "volume", "Name": v.source, "Source": m.volumes.path(v.source), "Destination": v.destination,
+                "Driver": "local", "Mode": mode, "RW": not v.readonly, "Propagation": ""}
+    if v.type == "tmpfs":
+        return {"Type": "tmpfs", "Source": "", "Destination": v.destination, "Mode": mode, "RW": not v.readonly,
+                "Propagation": ""}
+    return {"Type": "bind", "Source": v.source, "Destination": v.destination, "Mode": mode, "RW": not v.readonly,
+            "Propagation": "rprivate"}
 
 
 def _network_settings(m: ContainerManager, c: Container, bridge: str | None,
