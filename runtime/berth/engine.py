@@ -212,13 +212,28 @@ class Engine:
             reference.parse(ref)
         image_config = changes_mod.apply({}, changes or [])
         layer, _new, result = self.layers.create_from_tar(None, stream)
-        created = iso_seconds(result.newest_mtime)
-        history: dict[str, object] = {"created": created, "created_by": "berth import"}
-        if message:
-            history["comment"] = message
         assert layer.diff_id is not None
-        cfg = formats.image_config([layer.diff_id], created, image_config, [history])
+        cfg = _import_config(layer.diff_id, result.newest_mtime, image_config, message)
         return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
+
+    def import_id(self, path: str, message: str = "", changes: list[str] | None = None) -> str:
+        """The image ID import_image would give this rootfs tarball, found by reading it (nothing stored)."""
+        from berth.image import changes as changes_mod
+        from berth.image.store import canonical_json
+        from berth.storage.tarapply import tar_identity
+
+        image_config = changes_mod.apply({}, changes or [])
+        with open(path, "rb") as f:
+            diff_id, newest_mtime = tar_identity(f)
+        return formats.digest(canonical_json(_import_config(diff_id, newest_mtime, image_config, message)))
+
+    def archive_contents(self, path: str) -> list[tuple[str, list[str]]]:
+        """(image ID, names) of each image load_images would make of an archive; no layer is read."""
+        from berth.image import archive
+
+        if not os.path.exists(path):
+            raise InvalidInput(f"cannot read {path}: no such file or directory")
+        return archive.contents(path)
 
     def save_images(self, refs: list[str], out: BinaryIO | str, fmt: str = "docker-archive",
                     quiet: bool = True) -> None:
@@ -588,3 +603,14 @@ class Engine:
         if rows:
             rows[0]["id"] = img.id
         return rows
+
+
+def _import_config(diff_id: str, newest_mtime: int, image_config: dict[str, object], message: str
+                   ) -> dict[str, object]:
+    """An imported image's config: `created` is the newest mtime in the archive, so the ID depends
+    only on the tarball's content, the changes and the message."""
+    created = iso_seconds(newest_mtime)
+    history: dict[str, object] = {"created": created, "created_by": "berth import"}
+    if message:
+        history["comment"] = message
+    return formats.image_config([diff_id], created, image_config, [history])

@@ -54,35 +54,57 @@ def _image() -> tuple[bytes, dict[str, bytes]]:
     return manifest, {_digest(config): config, _digest(layer): layer}
 
 
-@pytest.fixture
-def hostile() -> Iterator[tuple[str, list[str]]]:
-    """A registry that serves a valid image under x/y:v1, but sends its manifest with another digest
-    (Docker-Content-Digest) than the bytes hash to; yields HOST:PORT and the paths it served."""
-    manifest, blobs = _image()
-    served: list[str] = []
+class FakeRegistry(http.server.BaseHTTPRequestHandler):
+    """Serves one image under x/y:v1 (what `image` holds); `lie` sends its manifest with another
+    digest than its bytes hash to; `token` makes it ask for a bearer token from /token, given for
+    fleet:s3cret (basic auth)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            served.append(self.path)
-            if self.path == "/v2/x/y/manifests/v1":
-                body, headers = manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
-                                           "Docker-Content-Digest": _digest(manifest + b" ")}
-            elif self.path.startswith("/v2/x/y/blobs/") and self.path.rsplit("/", 1)[1] in blobs:
-                body, headers = blobs[self.path.rsplit("/", 1)[1]], {"Content-Type": "application/octet-stream"}
-            else:
-                self.send_error(404)
+    image: tuple[bytes, dict[str, bytes]]
+    served: list[str]
+    lie = False
+    token = False
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.served.append(self.path)
+        manifest, blobs = self.image
+        host = f"127.0.0.1:{self.server.server_address[1]}"
+        if self.token and self.path.startswith("/token"):
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"fleet:s3cret").decode():
+                self._send(401, b'{"errors": [{"code": "DENIED", "message": "bad credentials"}]}', {})
                 return
-            self.send_response(200)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send(200, b'{"token": "t0ken"}', {"Content-Type": "application/json"})
+            return
+        if self.token and self.headers.get("Authorization") != "Bearer t0ken":
+            challenge = f'Bearer realm="http://{host}/token",service="fake",scope="repository:x/y:pull"'
+            self._send(401, b'{"errors": [{"code": "UNAUTHORIZED", "message": "token needed"}]}',
+                       {"WWW-Authenticate": challenge})
+            return
+        if self.path == "/v2/":
+            self._send(200, b"{}", {"Content-Type": "application/json"})
+        elif self.path == "/v2/x/y/manifests/v1":
+            self._send(200, manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                                       "Docker-Content-Digest": _digest(manifest + b" " if self.lie else manifest)})
+        elif self.path.startswith("/v2/x/y/blobs/") and self.path.rsplit("/", 1)[1] in blobs:
+            self._send(200, blobs[self.path.rsplit("/", 1)[1]], {"Content-Type": "application/octet-stream"})
+        else:
+            self._send(404, b"{}", {})
 
-        def log_message(self, *args: object) -> None:
-            return None
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def fake_registry(**behaviour: bool) -> Iterator[tuple[str, list[str]]]:
+    served: list[str] = []
+    handler = type("Handler", (FakeRegistry,), dict(behaviour, image=_image(), served=served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -91,6 +113,18 @@ def hostile() -> Iterator[tuple[str, list[str]]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def hostile() -> Iterator[tuple[str, list[str]]]:
+    """A registry that serves a valid image under x/y:v1, but sends its manifest with another digest
+    (Docker-Content-Digest) than the bytes hash to; yields HOST:PORT and the paths it served."""
+    yield from fake_registry(lie=True)
+
+
+@pytest.fixture
+def token_registry() -> Iterator[tuple[str, list[str]]]:
+    yield from fake_registry(token=True)
 
 
 def test_pull_by_tag_refuses_a_manifest_that_is_not_the_digest_sent(env: dict[str, str], hostile) -> None:  # type: ignore[no-untyped-def]
@@ -146,3 +180,17 @@ def test_login_logout_and_default_registry(env: dict[str, str], secured: str, tm
     assert "Not logged in" in berth(env, "logout", reg).stdout
     cp = berth(env, "login", "-u", "fleet", "--password-stdin", "not a host!", input=b"x\n", check=False)
     assert cp.returncode != 0 and "not a registry address" in cp.stderr and "Traceback" not in cp.stderr
+
+
+def test_login_with_the_bearer_token_flow(env: dict[str, str], token_registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    reg, served = token_registry
+    Path(env["BERTH_CONFIG"]).write_text(f"insecure_registries: ['{reg}']\n")
+    cp = berth(env, "pull", "-q", f"{reg}/x/y:v1", check=False)
+    assert cp.returncode == 1 and "authentication required" in cp.stderr, cp.stderr
+    cp = berth(env, "login", "-u", "fleet", "--password-stdin", reg, input=b"nope\n", check=False)
+    assert cp.returncode == 1 and "token" in cp.stderr and len(cp.stderr.splitlines()) == 1, cp.stderr
+    assert "Login Succeeded" in berth(env, "login", "-u", "fleet", "--password-stdin", reg, input=b"s3cret\n").stdout
+    served.clear()
+    berth(env, "pull", "-q", f"{reg}/x/y:v1")
+    assert served[0].startswith("/v2/x/y/manifests/v1") and any(p.startswith("/token") for p in served), served
+    assert berth(env, "inspect", f"{reg}/x/y:v1").returncode == 0

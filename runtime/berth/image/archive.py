@@ -360,19 +360,32 @@ class _VerifyingReader(io.RawIOBase):
             raise InvalidInput(f"{what} does not match its digest {self.expected}: the archive is corrupt")
 
 
+def _plan(src: _Source, path: str, default_name: str | None) -> Plan:
+    if src.exists("manifest.json"):
+        return _plan_docker(src)
+    if src.exists("index.json") and src.exists("oci-layout"):
+        return _plan_oci(src, default_name or _default_repo(path))
+    raise InvalidInput(f"{path} is neither a docker-archive (manifest.json) nor an OCI layout "
+                       "(oci-layout, index.json)")
+
+
+def contents(path: str, default_name: str | None = None) -> list[tuple[str, list[str]]]:
+    """(image ID, names) of every image load would make of an archive, read without loading a layer."""
+    src = _Source(path)
+    try:
+        plan = _plan(src, path, default_name)
+        return [(formats.digest(config_bytes), names) for config_bytes, _layers, names in plan]
+    finally:
+        src.close()
+
+
 def load(stores: Stores, lookaside: Lookaside, path: str, default_name: str | None = None
          ) -> list[tuple[Image, list[str]]]:
     """Load every image of an archive; returns the images with the names they got (the caller
     enforces the trust policy on them)."""
     src = _Source(path)
     try:
-        if src.exists("manifest.json"):
-            plan = _plan_docker(src)
-        elif src.exists("index.json") and src.exists("oci-layout"):
-            plan = _plan_oci(src, default_name or _default_repo(path))
-        else:
-            raise InvalidInput(f"{path} is neither a docker-archive (manifest.json) nor an OCI layout "
-                               "(oci-layout, index.json)")
+        plan = _plan(src, path, default_name)
         out = []
         for config_bytes, layer_blobs, names in plan:
             out.append((_load_image(stores, src, config_bytes, layer_blobs, names), names))

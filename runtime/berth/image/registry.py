@@ -140,6 +140,11 @@ class Client:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT,
                                         context=self.ctx) as r:
                 data = json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                raise RegistryError(f"{self.registry}: authentication required or refused by its token service "
+                                    f"{realm} (berth login {self.registry}, or --authfile)") from None
+            raise RegistryError(f"{self.registry}: getting a token from {realm} failed: {e}") from None
         except (urllib.error.URLError, ValueError) as e:
             raise RegistryError(f"{self.registry}: getting a token from {realm} failed: {e}") from None
         token = data.get("token") or data.get("access_token")

@@ -345,3 +345,22 @@ def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | 
     return ApplyResult(diff_id="sha256:" + reader.hash.hexdigest(), size=applier.size,
                        tar_bytes=reader.count, newest_mtime=applier.newest_mtime,
                        skipped=applier.skipped)
+
+
+def tar_identity(stream: BinaryIO) -> tuple[str, int]:
+    """(DiffID, newest member mtime) apply_tar finds for a (possibly compressed) tar, read without
+    writing anything: what an import of it would be called."""
+    reader = HashingReader(open_uncompressed(stream))
+    newest = 0
+    try:
+        buffered = io.BufferedReader(reader, CHUNK)
+        with tarfile.open(fileobj=buffered, mode="r|", errorlevel=2) as tf:
+            for m in tf:
+                newest = max(newest, int(m.mtime))
+            while buffered.read(CHUNK):
+                pass
+    except tarfile.TarError as e:
+        raise InvalidInput(f"not a valid tar archive: {e}") from None
+    except (EOFError, gzip.BadGzipFile, lzma.LZMAError) as e:
+        raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
+    return "sha256:" + reader.hash.hexdigest(), newest
