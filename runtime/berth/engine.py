@@ -393,12 +393,14 @@ class Engine:
         signing.check_image(trust, ref, img.tags, by_id, lambda: self.manifest_digest(img.id))
 
     def build(self, context: str, dockerfile: str, build_args: dict[str, str], tags: list[str],
-              quiet: bool = True, use_cache: bool = True, target: str | None = None) -> Image:
-        """Build an image from a Dockerfile (the steps on stderr unless quiet)."""
+              quiet: bool = True, use_cache: bool = True, target: str | None = None,
+              dockerfile_data: bytes | None = None, network: str = "none") -> Image:
+        """Build an image from a Dockerfile (the steps on stderr unless quiet); dockerfile_data is
+        its text when it does not come from the file named (stdin)."""
         from berth.image.build import Builder, default_say
 
         return Builder(self.images, self.layers, self.containers, context, dockerfile, build_args,
-                       default_say(quiet), use_cache, target).build(tags)
+                       default_say(quiet), use_cache, target, dockerfile_data, network).build(tags)
 
     # -- declarative state --------------------------------------------------------------------
     def plan(self, desired: Desired, prune: bool = False) -> list[Action]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import about, containers, inspectcmd, listing, output, registry, render, volumes
+from berth.cli import about, build, containers, inspectcmd, listing, output, registry, render, volumes
 from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
@@ -155,20 +155,6 @@ def cmd_trust_show(a: argparse.Namespace) -> int:
     from berth.image import signing
 
     output.print_json(signing.load_policy(a.policy or os.environ.get("BERTH_POLICY")).describe())
-    return 0
-
-
-def cmd_build(a: argparse.Namespace) -> int:
-    args = {}
-    for item in a.build_arg:
-        k, sep, v = item.partition("=")
-        args[k] = v if sep else os.environ.get(k, "")
-    with _engine(a) as e:
-        dockerfile = a.file or os.path.join(a.context, "Dockerfile")
-        if not os.path.exists(dockerfile):
-            raise BerthError(f"no Dockerfile at {dockerfile} (use -f)")
-        img = e.build(a.context, dockerfile, args, a.tag, a.quiet, not a.no_cache, a.target)
-    print(img.id)
     return 0
 
 
@@ -375,15 +361,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     ts.add_argument("--policy")
     ts.set_defaults(fn=cmd_trust_show)
 
-    sp = add("build", cmd_build, "build an image from a Dockerfile (FROM [AS], RUN, COPY [--from], ADD, ENV, ARG, "
-                                 "WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE; multi-stage, FROM scratch)")
-    sp.add_argument("context")
-    sp.add_argument("-t", "--tag", action="append", default=[])
-    sp.add_argument("-f", "--file", help="Dockerfile (default CONTEXT/Dockerfile)")
-    sp.add_argument("--build-arg", action="append", default=[], metavar="K=V")
-    sp.add_argument("--no-cache", action="store_true")
-    sp.add_argument("--target", help="build up to this stage (FROM ... AS NAME) and stop")
-    sp.add_argument("-q", "--quiet", action="store_true")
+    build.register(sub, _engine, want)
 
     for name, fn, text in (("plan", cmd_plan, "show what applying a desired-state file would change, and why"),
                            ("apply", cmd_apply, "make the host match a desired-state file")):
