@@ -434,6 +434,9 @@ def config_from_cli(a: argparse.Namespace) -> ContainerConfig:
 
 def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what: str) -> Any:
     """One declared (or module) option's value, normalised; fail(message) makes the error."""
+    why = _wrong_type(o, v)
+    if why:
+        raise fail(f"{what} must be {why}")
     if o.kind == "argv":
         return str_list(v, fail, what)
     if o.kind == "env":
@@ -464,6 +467,23 @@ def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what
     if o.kind == "restart" or o.default is None:
         return str(v) if v not in (None, "") else None
     return str(v) if v not in (None, "") else o.default
+
+
+def _plain(v: object) -> bool:
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+
+
+def _wrong_type(o: Option, v: Any) -> str | None:
+    """What a declared value of the wrong type should have been (None: its type is right)."""
+    if v is None:
+        return None
+    if o.kind == "bool" and not isinstance(v, bool):
+        return "true or false"
+    if o.kind in ("str", "restart", "size") and not _plain(v):
+        return "a string"
+    if o.kind in ("map", "env") and isinstance(v, dict) and not all(x is None or _plain(x) for x in v.values()):
+        return "a mapping of names to strings"
+    return None
 
 
 def parse_values(given: dict[str, Any], names: dict[str, str],
