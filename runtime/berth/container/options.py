@@ -89,6 +89,8 @@ OPTIONS: tuple[Option, ...] = (
            ansible="working_dir", aliases=("workdir",), word="working dir",
            help="working directory inside the container"),
     Option("user", "str", cli=("-u", "--user"), key="user", ansible="user", help="user[:group] (name or id) to run as"),
+    Option("group_add", "list", cli=("--group-add",), key="group_add", ansible="groups", word="group",
+           reason="set", metavar="GROUP", help="add a supplementary group (name or gid)"),
     Option("hostname", "str", cli=("--hostname",), key="hostname", ansible="hostname",
            help="container host name (default: the short ID)"),
     Option("volumes", "volumes", cli=("-v", "--volume"), key="volumes", ansible="volumes", word="mount",
@@ -299,6 +301,15 @@ def _check_user(v: str) -> str | None:
     return None
 
 
+def _check_groups(v: list[str]) -> str | None:
+    for g in v:
+        if not g or not g.isprintable() or any(ch.isspace() or ch == ":" for ch in g):
+            return f"{g!r}: use a group name or gid"
+        if g.isdigit() and int(g) > MAX_ID:
+            return f"{g!r}: gids are 0 to {MAX_ID}"
+    return None
+
+
 def _check_hostname(v: str) -> str | None:
     if len(v) > MAX_HOSTNAME:
         return f"at most {MAX_HOSTNAME} characters"
@@ -341,7 +352,8 @@ def _check_tmpfs(v: list[str]) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "memory": _check_memory, "pids_limit": _check_pids, "user": _check_user, "hostname": _check_hostname,
+    "memory": _check_memory, "pids_limit": _check_pids, "user": _check_user, "group_add": _check_groups,
+    "hostname": _check_hostname,
     "tmpfs": _check_tmpfs,
 }
 
