@@ -62,6 +62,10 @@ options:
   user:
     description: "User[:group]."
     type: str
+  groups:
+    description: "Supplementary groups to add (names in the image's /etc/group, or gids), as docker's --group-add."
+    type: list
+    elements: str
   hostname:
     description: "Host name."
     type: str
@@ -261,7 +265,8 @@ def main():
             pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
             command=dict(type="list", elements="str"), entrypoint=dict(type="list", elements="str"),
             env=dict(type="dict"), env_file=dict(type="list", elements="path"),
-            working_dir=dict(type="str", aliases=["workdir"]), user=dict(type="str"), hostname=dict(type="str"),
+            working_dir=dict(type="str", aliases=["workdir"]), user=dict(type="str"),
+            groups=dict(type="list", elements="str"), hostname=dict(type="str"),
             volumes=dict(type="list", elements="str"),
             mounts=dict(type="list", elements="dict", options=dict(
                 type=dict(type="str", default="bind", choices=["bind", "volume", "tmpfs"]), source=dict(type="str"),

@@ -31,7 +31,8 @@ options:
       - "C(name) (required), C(image) (required unless C(state) is absent), C(state): C(running) (also
         C(started)), C(stopped), C(present) or C(absent) (default running)."
       - "C(command), C(entrypoint): lists. C(env): a mapping (or a list of KEY=VALUE); C(env_file): files of
-        KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(hostname)."
+        KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(group_add) (groups
+        to add, as docker's --group-add), C(hostname)."
       - "C(volumes): C(SRC:DST[:ro]) strings (C(SRC) a host path or a named volume); C(mounts): mappings with
         C(type) (bind, volume or tmpfs), C(source), C(target), C(read_only), C(tmpfs_size), C(tmpfs_mode) (a
         C(SRC:DST[:ro]) string is read as a volume). C(tmpfs): C(DST[:OPTS]) strings.

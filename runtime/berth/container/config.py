@@ -128,6 +128,7 @@ class ContainerConfig(Record):
     env: list[str] = Factory(list)
     workdir: str | None = None
     user: str | None = None
+    group_add: list[str] = Factory(list)
     hostname: str | None = None
     volumes: list[Mount] = Factory(list)
     tmpfs: list[str] = Factory(list)

@@ -231,7 +231,7 @@ class ContainerManager:
             args = list(entry) + list(cmd)
             if not args:
                 raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
-            uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None)
+            uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None, cfg.group_add)
             env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
             # on the host's network the host's name, as docker does; otherwise the short ID
             hostname = cfg.hostname or (socket.gethostname() if cfg.network == "host" else c.id[:12])

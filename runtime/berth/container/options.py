@@ -89,6 +89,8 @@ OPTIONS: tuple[Option, ...] = (
            ansible="working_dir", aliases=("workdir",), word="working dir",
            help="working directory inside the container"),
     Option("user", "str", cli=("-u", "--user"), key="user", ansible="user", help="user[:group] (name or id) to run as"),
+    Option("group_add", "list", cli=("--group-add",), key="group_add", ansible="groups", word="group",
+           reason="set", metavar="GROUP", help="add a supplementary group (name or gid)"),
     Option("hostname", "str", cli=("--hostname",), key="hostname", ansible="hostname",
            help="container host name (default: the short ID)"),
     Option("volumes", "volumes", cli=("-v", "--volume"), key="volumes", ansible="volumes", word="mount",
@@ -299,6 +301,15 @@ def _check_user(v: str) -> str | None:
     return None
 
 
+def _check_groups(v: list[str]) -> str | None:
+    for g in v:
+        if not g or not g.isprintable() or any(ch.isspace() or ch == ":" for ch in g):
+            return f"{g!r}: use a group name or gid"
+        if g.isdigit() and int(g) > MAX_ID:
+            return f"{g!r}: gids are 0 to {MAX_ID}"
+    return None
+
+
 def _check_hostname(v: str) -> str | None:
     if len(v) > MAX_HOSTNAME:
         return f"at most {MAX_HOSTNAME} characters"
@@ -341,7 +352,8 @@ def _check_tmpfs(v: list[str]) -> str | None:
 
 
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "memory": _check_memory, "pids_limit": _check_pids, "user": _check_user, "hostname": _check_hostname,
+    "memory": _check_memory, "pids_limit": _check_pids, "user": _check_user, "group_add": _check_groups,
+    "hostname": _check_hostname,
     "tmpfs": _check_tmpfs,
 }
 
@@ -434,6 +446,9 @@ def config_from_cli(a: argparse.Namespace) -> ContainerConfig:
 
 def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what: str) -> Any:
     """One declared (or module) option's value, normalised; fail(message) makes the error."""
+    why = _wrong_type(o, v)
+    if why:
+        raise fail(f"{what} must be {why}")
     if o.kind == "argv":
         return str_list(v, fail, what)
     if o.kind == "env":
@@ -464,6 +479,23 @@ def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what
     if o.kind == "restart" or o.default is None:
         return str(v) if v not in (None, "") else None
     return str(v) if v not in (None, "") else o.default
+
+
+def _plain(v: object) -> bool:
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+
+
+def _wrong_type(o: Option, v: Any) -> str | None:
+    """What a declared value of the wrong type should have been (None: its type is right)."""
+    if v is None:
+        return None
+    if o.kind == "bool" and not isinstance(v, bool):
+        return "true or false"
+    if o.kind in ("str", "restart", "size") and not _plain(v):
+        return "a string"
+    if o.kind in ("map", "env") and isinstance(v, dict) and not all(x is None or _plain(x) for x in v.values()):
+        return "a mapping of names to strings"
+    return None
 
 
 def parse_values(given: dict[str, Any], names: dict[str, str],

@@ -39,6 +39,7 @@ import yaml
 
 from berth.container import options
 from berth.container.config import ContainerConfig, OptionError, check_volume_name
+from berth.declare import entries
 from berth.errors import InvalidInput
 from berth.record import Factory, Record
 
@@ -50,6 +51,7 @@ VOLUME_KEYS = {"name", "labels", "state"}
 VOLUME_STATES = ("present", "absent")
 SECTIONS = ("images", "containers", "volumes")
 MANAGED_LABEL = options.MANAGED_LABEL
+MAX_FILE = 16 << 20  # a desired-state file larger than this is not one
 
 
 class Node(dict):  # type: ignore[type-arg]
@@ -78,6 +80,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
     at = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value, not a list or "
+                                                    "mapping", key_node.start_mark)
         values[key] = loader.construct_object(value_node, deep=True)
         at[str(key)] = f"line {key_node.start_mark.line + 1}"
     return _node(values, f"line {node.start_mark.line + 1}", at)
@@ -121,8 +126,8 @@ def _check_item(path: str, doc: Node, section: str, what: str, item: object, all
         raise _err(path, doc.where(section), f"each {what} must be a mapping")
     bad = set(item) - allowed
     if bad:
-        k = sorted(bad)[0]
-        raise _err(path, item.where(k), f"unknown {what} key {k!r}; allowed: {', '.join(sorted(allowed))}")
+        k = sorted(bad, key=str)[0]
+        raise _err(path, item.where(str(k)), f"unknown {what} key {k!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _err(path: str, where: str, msg: str) -> InvalidInput:
@@ -145,10 +150,18 @@ def from_dict(doc: dict[str, Any], source: str, base_dir: str | None = None) -> 
 
 def load(path: str) -> Desired:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE + 1)
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > MAX_FILE:
+        raise InvalidInput(f"{path}: larger than {MAX_FILE >> 20} MiB, not a desired-state file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InvalidInput(f"{path} line {line}: not UTF-8 text "
+                           f"(byte {data[e.start]:#04x} at offset {e.start})") from None
     return _parse(text, path, os.path.dirname(os.path.abspath(path)))
 
 
@@ -156,21 +169,44 @@ def _parse(text: str, path: str, base_dir: str) -> Desired:
     try:
         doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise InvalidInput(f"{path} line {mark.line + 1 if mark else '?'}: not valid YAML "
-                           f"({getattr(e, 'problem', e)})") from None
+        raise InvalidInput(f"{path} line {_yaml_line(e, text)}: not valid YAML ({_yaml_problem(e)})") from None
+    except RecursionError:
+        raise InvalidInput(f"{path}: not valid YAML (nested too deeply)") from None
     if doc is None:
         doc = _node({}, "line 1", {})
     if not isinstance(doc, Node):
-        raise InvalidInput(f"{path}: expected a mapping with images, containers and volumes")
+        raise InvalidInput(f"{path} line 1: expected a mapping with images, containers and volumes")
     return _parse_doc(doc, path, base_dir)
 
 
-def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
+def _yaml_line(e: yaml.YAMLError, text: str) -> str:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    if mark is not None:
+        return str(mark.line + 1)
+    if isinstance(e, yaml.reader.ReaderError):  # a character YAML does not allow (control bytes)
+        return str(text[: e.position].count("\n") + 1)
+    return "?"
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    if isinstance(e, yaml.reader.ReaderError):
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        return f"character U+{code:04X} is not allowed"
+    return " ".join(str(getattr(e, "problem", None) or e).split())
+
+
+def _sections(doc: Node, path: str) -> None:
     unknown = set(doc) - set(SECTIONS)
     if unknown:
-        k = sorted(unknown)[0]
-        raise _err(path, doc.where(k), f"unknown key {k!r}; allowed: {', '.join(SECTIONS)}")
+        k = sorted(unknown, key=str)[0]
+        raise _err(path, doc.where(str(k)), f"unknown key {k!r}; allowed: {', '.join(SECTIONS)}")
+    for section in ("images", "containers"):  # volumes may also be a mapping (see _volumes)
+        if doc.get(section) is not None and not isinstance(doc[section], list):
+            raise _err(path, doc.where(section), f"{section} must be a list of mappings")
+
+
+def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
+    _sections(doc, path)
     images = []
     for item in doc.get("images") or []:
         _check_item(path, doc, "images", "image", item, IMAGE_KEYS)
@@ -180,6 +216,7 @@ def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
         if len(sources) != 1:
             raise _err(path, item.where(), f"image {item['name']} needs exactly one of {', '.join(IMAGE_SOURCES)}")
         src = sources[0]
+        entries.check_image(item, src, lambda k, m: _err(path, item.where(k), m))  # noqa: B023 - called at once
         if src in ("import", "load") and not os.path.isabs(str(item[src])):
             item[src] = os.path.join(base_dir, str(item[src]))
         images.append(dict(item))
@@ -189,6 +226,8 @@ def _parse_doc(doc: Node, path: str, base_dir: str) -> Desired:
         _check_item(path, doc, "containers", "container", item, CONTAINER_KEYS)
         if "name" not in item:
             raise _err(path, item.where(), "a container needs name")
+        if not entries.scalar(item["name"]) or str(item["name"]) == "":
+            raise _err(path, item.where("name"), "name must be a non-empty string")
         name = str(item["name"])
         if name in seen:
             raise _err(path, item.where("name"), f"container {name} is declared twice")
@@ -221,8 +260,8 @@ def _volumes(path: str, doc: Node) -> list[DeclaredVolume]:
             raise _err(path, item.where("name"), f"volume {name} is declared twice")
         seen.add(name)
         labels = item.get("labels") or {}
-        if not isinstance(labels, dict):
-            raise _err(path, item.where("labels"), f"volume {name}: labels must be a mapping")
+        if not isinstance(labels, dict) or not all(v is None or entries.scalar(v) for v in labels.values()):
+            raise _err(path, item.where("labels"), f"volume {name}: labels must be a mapping of names to strings")
         state = str(item.get("state", "present"))
         if state not in VOLUME_STATES:
             raise _err(path, item.where("state"), f"volume {name}: state must be present or absent")

@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import posixpath
 import re
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth.errors import HostileInput, InvalidInput
-from berth.image import formats, reference
+from berth.image import formats, reference, validate
 from berth.image.formats import CONTAINERD_NAME, INDEXES, MANIFESTS, OCI_LAYER, OCI_MANIFEST, REF_NAME, for_this_host
 from berth.image.ingest import LayerIngest
 from berth.image.store import Image, Stores
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from berth.image.signing import Lookaside
 
 FORMATS = ("docker-archive", "oci-archive", "oci-dir")
+MAX_MANIFESTS = 4096  # an index (with its nested indexes) listing more is not an image archive
 
 
 class _Selection:
@@ -266,6 +269,14 @@ def _save_oci_dir(stores: Stores, lookaside: Lookaside, sel: _Selection, path: s
 
 
 # ------------------------------------------------------------------------------- load
+# what reading a damaged tar (or its compression) raises
+CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
+def _why(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 class _Source:
     """Random access to an archive's members: a directory or a (seekable) tar file."""
 
@@ -275,12 +286,19 @@ class _Source:
         self.members: dict[str, tarfile.TarInfo] = {}
         if os.path.isdir(path):
             return
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            raise InvalidInput(f"{path} is empty, not an image archive")
         try:
             self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed in close()
-        except (tarfile.TarError, OSError) as e:
-            raise InvalidInput(f"{path} is not an image archive (tar or OCI layout directory): {e}") from None
-        for m in self.tar.getmembers():
-            self.members[posixpath.normpath(m.name.lstrip("./") or ".")] = m
+        except (tarfile.TarError, OSError):
+            raise InvalidInput(f"{path} is not an image archive (a tar, optionally compressed, or an OCI layout "
+                               "directory)") from None
+        try:
+            for m in self.tar.getmembers():
+                self.members[posixpath.normpath(m.name.lstrip("./") or ".")] = m
+        except CORRUPT as e:
+            self.tar.close()
+            raise InvalidInput(f"{path} is truncated or corrupt: {_why(e)}") from None
 
     def names(self, prefix: str) -> list[str]:
         """Regular files under prefix (archive-relative names)."""
@@ -384,15 +402,35 @@ def load(stores: Stores, lookaside: Lookaside, path: str, default_name: str | No
     """Load every image of an archive; returns the images with the names they got (the caller
     enforces the trust policy on them)."""
     src = _Source(path)
+    before = {img.id for img in stores.images.list()}
+    made: list[str] = []  # the layers this load created, oldest first
+    out: list[tuple[Image, list[str]]] = []
     try:
         plan = _plan(src, path, default_name)
-        out = []
         for config_bytes, layer_blobs, names in plan:
-            out.append((_load_image(stores, src, config_bytes, layer_blobs, names), names))
+            out.append((_load_image(stores, src, config_bytes, layer_blobs, names, made), names))
         _import_extras(stores, lookaside, src, out)
         return out
+    except CORRUPT as e:
+        _undo(stores, before, out, made)
+        raise InvalidInput(f"{path} is truncated or corrupt: {_why(e)}") from None
+    except BaseException:
+        _undo(stores, before, out, made)
+        raise
     finally:
         src.close()
+
+
+def _undo(stores: Stores, before: set[str], loaded: list[tuple[Image, list[str]]], made: list[str]) -> None:
+    """A load that fails leaves nothing behind: the images it added and the layers it created go."""
+    for img, _names in loaded:
+        if img.id not in before:
+            stores.images.delete(img.id)
+    for lid in reversed(made):
+        try:
+            stores.layers.remove(lid)
+        except Exception:  # noqa: BLE001, S110 - best effort: the original error is what matters
+            pass
 
 
 def _import_extras(stores: Stores, lookaside: Lookaside, src: _Source, loaded: list[tuple[Image, list[str]]]) -> None:
@@ -407,17 +445,17 @@ def _import_extras(stores: Stores, lookaside: Lookaside, src: _Source, loaded: l
     for name in src.names(f"{EXTRAS}/manifests/"):
         if not name.endswith(".json"):
             continue
-        meta = json.loads(src.read(name, limit=1 << 16))
-        img = ids.get(str(meta.get("image")))
+        meta = validate.parse(src.read(name, limit=1 << 16), f"{name} in the archive")
+        img = ids.get(str(meta.get("image"))) if isinstance(meta, dict) else None
         if img is None:
             continue
         data = src.read(name[: -len(".json")], limit=4 << 20)
         digest = "sha256:" + os.path.basename(name[: -len(".json")])
         if formats.digest(data) != digest:
             raise InvalidInput(f"archive manifest {digest} does not match its digest")
-        manifest = json.loads(data)
+        _config, layers = validate.manifest(data, f"archive manifest {digest}")
         diff_ids = stores.images.config(img.id)["rootfs"]["diff_ids"]  # type: ignore[index]
-        for ly, diff_id in zip(manifest.get("layers", []), diff_ids, strict=False):
+        for ly, diff_id in zip(layers, diff_ids, strict=False):
             bd = str(ly["digest"])
             if not stores.blobs.has(bd):
                 with src.open(f"{EXTRAS}/blobs/{bd[7:]}") as f:
@@ -439,17 +477,9 @@ Plan = list[tuple[bytes, list[tuple[str, str | None]], list[str]]]
 
 
 def _plan_docker(src: _Source) -> Plan:
-    try:
-        manifest = json.loads(src.read("manifest.json"))
-    except ValueError:
-        raise InvalidInput("manifest.json in the archive is not valid JSON") from None
-    if not isinstance(manifest, list):
-        raise InvalidInput("manifest.json must be a list of images")
+    manifest = validate.docker_manifest(src.read("manifest.json"), "manifest.json in the archive")
     plan: Plan = []
     for entry in manifest:
-        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or \
-                not isinstance(entry.get("Layers"), list):
-            raise InvalidInput("manifest.json entry lacks Config or Layers")
         config = src.read(entry["Config"])
         names = [str(reference.parse(t)) for t in entry.get("RepoTags") or []]
         plan.append((config, [(str(p), None) for p in entry["Layers"]], names))
@@ -457,11 +487,7 @@ def _plan_docker(src: _Source) -> Plan:
 
 
 def _blob_name(digest: object) -> str:
-    d = str(digest)
-    algo, _, hexd = d.partition(":")
-    if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
-        raise InvalidInput(f"unsupported or malformed digest {d!r} in the archive")
-    return f"blobs/sha256/{hexd}"
+    return "blobs/sha256/" + validate.digest(digest, "the archive")[7:]
 
 
 def _read_blob(src: _Source, desc: dict[str, object]) -> bytes:
@@ -472,13 +498,14 @@ def _read_blob(src: _Source, desc: dict[str, object]) -> bytes:
 
 
 def _plan_oci(src: _Source, default_repo: str) -> Plan:
-    try:
-        index = json.loads(src.read("index.json"))
-    except ValueError:
-        raise InvalidInput("index.json in the archive is not valid JSON") from None
     plan: Plan = []
-    pending = [(d, None) for d in index.get("manifests", [])]
+    pending: list[tuple[dict[str, Any], str | None]] = [
+        (d, None) for d in validate.index(src.read("index.json"), "index.json in the archive")]
+    seen = 0
     while pending:
+        seen += 1
+        if seen > MAX_MANIFESTS:
+            raise InvalidInput(f"the archive's index lists more than {MAX_MANIFESTS} manifests")
         desc, inherited = pending.pop(0)
         mt = desc.get("mediaType")
         ann = desc.get("annotations") or {}
@@ -487,29 +514,25 @@ def _plan_oci(src: _Source, default_repo: str) -> Plan:
         if not name and ref_name:
             name = ref_name if (":" in ref_name or "/" in ref_name) else f"{default_repo}:{ref_name}"
         if mt in INDEXES:
-            sub = json.loads(_read_blob(src, desc))
-            matches = [d for d in sub.get("manifests", []) if for_this_host(d)]
+            sub = validate.index(_read_blob(src, desc), f"index {desc['digest']}")
+            matches = [d for d in sub if for_this_host(d)]
             if not matches:
                 raise InvalidInput("the archive's index has no image for this platform")
             pending.insert(0, (matches[0], name))
             continue
         if mt is not None and mt not in MANIFESTS:
             raise InvalidInput(f"unsupported manifest type {mt!r} in the archive")
-        manifest = json.loads(_read_blob(src, desc))
-        config = _read_blob(src, manifest["config"])
-        layers = [(_blob_name(ly["digest"]), str(ly["digest"])) for ly in manifest.get("layers", [])]
+        config_desc, layer_descs = validate.manifest(_read_blob(src, desc), f"manifest {desc['digest']}")
+        config = _read_blob(src, config_desc)
+        layers = [(_blob_name(ly["digest"]), str(ly["digest"])) for ly in layer_descs]
         names = [str(reference.parse(name))] if name else []
         plan.append((config, layers, names))
     return plan
 
 
 def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[tuple[str, str | None]],
-                names: list[str]) -> Image:
-    try:
-        config = json.loads(config_bytes)
-        diff_ids = list(config["rootfs"]["diff_ids"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput("image config in the archive is not valid (rootfs.diff_ids missing)") from None
+                names: list[str], made: list[str]) -> Image:
+    diff_ids = list(validate.image_config(config_bytes, "the image config in the archive")["rootfs"]["diff_ids"])
     if len(diff_ids) != len(layers):
         raise InvalidInput(f"image config lists {len(diff_ids)} layers but the manifest has {len(layers)}")
     with LayerIngest(stores.layers) as ingest:
@@ -522,4 +545,5 @@ def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[
                 # an uncompressed blob's digest is its DiffID, which applying it checks anyway
                 reader = _VerifyingReader(raw, None if blob_digest == diff_id else blob_digest)
                 ingest.unpack(reader, member, lambda r=reader, m=member: r.verify(f"layer {m}"))  # type: ignore[arg-type]
+        made.extend(ingest.created)
         return stores.images.add_raw(config_bytes, ingest.parent, ingest.size, names)

@@ -32,6 +32,7 @@ from berth.storage.fsutil import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, rel_join,
 from berth.storage.tarsplit import Recorder
 
 CHUNK = 1 << 20
+TAIL = 2 * CHUNK + (64 << 10)  # bytes HashingReader keeps: more than tarfile and its buffer read ahead
 
 
 class HashingReader(io.RawIOBase):
@@ -42,6 +43,7 @@ class HashingReader(io.RawIOBase):
         self.hash = hashlib.sha256()
         self.count = 0
         self.recorder = recorder
+        self.tail = bytearray()  # the last TAIL bytes read (the tar's end is checked in them)
 
     def readable(self) -> bool:
         return True
@@ -54,7 +56,15 @@ class HashingReader(io.RawIOBase):
         self.count += n
         if self.recorder is not None:
             self.recorder.feed(data)
+        self.tail += data
+        if len(self.tail) > TAIL:
+            del self.tail[: len(self.tail) - TAIL]
         return n
+
+    def block(self, offset: int) -> bytes:
+        """The bytes read so far of the 512-byte block at offset (fewer where the stream ended)."""
+        start = offset - (self.count - len(self.tail))
+        return bytes(self.tail[max(start, 0): max(start + tarfile.BLOCKSIZE, 0)])
 
 
 def open_uncompressed(raw: BinaryIO) -> BinaryIO:
@@ -311,6 +321,16 @@ class Applier:
             os.utime(p, (t, t))
 
 
+def _check_end(reader: HashingReader, offset: int) -> None:
+    """tarfile stops quietly at a cut or damaged header after the first entry; a tar ends with a
+    zero block, or (as Go's archive/tar accepts) exactly at an entry's end."""
+    blk = reader.block(offset)
+    if 0 < len(blk) < tarfile.BLOCKSIZE:
+        raise InvalidInput(f"archive is truncated: it ends inside the header at byte {offset}")
+    if blk.count(0) != len(blk):
+        raise InvalidInput(f"archive is corrupt: the header at byte {offset} is not a valid tar header")
+
+
 def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | None = None) -> ApplyResult:
     """Apply a (possibly compressed) layer tar to root; returns its DiffID and unpacked size.
     With a recorder, everything but file contents is kept for exact reassembly."""
@@ -326,6 +346,7 @@ def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | 
                 kept = m.isreg() and not posixpath.basename(m.name).startswith(WHITEOUT_PREFIX)
                 recorder.member(m.name, m.offset_data, m.size, kept)
             applier.entry(m, tf)
+        _check_end(reader, tf.offset)
         applier.finish()
         # the tar stream may carry padding after the end-of-archive blocks: it is part of the DiffID
         while buffered.read(CHUNK):
