@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.container import cgroups, logs, pathres, spec, users
+from berth.container import cgroups, etchosts, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
@@ -106,6 +106,7 @@ class ContainerManager:
             raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
                                "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
         img = self.images.resolve(cfg.image)
+        _process_args(cfg, self.images.config(img.id).get("config") or {})  # type: ignore[arg-type]
         if not trusted:
             self.check_trust(cfg.image)
         for m in cfg.volumes:
@@ -221,16 +222,7 @@ class ContainerManager:
         rt = select(self.runroot, cfg.runtime)
         rootfs = self.layers.mount(c.rw_layer)
         try:
-            entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
-            if cfg.command is not None:
-                cmd = cfg.command
-            elif cfg.entrypoint is not None:
-                cmd = []
-            else:
-                cmd = icfg.get("Cmd") or []
-            args = list(entry) + list(cmd)
-            if not args:
-                raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
+            args = _process_args(cfg, icfg)
             uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None)
             env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
             # on the host's network the host's name, as docker does; otherwise the short ID
@@ -294,8 +286,7 @@ class ContainerManager:
         elif network:
             hosts_data = self.networks().hosts_for(network, c.name, c.ip, hostname)
         else:
-            hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                          f"127.0.1.1\t{hostname}\n").encode()
+            hosts_data = etchosts.content([])
         atomic_write(hosts, hosts_data, durable=False)
         atomic_write(os.path.join(ud, "hostname"), f"{hostname}\n".encode(), durable=False)
         resolv = b""
@@ -733,6 +724,23 @@ class ContainerManager:
         from berth.container.inspect import container_json
 
         return container_json(self, self.get(ref))
+
+
+def _process_args(cfg: ContainerConfig, icfg: dict[str, object]) -> list[str]:
+    """The container's argv: entrypoint and command, each the container's own or else the image's
+    (an entrypoint of the container's own drops the image's command, as docker does)."""
+    entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
+    if cfg.command is not None:
+        cmd = cfg.command
+    elif cfg.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = icfg.get("Cmd") or []
+    args = [str(x) for x in [*entry, *cmd]]  # type: ignore[misc]
+    if not args:
+        # docker refuses the container at create ("No command specified"), not at start
+        raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
+    return args
 
 
 def _runtime_failed(log: str) -> bool:
