@@ -5,9 +5,14 @@ test says so."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+
 import pytest
 
-from tests.conftest import berth
+from tests.conftest import BERTH, berth, wait_for
 
 
 @pytest.fixture
@@ -66,3 +71,94 @@ def test_create_without_a_command_is_refused_at_create(bb: dict[str, str], busyb
     # a command, or an entrypoint, given at create is enough
     berth(bb, "rm", berth(bb, "create", "--network", "none", "nocmd", "true").stdout.strip())
     berth(bb, "rm", berth(bb, "create", "--network", "none", "--entrypoint", "true", "nocmd").stdout.strip())
+
+
+def start_foreground(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`berth run ARGS` in the background of the test; returns once the container printed "ready"."""
+    p = subprocess.Popen([BERTH, "run", *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    assert line == "ready\n", (line, p.stderr.read() if p.poll() is not None else "")
+    return p
+
+
+def finish(p: subprocess.Popen[str]) -> tuple[int, str]:
+    out, _err = p.communicate(timeout=60)
+    return p.returncode, out
+
+
+TRAPS = 'trap "exit 9" TERM; trap "exit 8" INT; echo ready; sleep 20 & wait'
+
+
+@pytest.mark.parametrize("sig,code", [("TERM", 9), ("INT", 8)])
+def test_a_signal_to_a_foreground_run_reaches_the_container(bb: dict[str, str], sig: str, code: int) -> None:
+    """docker's sig-proxy: `timeout -s TERM 2 docker run --rm ...` ends with the container's own exit
+    code, and the --rm container is gone (not left as "Exited (None)")."""
+    cp = subprocess.run(["timeout", "--preserve-status", "-s", sig, "2", BERTH, "run", "--rm", "--network", "none",
+                         "bb", "sh", "-c", TRAPS], env=bb, capture_output=True, text=True, timeout=60)
+    assert cp.returncode == code, cp
+    assert berth(bb, "ps", "-aq").stdout == ""
+
+
+def test_the_exit_is_recorded_with_its_code(bb: dict[str, str]) -> None:
+    p = start_foreground(bb, "--name", "kept", "--network", "none", "bb", "sh", "-c", TRAPS)
+    p.send_signal(signal.SIGTERM)
+    assert finish(p)[0] == 9
+    state = json.loads(berth(bb, "inspect", "kept").stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 9
+
+
+def test_every_signal_is_passed_on_and_repeats_too(bb: dict[str, str]) -> None:
+    """docker 20.10 passes on HUP, USR1 and the rest; a second or third INT/TERM is passed on as
+    well (observed: docker run keeps waiting for a container that ignores them, no forced exit)."""
+    p = start_foreground(bb, "--rm", "--network", "none", "bb", "sh", "-c",
+                         'trap "echo hup" HUP; trap "echo usr1" USR1; trap "echo int" INT; echo ready; '
+                         'while read -t 20 x < /dev/zero; [ ! -e /tmp/stop ]; do sleep 0.05; done; echo end')
+    assert p.stdout is not None
+    for sig, word in ((signal.SIGHUP, "hup"), (signal.SIGUSR1, "usr1"), (signal.SIGINT, "int"),
+                      (signal.SIGINT, "int")):
+        p.send_signal(sig)
+        assert p.stdout.readline() == word + "\n"
+    berth(bb, "exec", berth(bb, "ps", "-q").stdout.strip(), "touch", "/tmp/stop")
+    assert finish(p) == (0, "end\n")
+    assert berth(bb, "ps", "-aq").stdout == ""
+
+
+def test_pid_1_without_handlers_ignores_them_and_berth_waits(bb: dict[str, str]) -> None:
+    p = start_foreground(bb, "--rm", "--network", "none", "bb", "sh", "-c", "echo ready; exec sleep 2")
+    p.send_signal(signal.SIGTERM)
+    p.send_signal(signal.SIGTERM)
+    assert finish(p) == (0, "")
+    assert berth(bb, "ps", "-aq").stdout == ""
+
+
+def test_without_sig_proxy_berth_goes_and_the_container_stays(bb: dict[str, str]) -> None:
+    """docker run --sig-proxy=false: the client ends on the signal, the container runs on."""
+    p = start_foreground(bb, "--sig-proxy=false", "--name", "stays", "--network", "none", "bb", "sh", "-c", TRAPS)
+    p.send_signal(signal.SIGTERM)
+    assert finish(p)[0] == -signal.SIGTERM
+    assert berth(bb, "inspect", "stays").stdout and berth(bb, "ps", "-q").stdout.strip()
+    berth(bb, "stop", "stays")
+    assert json.loads(berth(bb, "inspect", "stays").stdout)[0]["State"]["ExitCode"] == 9
+
+
+def test_tty_without_a_terminal(bb: dict[str, str]) -> None:
+    """docker allocates the pseudo-terminal for -t whatever its stdin is (output with \\r\\n,
+    TERM=xterm); only -i -t wants stdin to be a terminal ("the input device is not a TTY", exit 1)."""
+    cp = subprocess.run([BERTH, "run", "--rm", "-t", "--network", "none", "bb", "sh", "-c", "tty; echo $TERM; exit 4"],
+                        env=bb, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (4, b"/dev/pts/0\r\nxterm\r\n", b"")
+    cp = subprocess.run([BERTH, "run", "--rm", "-it", "--network", "none", "bb", "true"], env=bb,
+                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert (cp.returncode, cp.stderr) == (1, "berth: error: the input device is not a TTY\n")
+    assert berth(bb, "ps", "-aq").stdout == ""
+
+
+def test_rm_detached_goes_when_it_exits(bb: dict[str, str]) -> None:
+    """The exit command removes it (no berth command has to look first)."""
+    cid = berth(bb, "run", "--rm", "-d", "--network", "none", "bb", "sh", "-c", "sleep 0.5").stdout.strip()
+    userdata = os.path.join(bb["BERTH_ROOT"], "containers", cid)
+    assert os.path.isdir(userdata)
+    wait_for(lambda: not os.path.exists(userdata), what="the --rm -d container's removal")
+    assert berth(bb, "ps", "-aq").stdout == ""

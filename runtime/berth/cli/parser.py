@@ -37,3 +37,14 @@ class Parser(argparse.ArgumentParser):
     def _fail(prog: str, message: str) -> NoReturn:
         print(f"{prog}: error: {message} (see '{prog} --help')", file=sys.stderr)
         sys.exit(USAGE_ERROR)
+
+
+
+def add_bool_flag(sp: argparse.ArgumentParser, flag: str, default: bool, help: str) -> None:
+    """--FLAG and --FLAG=true, --no-FLAG and --FLAG=false (docker's spellings), one destination. The
+    `=` forms are option strings of their own: a flag taking an optional value would swallow the
+    image name after it."""
+    dest = flag.removeprefix("--").replace("-", "_")
+    sp.add_argument(flag, f"{flag}=true", dest=dest, action="store_true", default=default, help=help)
+    sp.add_argument("--no-" + flag.removeprefix("--"), f"{flag}=false", dest=dest, action="store_false",
+                    help=argparse.SUPPRESS)
