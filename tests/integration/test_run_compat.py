@@ -114,7 +114,7 @@ def test_every_signal_is_passed_on_and_repeats_too(bb: dict[str, str]) -> None:
     well (observed: docker run keeps waiting for a container that ignores them, no forced exit)."""
     p = start_foreground(bb, "--rm", "--network", "none", "bb", "sh", "-c",
                          'trap "echo hup" HUP; trap "echo usr1" USR1; trap "echo int" INT; echo ready; '
-                         'while read -t 20 x < /dev/zero; [ ! -e /tmp/stop ]; do sleep 0.05; done; echo end')
+                         'while [ ! -e /tmp/stop ]; do sleep 0.05; done; echo end')
     assert p.stdout is not None
     for sig, word in ((signal.SIGHUP, "hup"), (signal.SIGUSR1, "usr1"), (signal.SIGINT, "int"),
                       (signal.SIGINT, "int")):
@@ -162,3 +162,25 @@ def test_rm_detached_goes_when_it_exits(bb: dict[str, str]) -> None:
     assert os.path.isdir(userdata)
     wait_for(lambda: not os.path.exists(userdata), what="the --rm -d container's removal")
     assert berth(bb, "ps", "-aq").stdout == ""
+
+
+def test_detached_tty_stays_up_with_a_terminal_until_stopped(bb: dict[str, str]) -> None:
+    """docker run -dt IMG sh: the shell waits on its pseudo-terminal (conmon's), its prompt banner
+    is in the log (\\r\\n line ends), attach follows it, stop ends it (sh as pid 1 ignores TERM: 137)."""
+    cid = berth(bb, "run", "-dt", "--network", "none", "--name", "dt", "bb", "sh").stdout.strip()
+    wait_for(lambda: b"built-in shell (ash)\r\n" in subprocess.run([BERTH, "logs", "dt"], env=bb, capture_output=True,
+                                                                timeout=60).stdout, what="the shell's banner")
+    assert berth(bb, "ps", "-q").stdout.strip() == cid[:12]
+    assert berth(bb, "exec", "dt", "sh", "-c", "readlink /proc/1/fd/0; echo $TERM").stdout == "/dev/pts/0\nxterm\n"
+    p = subprocess.Popen([BERTH, "attach", "dt"], env=bb, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    try:
+        wait_for(lambda: berth(bb, "exec", "dt", "sh", "-c", "echo hello > /proc/1/fd/1") and
+                 p.stdout.readline().strip() == "hello", what="attach to show what the container writes")
+        berth(bb, "stop", "-t", "1", "dt")
+        assert p.wait(timeout=60) == 137
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=30)
+    assert json.loads(berth(bb, "inspect", "dt").stdout)[0]["State"]["ExitCode"] == 137

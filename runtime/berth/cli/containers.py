@@ -32,7 +32,7 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     from berth.container.pathres import ExecError
     from berth.container.runtime import StartError
 
-    if a.tty and a.interactive and not a.detach and not sys.stdin.isatty():
+    if a.ctr_tty and a.interactive and not a.detach and not sys.stdin.isatty():
         print("berth: error: the input device is not a TTY", file=sys.stderr)  # docker's words and exit 1
         return 1
     try:
@@ -43,10 +43,10 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 e.containers.start(c.id)
                 print(c.id)
                 return 0
-            if not a.sig_proxy and not (a.interactive or a.tty):
+            if not a.sig_proxy and not (a.interactive or cfg.tty):
                 return e.containers.run_attached(c, sig_proxy=False)
-            if a.interactive or a.tty or cfg.auto_remove:
-                return e.containers.run_foreground(c, a.tty, a.interactive)
+            if a.interactive or cfg.tty or cfg.auto_remove:
+                return e.containers.run_foreground(c, cfg.tty, a.interactive)
             return e.containers.run_attached(c)
     except (StartError, ExecError) as err:
         print(f"berth: error: {err}", file=sys.stderr)
@@ -242,8 +242,6 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
                              "126 not executable; 127 not found)")
     sp.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
     sp.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
-    sp.add_argument("-t", "--tty", action="store_true",
-                    help="allocate a pseudo-terminal (also when berth's stdin is none; -i then needs one)")
     add_bool_flag(sp, "--sig-proxy", True, "pass the signals berth gets on to the container (default: true; false: "
                                            "a signal ends berth and the container stays, when it runs without -i/-t)")
     add_create_flags(sp)

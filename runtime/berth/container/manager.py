@@ -315,7 +315,7 @@ class ContainerManager:
             return c
         with self._lock(c.id):
             c = self.store.get(c.id)
-            rt, bundle = self._prepare(c)
+            rt, bundle = self._prepare(c, terminal=c.config.tty)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.exit_dir, c.id))
             if not by_policy:
@@ -325,7 +325,8 @@ class ContainerManager:
             exit_cmd = self._exit_command(c.id)
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
-                                    self.log_path(c.id), self.socket_dir, exit_command=exit_cmd)
+                                    self.log_path(c.id), self.socket_dir, exit_command=exit_cmd,
+                                    terminal=c.config.tty)
                 rt.start(c.id)
             except BaseException as err:
                 self._release(c.replace(runtime=rt.name))
