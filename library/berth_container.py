@@ -109,6 +109,9 @@ options:
   read_only:
     description: "Read-only root file system (berth's default: false)."
     type: bool
+  tty:
+    description: "A pseudo-terminal for the container (docker's C(-t)); what it writes goes to the log (default false)."
+    type: bool
   labels:
     description: "Labels."
     type: dict
@@ -272,7 +275,8 @@ def main():
                 type=dict(type="str", default="bind", choices=["bind", "volume", "tmpfs"]), source=dict(type="str"),
                 tmpfs_size=dict(type="str"), tmpfs_mode=dict(type="str"), target=dict(type="str", required=True),
                 read_only=dict(type="bool", default=False))),
-            tmpfs=dict(type="list", elements="str"), read_only=dict(type="bool"), labels=dict(type="dict"),
+            tmpfs=dict(type="list", elements="str"), read_only=dict(type="bool"), tty=dict(type="bool"),
+            labels=dict(type="dict"),
             storage_opts=dict(type="dict"), network_mode=dict(type="str", aliases=["network"]),
             published_ports=dict(type="list", elements="str", aliases=["ports"]), ip=dict(type="str"),
             memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),

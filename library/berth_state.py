@@ -36,7 +36,7 @@ options:
       - "C(volumes): C(SRC:DST[:ro]) strings (C(SRC) a host path or a named volume); C(mounts): mappings with
         C(type) (bind, volume or tmpfs), C(source), C(target), C(read_only), C(tmpfs_size), C(tmpfs_mode) (a
         C(SRC:DST[:ro]) string is read as a volume). C(tmpfs): C(DST[:OPTS]) strings.
-        C(read_only): read-only root file system."
+        C(read_only): read-only root file system. C(tty): a pseudo-terminal for the container."
       - "C(labels): a mapping. C(network) (or C(network_mode)): bridge (default), none, host or a network's
         name; C(ports) (or C(published_ports)): C([IP:]HOST:CTR[/proto]); C(ip): a fixed IPv4 address."
       - "C(memory) (such as 64m), C(cpus), C(pids_limit), C(blkio_weight) (10 to 1000), C(cap_add),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.cli import listing, logcmd, netfmt, output, render
+from berth.cli.parser import add_bool_flag
 from berth.container import options
 from berth.container.config import ContainerConfig, parse_env
 from berth.errors import BerthError, InvalidInput
@@ -31,6 +32,9 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     from berth.container.pathres import ExecError
     from berth.container.runtime import StartError
 
+    if a.ctr_tty and a.interactive and not a.detach and not sys.stdin.isatty():
+        print("berth: error: the input device is not a TTY", file=sys.stderr)  # docker's words and exit 1
+        return 1
     try:
         with open_engine(a) as e:
             cfg = config_from_args(a)
@@ -39,8 +43,10 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 e.containers.start(c.id)
                 print(c.id)
                 return 0
-            if a.interactive or a.tty or cfg.auto_remove:
-                return e.containers.run_foreground(c, a.tty, a.interactive)
+            if not a.sig_proxy and not (a.interactive or cfg.tty):
+                return e.containers.run_attached(c, sig_proxy=False)
+            if a.interactive or cfg.tty or cfg.auto_remove:
+                return e.containers.run_foreground(c, cfg.tty, a.interactive)
             return e.containers.run_attached(c)
     except (StartError, ExecError) as err:
         print(f"berth: error: {err}", file=sys.stderr)
@@ -236,7 +242,8 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
                              "126 not executable; 127 not found)")
     sp.add_argument("-d", "--detach", action="store_true", help="run in the background and print the ID")
     sp.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
-    sp.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    add_bool_flag(sp, "--sig-proxy", True, "pass the signals berth gets on to the container (default: true; false: "
+                                           "a signal ends berth and the container stays, when it runs without -i/-t)")
     add_create_flags(sp)
 
     add_create_flags(add("create", cmd_create, "create a container without starting it"))
@@ -269,8 +276,7 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     logcmd.add_flags(add("logs", logcmd.cmd_logs, "show a container's output"))
 
     sp = add("attach", cmd_attach, "follow a running container's output until it exits; exit with its code")
-    sp.add_argument("--sig-proxy", default=True, action=argparse.BooleanOptionalAction,
-                    help="pass SIGINT/SIGTERM/SIGHUP on to the container (default: on)")
+    add_bool_flag(sp, "--sig-proxy", True, "pass the signals berth gets on to the container (default: true)")
     sp.add_argument("--no-stdin", action="store_true",
                     help="accepted for docker compatibility: a detached container's stdin is never kept open")
     sp.add_argument("container")

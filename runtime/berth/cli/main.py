@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from berth import config as config_mod
 from berth import trace
 from berth.cli import about, build, containers, inspectcmd, listing, output, registry, render, volumes
+from berth.cli.parser import Parser
 from berth.errors import BerthError, InvalidInput
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ def cmd_storage_check(a: argparse.Namespace) -> int:
 
 
 def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="berth", description="A container runtime: storage drivers, images, containers.")
+    p = Parser(prog="berth", description="A container runtime: storage drivers, images, containers.")
     p.add_argument("-v", "--version", action="store_true", help="print berth's version and exit")
     p.add_argument("--root", help=f"persistent state (default {config_mod.DEFAULT_ROOT}, or BERTH_ROOT)")
     p.add_argument("--runroot", help=f"volatile state (default {config_mod.DEFAULT_RUNROOT}, or BERTH_RUNROOT)")

@@ -133,6 +133,7 @@ class ContainerConfig(Record):
     volumes: list[Mount] = Factory(list)
     tmpfs: list[str] = Factory(list)
     read_only: bool = False
+    tty: bool = False
     labels: dict[str, str] = Factory(dict)
     network: str = "bridge"
     memory: int | None = None

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.container import cgroups, logs, pathres, spec, users
+from berth.container import cgroups, etchosts, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
@@ -106,6 +106,7 @@ class ContainerManager:
             raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
                                "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
         img = self.images.resolve(cfg.image)
+        _process_args(cfg, self.images.config(img.id).get("config") or {})  # type: ignore[arg-type]
         if not trusted:
             self.check_trust(cfg.image)
         for m in cfg.volumes:
@@ -139,6 +140,11 @@ class ContainerManager:
 
     # -- state -------------------------------------------------------------------------------
     def _conmon_alive(self, cid: str) -> bool:
+        """Whether the container's monitor lives: its conmon, or the berth running it in the foreground."""
+        from berth.container import foreground
+
+        if foreground.owner_alive(self.state_dir(cid)):
+            return True
         try:
             with open(os.path.join(self.state_dir(cid), "conmon.pid"), encoding="ascii") as f:
                 pid = int(f.read().strip())
@@ -221,21 +227,13 @@ class ContainerManager:
         rt = select(self.runroot, cfg.runtime)
         rootfs = self.layers.mount(c.rw_layer)
         try:
-            entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
-            if cfg.command is not None:
-                cmd = cfg.command
-            elif cfg.entrypoint is not None:
-                cmd = []
-            else:
-                cmd = icfg.get("Cmd") or []
-            args = list(entry) + list(cmd)
-            if not args:
-                raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
+            args = _process_args(cfg, icfg)
             uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None, cfg.group_add)
             env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
             # on the host's network the host's name, as docker does; otherwise the short ID
             hostname = cfg.hostname or (socket.gethostname() if cfg.network == "host" else c.id[:12])
-            env = merge_env(env, [f"HOSTNAME={hostname}"] + cfg.env)
+            # docker sets TERM=xterm for a container with a terminal (the container's -e wins)
+            env = merge_env(env, [f"HOSTNAME={hostname}"] + (["TERM=xterm"] if terminal else []) + cfg.env)
             cwd = cfg.workdir or icfg.get("WorkingDir") or "/"
             self._ensure_dir(rootfs, cwd)
             pathres.check_executable(rootfs, args[0], env, cwd)
@@ -294,8 +292,7 @@ class ContainerManager:
         elif network:
             hosts_data = self.networks().hosts_for(network, c.name, c.ip, hostname)
         else:
-            hosts_data = (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                          f"127.0.1.1\t{hostname}\n").encode()
+            hosts_data = etchosts.content([])
         atomic_write(hosts, hosts_data, durable=False)
         atomic_write(os.path.join(ud, "hostname"), f"{hostname}\n".encode(), durable=False)
         resolv = b""
@@ -318,7 +315,7 @@ class ContainerManager:
             return c
         with self._lock(c.id):
             c = self.store.get(c.id)
-            rt, bundle = self._prepare(c)
+            rt, bundle = self._prepare(c, terminal=c.config.tty)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.exit_dir, c.id))
             if not by_policy:
@@ -328,7 +325,8 @@ class ContainerManager:
             exit_cmd = self._exit_command(c.id)
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
-                                    self.log_path(c.id), self.socket_dir, exit_command=exit_cmd)
+                                    self.log_path(c.id), self.socket_dir, exit_command=exit_cmd,
+                                    terminal=c.config.tty)
                 rt.start(c.id)
             except BaseException as err:
                 self._release(c.replace(runtime=rt.name))
@@ -491,8 +489,9 @@ class ContainerManager:
         return removed
 
     # -- foreground runs ---------------------------------------------------------------------
-    def run_attached(self, c: Container) -> int:
-        """Start a container and copy its output until it exits; signals are passed on."""
+    def run_attached(self, c: Container, sig_proxy: bool = True) -> int:
+        """Start a container and copy its output until it exits; signals are passed on unless
+        sig_proxy is off (then a signal ends berth and the container goes on under conmon)."""
         log = self.log_path(c.id)
         start_pos = logs.size(log)
         try:
@@ -502,7 +501,7 @@ class ContainerManager:
                 self.remove(c.id, force=True)
             raise
         auto_remove = c.config.auto_remove
-        code = self._follow_until_exit(c, start_pos, sig_proxy=True)
+        code = self._follow_until_exit(c, start_pos, sig_proxy=sig_proxy)
         if auto_remove and self._exists(c.id):
             self.remove(c.id, force=True)
         return code
@@ -520,26 +519,22 @@ class ContainerManager:
         rt = select(self.runroot, c.runtime)
         exit_file = os.path.join(self.exit_dir, c.id)
 
-        def forward(signum: int, _frame: object) -> None:
-            rt.kill(c.id, str(signum))
+        from berth.container.foreground import FORWARDED, proxy_signals
 
-        old = {s: signal_mod.signal(s, forward)
-               for s in (signal_mod.SIGINT, signal_mod.SIGTERM, signal_mod.SIGHUP)} if sig_proxy else {}
-        try:
+        with proxy_signals(lambda signum: rt.kill(c.id, str(signum)), FORWARDED if sig_proxy else []):
             logs.follow(self.log_path(c.id), lambda: os.path.exists(exit_file) or not self._conmon_alive(c.id),
                         start_pos)
-        finally:
-            for s, h in old.items():
-                signal_mod.signal(s, h)
         c = self._wait_exit(c, None)
         return c.exit_code if c.exit_code is not None else 255
 
     def run_foreground(self, c: Container, tty: bool, interactive: bool) -> int:
-        """`run -i/-t` and `run --rm`: the runtime runs in the foreground with this process's stdin
-        (signals reach the container through it). Without a terminal the output is copied into
-        the container's log as well, so `berth logs` shows it afterwards (an --rm container's log
-        goes with it), and the container never sees berth's own terminal; a terminal's output is
-        not kept."""
+        """`run -i/-t` and `run --rm`: the runtime runs in the foreground as berth's child, with
+        berth's stdin when -i; signals to berth are passed on to the container (docker's
+        sig-proxy) and berth waits for its exit. The output is copied into the container's log as
+        well, so `berth logs` shows it afterwards (an --rm container's log goes with it); on
+        berth's own terminal (-t) the runtime writes to it directly and nothing is kept."""
+        from berth.container import foreground
+
         try:
             with self._lock(c.id):
                 rt, bundle = self._prepare(c, terminal=tty)
@@ -550,42 +545,22 @@ class ContainerManager:
                 self.remove(c.id, force=True)
             raise
         runtime_log = os.path.join(self.state_dir(c.id), "runtime.log")
+        code = 255
         try:
-            stdin = None if interactive or tty else subprocess.DEVNULL
-            if tty:
-                code = subprocess.call(rt.run_attached_argv(c.id, bundle, runtime_log), stdin=stdin)
-            else:
-                code = self._run_logged(rt.run_attached_argv(c.id, bundle, runtime_log), stdin, c.id)
+            foreground.claim(self.state_dir(c.id))  # another berth's look must not take it for exited
+            code = foreground.run(rt.run_attached_argv(c.id, bundle, runtime_log), tty=tty, interactive=interactive,
+                                  log_path=self.log_path(c.id), kill=lambda sig: rt.kill(c.id, str(sig)))
             if code != 0 and _runtime_failed(runtime_log):
                 code = 125
         finally:
             with self._lock(c.id):
                 oom = cgroups.oom_killed(self.cgroups_path(c.id))
                 self._release(self.store.get(c.id))
-                self.store.update(c.id, state="exited", finished_at=time.time(), oom_killed=int(oom))
-        self.store.update(c.id, exit_code=code)
-        if c.config.auto_remove:
-            self.remove(c.id, force=True)
+                # the exit code with the state, so that no look ever sees an exit without a code
+                self.store.update(c.id, state="exited", exit_code=code, finished_at=time.time(), oom_killed=int(oom))
+            if c.config.auto_remove:
+                self.remove(c.id, force=True)
         return code
-
-    def _run_logged(self, argv: list[str], stdin: int | None, cid: str) -> int:
-        import threading
-
-        writer = logs.Writer(self.log_path(cid))
-        try:
-            p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            copiers = [threading.Thread(target=logs.tee, args=(pipe, name, writer))
-                       for pipe, name in ((p.stdout, "stdout"), (p.stderr, "stderr"))]
-            for t in copiers:
-                t.start()
-            code = p.wait()
-            for t in copiers:
-                t.join()
-            for pipe in (p.stdout, p.stderr):
-                pipe.close()  # type: ignore[union-attr]
-            return code
-        finally:
-            writer.close()
 
     def exec(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
              tty: bool) -> int:
@@ -733,6 +708,23 @@ class ContainerManager:
         from berth.container.inspect import container_json
 
         return container_json(self, self.get(ref))
+
+
+def _process_args(cfg: ContainerConfig, icfg: dict[str, object]) -> list[str]:
+    """The container's argv: entrypoint and command, each the container's own or else the image's
+    (an entrypoint of the container's own drops the image's command, as docker does)."""
+    entry = cfg.entrypoint if cfg.entrypoint is not None else (icfg.get("Entrypoint") or [])
+    if cfg.command is not None:
+        cmd = cfg.command
+    elif cfg.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = icfg.get("Cmd") or []
+    args = [str(x) for x in [*entry, *cmd]]  # type: ignore[misc]
+    if not args:
+        # docker refuses the container at create ("No command specified"), not at start
+        raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
+    return args
 
 
 def _runtime_failed(log: str) -> bool:

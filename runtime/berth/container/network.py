@@ -19,6 +19,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from berth import trace
+from berth.container import etchosts
 from berth.container.ports import dnat_rules, ports_in_use
 from berth.errors import BerthError, InUse, InvalidInput, NotFound
 from berth.locks import FileLock
@@ -285,13 +286,13 @@ class Networks:
                 pass
 
     def hosts_for(self, network: str, own_name: str, own_ip: str | None, hostname: str) -> bytes:
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines = []
         if own_ip:
             lines.append(f"{own_ip}\t{hostname} {own_name}")
         for c in self.containers.store.list():
             if c.config.bridge_network() == network and c.state == "running" and c.ip and c.name != own_name:
                 lines.append(f"{c.ip}\t{c.name}")
-        return ("\n".join(lines) + "\n").encode()
+        return etchosts.content(lines)
 
     def refresh_hosts(self, network: str) -> None:
         """Rewrite every running member's /etc/hosts in place (bind mounts pin the inode)."""

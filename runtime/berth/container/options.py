@@ -103,6 +103,8 @@ OPTIONS: tuple[Option, ...] = (
            help="mount a tmpfs"),
     Option("read_only", "bool", cli=("--read-only",), key="read_only", ansible="read_only", default=False,
            help="mount the root file system read-only"),
+    Option("tty", "bool", cli=("-t", "--tty"), key="tty", ansible="tty", default=False,
+           help="give the container a pseudo-terminal (docker's -t: also without one on berth's stdin)"),
     Option("labels", "map", cli=("-l", "--label"), key="labels", ansible="labels", word="label", reason="map",
            metavar="K=V"),
     Option("network", "str", cli=("--network", "--net"), key="network", key_aliases=("network_mode",),

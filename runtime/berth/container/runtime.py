@@ -120,15 +120,19 @@ class OCIRuntime:
 
 
 def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
-                  log_path: str, socket_dir: str, timeout: float = 60, exit_command: list[str] | None = None) -> int:
-    """Start conmon, which creates the container through the runtime; returns the container's pid."""
+                  log_path: str, socket_dir: str, timeout: float = 60, exit_command: list[str] | None = None,
+                  terminal: bool = False) -> int:
+    """Start conmon, which creates the container through the runtime; returns the container's pid.
+    terminal: conmon makes the pseudo-terminal (the runtime hands it the master over a console
+    socket), holds it open so that the container's shell waits on it, and logs what it writes."""
     with trace.span("exec", f"conmon + {os.path.basename(rt.path)} create"):
         return _launch_conmon(rt, cid, name, bundle, state_dir, exit_dir, log_path, socket_dir, timeout,
-                              exit_command)
+                              exit_command, terminal)
 
 
 def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
-                   log_path: str, socket_dir: str, timeout: float, exit_command: list[str] | None) -> int:
+                   log_path: str, socket_dir: str, timeout: float, exit_command: list[str] | None,
+                   terminal: bool = False) -> int:
     """conmon's launch and sync-pipe handshake.
 
     conmon reports over the sync pipe: {"data": pid} or {"data": -1, "message": "..."}; without the
@@ -146,6 +150,8 @@ def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: 
             "-n", name, "--exit-dir", exit_dir, "-0", os.path.join(state_dir, "persist"),
             "--socket-dir-path", socket_dir, "-l", f"k8s-file:{log_path}", "--log-level", "error",
             "--runtime-arg", f"--root={rt.state_root}"]
+    if terminal:
+        argv.append("--terminal")
     if exit_command:
         argv += ["--exit-command", exit_command[0]]
         for arg in exit_command[1:]:

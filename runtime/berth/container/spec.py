@@ -63,6 +63,29 @@ def capabilities(cfg: ContainerConfig) -> list[str]:
     return [c for c in caps if c not in drop]
 
 
+# the mount flag each tmpfs option sets or clears: of two options on one flag the later one counts
+_TMPFS_FLAG_OF = {"rw": "ro", "ro": "ro", "exec": "noexec", "noexec": "noexec", "suid": "nosuid", "nosuid": "nosuid",
+                  "dev": "nodev", "nodev": "nodev", "atime": "noatime", "noatime": "noatime",
+                  "diratime": "nodiratime", "nodiratime": "nodiratime", "relatime": "relatime",
+                  "strictatime": "strictatime", "sync": "sync", "async": "sync"}
+TMPFS_DEFAULTS = ["noexec", "nosuid", "nodev"]
+
+
+def tmpfs_options(given: list[str]) -> list[str]:
+    """A --tmpfs mount's options as docker merges them (MergeTmpfsOptions): noexec, nosuid, nodev
+    unless the user says exec, suid or dev; of options setting the same flag or key the last wins.
+    No size and no mode by default: the kernel's (half the memory, 1777), as docker."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for opt in reversed(TMPFS_DEFAULTS + given):
+        key = _TMPFS_FLAG_OF.get(opt, opt.partition("=")[0])
+        if opt == "defaults" or key in seen:
+            continue
+        seen.add(key)
+        out.insert(0, opt)
+    return out
+
+
 def rlimits() -> list[dict[str, object]]:
     """NOFILE within the caller's hard limit (asking for more makes runc fail)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -87,12 +110,14 @@ def build(cfg: ContainerConfig, *, rootfs: str, args: list[str], env: list[str],
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime"] + ([] if cfg.privileged else ["ro"])},
     ]
+    # docker: /etc/hosts, /etc/hostname and /etc/resolv.conf are bind mounts that follow --read-only
+    etc_mode = "ro" if cfg.read_only else "rw"
     for dest, src in etc_files.items():
-        mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", "rw"]})
+        mounts.append({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate", etc_mode]})
     for t in cfg.tmpfs:
         dest, _, opts = t.partition(":")
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev"] + (opts.split(",") if opts else ["mode=1777"])})
+                       "options": tmpfs_options(opts.split(",") if opts else [])})
     for m in cfg.volumes:
         if m.type == "tmpfs":
             mounts.append({"destination": m.destination, "type": "tmpfs", "source": "tmpfs",

@@ -1,0 +1,50 @@
+"""The argument parser every berth command uses: docker's rules for bad command lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+# docker exits 125 when its own command line is wrong (cobra's flag errors), as for any error of
+# docker itself, so that scripts tell it apart from the container's exit code
+USAGE_ERROR = 125
+
+
+class Parser(argparse.ArgumentParser):
+    """No abbreviated long flags (docker has none: `--pid host` must never be read as
+    `--pids-limit host`); a usage error is one line on stderr and exit 125. Sub-command parsers
+    made with add_parser are of this class too (argparse hands its class on)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+        # the innermost command parsed names itself, so a stray flag is reported against it
+        self.set_defaults(parsed_by=self.prog)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            flags = [x for x in extras if x.startswith("-")]
+            what = f"unknown flag: {flags[0]}" if flags else f"unexpected arguments: {' '.join(extras)}"
+            self._fail(str(getattr(ns, "parsed_by", self.prog)), what)
+        return ns
+
+    def error(self, message: str) -> NoReturn:
+        self._fail(self.prog, message)
+
+    @staticmethod
+    def _fail(prog: str, message: str) -> NoReturn:
+        print(f"{prog}: error: {message} (see '{prog} --help')", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
+
+
+
+def add_bool_flag(sp: argparse.ArgumentParser, flag: str, default: bool, help: str) -> None:
+    """--FLAG and --FLAG=true, --no-FLAG and --FLAG=false (docker's spellings), one destination. The
+    `=` forms are option strings of their own: a flag taking an optional value would swallow the
+    image name after it."""
+    dest = flag.removeprefix("--").replace("-", "_")
+    sp.add_argument(flag, f"{flag}=true", dest=dest, action="store_true", default=default, help=help)
+    sp.add_argument("--no-" + flag.removeprefix("--"), f"{flag}=false", dest=dest, action="store_false",
+                    help=argparse.SUPPRESS)
