@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from berth import trace
 from berth.container import logs
 
 # docker's ForwardAllSignals passes on every signal but SIGCHLD, SIGPIPE and SIGURG (observed with
@@ -63,6 +64,12 @@ def proxy_signals(send: Callable[[int], None], signals: list[signal.Signals]) ->
 
 
 def run(argv: list[str], *, tty: bool, interactive: bool, log_path: str, kill: Callable[[int], bool]) -> int:
+    """The runtime in the foreground, traced as one span (the container's whole life)."""
+    with trace.span("exec", f"{os.path.basename(argv[0])} run (attached: the container's life)"):
+        return _run(argv, tty=tty, interactive=interactive, log_path=log_path, kill=kill)
+
+
+def _run(argv: list[str], *, tty: bool, interactive: bool, log_path: str, kill: Callable[[int], bool]) -> int:
     """Run the runtime's argv to the end; returns its exit code. kill(signum) signals the container
     (False when it does not exist yet or any more: the runtime process gets the signal then).
     Signals are always passed on: the container is berth's child and cannot outlive it (`run
