@@ -10,6 +10,8 @@ short_description: Run tasks in berth containers
 description:
   - Executes commands in a running berth container with C(berth exec) and copies files in and out through
     the same channel, so containers can be Ansible hosts (system containers, molecule scenarios, fleets).
+  - With O(persist) (the default) one exec channel per container stays open between tasks, so that a task
+    costs a fork inside the container instead of a new C(berth exec).
   - Become works inside the container where it needs no password (sudo with NOPASSWD, or running as root);
     a become password cannot be answered through C(berth exec) and is refused with a message.
 author: berth contributors (@berth)
@@ -62,10 +64,42 @@ options:
     vars:
       - name: ansible_pipelining
       - name: ansible_berth_pipelining
+  persist:
+    description:
+      - Keep one exec channel into each container open between tasks, like SSH's ControlPersist. The first
+        command starts C(berth exec-mux), which runs a small agent inside the container through the runtime's
+        exec, with the container's user, capabilities, seccomp profile and cgroup, exactly as C(berth exec)
+        would; every later command is a child of that agent instead of a new C(berth exec).
+      - Needs python3 in the container (which Ansible modules need anyway); where it cannot start, commands
+        fall back to C(berth exec).
+    type: boolean
+    default: true
+    vars:
+      - name: ansible_berth_persist
+    env:
+      - name: BERTH_PERSIST
+  persist_idle:
+    description: Seconds an unused exec channel stays open.
+    type: int
+    default: 60
+    vars:
+      - name: ansible_berth_persist_idle
+  persist_dir:
+    description: Directory (created mode 0700) for the exec channels' unix sockets.
+    type: path
+    default: ~/.ansible/cp
+    vars:
+      - name: ansible_berth_persist_dir
+    env:
+      - name: BERTH_PERSIST_DIR
 """
 
+import hashlib
 import os
+import select
 import shlex
+import socket
+import struct
 import subprocess
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
@@ -111,12 +145,84 @@ class Connection(ConnectionBase):
         if sudoable and self.become and self.become.get_option("become_pass"):
             raise AnsibleError(f"berth container {self._container()}: the berth connection cannot answer a become "
                                "password prompt; allow the user passwordless sudo or connect as the target user")
+        through_mux = self._mux_call(cmd, in_data)
+        if through_mux is not None:
+            return through_mux
         if in_data is not None:
             p = subprocess.run(self._exec_argv(cmd), input=in_data, capture_output=True)
         else:
             p = subprocess.run(self._exec_argv(cmd), stdin=subprocess.DEVNULL, capture_output=True)
         self._check_reachable(p.returncode, p.stderr)
         return p.returncode, p.stdout, p.stderr
+
+    # -- the persistent exec channel (berth exec-mux; frames as in berth.container.execmux) --------
+    def _mux_socket(self):
+        key = "\0".join([*self._berth(), self._container(), self.get_option("remote_user") or ""])
+        name = "berth-" + hashlib.sha256(key.encode()).hexdigest()[:20] + ".sock"
+        return os.path.join(os.path.expanduser(self.get_option("persist_dir")), name)
+
+    def _mux_connect(self, path):
+        """A connection the mux has taken (its ACK byte read), or None."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            if s.recv(1) == b"\x01":
+                return s
+        except OSError:
+            pass
+        s.close()
+        return None
+
+    def _mux_start(self, path):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        argv = [*self._berth(), "exec-mux", "--socket", path, "--idle", str(self.get_option("persist_idle"))]
+        if self.get_option("remote_user"):
+            argv += ["-u", self.get_option("remote_user")]
+        try:
+            p = subprocess.Popen(argv + [self._container()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:
+            return
+        # "ready" once it takes requests; end of output if it could not start (no python3, not running)
+        if select.select([p.stdout], [], [], 60)[0]:
+            p.stdout.readline()
+        p.stdout.close()
+
+    def _mux_call(self, cmd, in_data):
+        """(rc, stdout, stderr) through the container's exec channel; None when there is none to use
+        (the caller runs berth exec then: the command has not run)."""
+        if not self.get_option("persist"):
+            return None
+        path = self._mux_socket()
+        s = self._mux_connect(path)
+        if s is None:
+            self._mux_start(path)
+            s = self._mux_connect(path)
+            if s is None:
+                return None
+        with s:
+            command = to_bytes(cmd)
+            data = in_data or b""
+            s.sendall(struct.pack(">I", len(command)) + command + struct.pack(">Q", len(data)) + data)
+            try:
+                rc, size = struct.unpack(">iQ", self._mux_read(s, 12))
+                out = self._mux_read(s, size)
+                err = self._mux_read(s, struct.unpack(">Q", self._mux_read(s, 8))[0])
+            except EOFError:
+                raise AnsibleConnectionFailure(f"berth container {self._container()}: the exec channel closed "
+                                               "during the command (did the container stop?)") from None
+        return rc, out, err
+
+    @staticmethod
+    def _mux_read(s, n):
+        chunks, got = [], 0
+        while got < n:
+            chunk = s.recv(min(n - got, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            got += len(chunk)
+        return b"".join(chunks)
 
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)

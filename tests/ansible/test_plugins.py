@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE), reason="ansible-cor
 
 
 def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    env = dict(berth_env, BERTH_DRIVER="overlay", ANSIBLE_FORCE_COLOR="0")
+    persist_dir = tmp_path / "cp"
+    env = dict(berth_env, BERTH_DRIVER="overlay", ANSIBLE_FORCE_COLOR="0", BERTH_PERSIST_DIR=str(persist_dir))
     berth(env, "import", "-c", 'CMD ["sh"]', busybox_tar, "bb")
     # a system container: busybox plus the host's Python, read-only, so that modules run inside
     for name, role in (("app1", "app"), ("db1", "db"), ("other", "app")):
@@ -42,6 +44,10 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
 
     cp = ansible("all", "-m", "ansible.builtin.ping")
     assert cp.returncode == 0 and cp.stdout.count("pong") == 2, cp.stdout + cp.stderr
+    # each host's commands went through its persistent exec channel (one socket per container)
+    assert len(list(persist_dir.glob("*.sock"))) == 2
+    cp = ansible("all", "-e", "ansible_berth_persist=false", "-m", "ansible.builtin.ping")
+    assert cp.returncode == 0 and cp.stdout.count("pong") == 2, cp.stdout + cp.stderr
     src = tmp_path / "in.txt"
     src.write_text("to the container\n")
     cp = ansible("role_app", "-m", "ansible.builtin.copy", "-a", f"src={src} dest=/tmp/in.txt mode=0600")
@@ -66,3 +72,23 @@ def test_containers_as_hosts(berth_env: dict[str, str], busybox_tar: str, tmp_pa
                          "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
                          "-m", "ansible.builtin.ping"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert cp.returncode == 4 and "UNREACHABLE" in cp.stdout and "is not running" in cp.stdout, cp.stdout
+    # a container without python3 has no exec channel: raw tasks go through berth exec
+    berth(env, "run", "-d", "--name", "bare", "--network", "none", "bb", "sleep", "100000")
+    cp = subprocess.run([ANSIBLE, "all", "-i", "bare,", "-c", "berth.runtime.berth",
+                         "-e", f"ansible_berth_root={env['BERTH_ROOT']}",
+                         "-e", f"ansible_berth_runroot={env['BERTH_RUNROOT']}",
+                         "-e", f"ansible_berth_executable={os.path.join(REPO, '.venv', 'bin', 'berth')}",
+                         "-m", "ansible.builtin.raw", "-a", "echo $((6 * 7))"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+    assert cp.returncode == 0 and "42" in cp.stdout, cp.stdout
+    assert len(list(persist_dir.glob("*.sock"))) == 1  # app1's; none for bare (db1's ended with it)
+    # the channels end with their containers
+    berth(env, "rm", "-f", "app1", "db1", "bare")
+    _wait_for(lambda: not list(persist_dir.glob("*.sock*")), "the exec channels to close")
+
+
+def _wait_for(cond, what: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)

@@ -564,6 +564,11 @@ class ContainerManager:
 
     def exec(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
              tty: bool) -> int:
+        return subprocess.call(self.exec_argv(ref, args, env, user, workdir, tty))
+
+    def exec_argv(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
+                  tty: bool) -> list[str]:
+        """The runtime command that runs args in the running container ref, as `exec` does."""
         c = self.get(ref)
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
@@ -586,7 +591,7 @@ class ContainerManager:
             pathres.check_executable(rootfs, args[0], env, workdir)
         finally:
             self.layers.unmount(c.rw_layer)
-        return subprocess.call(rt.exec_argv(c.id, args, env, user, workdir, tty))
+        return rt.exec_argv(c.id, args, env, user, workdir, tty)
 
     # -- file-system views -------------------------------------------------------------------
     def changes(self, ref: str) -> list[tuple[str, str]]:
