@@ -13,7 +13,7 @@ DEFAULT_RUNROOT = "/run/berth"
 DEFAULT_CONFIG = "/etc/berth/config.yml"
 CONFIG_KEYS = {"root", "runroot", "driver", "storage_opts", "cgroup_parent", "policy", "sigstore",
                "default_registry", "insecure_registries", "auth_file"}
-_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+REGISTRY_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 AUTH_FILE = "auth.json"  # berth login's credentials, next to the config file
 
 
@@ -44,11 +44,11 @@ def parse_storage_opts(items: list[str]) -> dict[str, str]:
 def _registry_settings(s: Settings, data: dict[str, object], path: str) -> None:
     """default_registry (HOST[:PORT]), insecure_registries (a list of them) and auth_file."""
     default = data.get("default_registry")
-    if default is not None and (not isinstance(default, str) or not _HOST_RE.match(default)):
+    if default is not None and (not isinstance(default, str) or not REGISTRY_HOST_RE.match(default)):
         raise InvalidInput(f"{path}: default_registry must be a registry HOST[:PORT], not {default!r}")
     s.default_registry = default or None
     insecure = data.get("insecure_registries") or []
-    if not isinstance(insecure, list) or not all(isinstance(h, str) and _HOST_RE.match(h) for h in insecure):
+    if not isinstance(insecure, list) or not all(isinstance(h, str) and REGISTRY_HOST_RE.match(h) for h in insecure):
         raise InvalidInput(f"{path}: insecure_registries must be a list of registry HOST[:PORT]s")
     s.insecure_registries = list(insecure)
     if data.get("auth_file"):

@@ -8,16 +8,15 @@ import json
 import os
 import re
 
+from berth.config import REGISTRY_HOST_RE
 from berth.errors import InvalidInput
 from berth.image.registry import Client, Registries
-
-_HOST_RE = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 def registry_host(registry: str) -> str:
     """HOST[:PORT] of what a user gives login/logout (an http(s):// prefix and a path are dropped)."""
     host = re.sub(r"^https?://", "", registry.strip()).split("/")[0]
-    if not _HOST_RE.match(host):
+    if not REGISTRY_HOST_RE.match(host):
         raise InvalidInput(f"{registry!r} is not a registry address: use HOST[:PORT]")
     return host
 

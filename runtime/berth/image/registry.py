@@ -176,8 +176,8 @@ class Client:
                 if attempt > RETRIES:
                     reason = getattr(e, "reason", e)
                     raise RegistryError(f"{self.registry}: {method} {urllib.parse.urlparse(url).path} failed: "
-                                        f"{reason} (check the address, and --tls-verify=false for plain http)"
-                                        ) from None
+                                        f"{reason} (check the address; for plain http: --tls-verify=false, or "
+                                        "insecure_registries in the config file)") from None
                 time.sleep(BACKOFF * 2 ** (attempt - 1))
                 continue
             if status == 401 and auth_tries < 2 and self._authenticate(rheaders.get("www-authenticate", "")):
