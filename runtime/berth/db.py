@@ -7,7 +7,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 
-from berth import trace
+from berth import faults, trace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,7 +141,9 @@ class Database:
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            faults.point("db: before commit")
             self.conn.execute("COMMIT")
+            faults.point("db: committed")
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from berth import trace
+from berth import spool, trace
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
@@ -91,7 +91,7 @@ class BlobStore:
         import hashlib
 
         os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
-        tmp = os.path.join(self.root, "sha256", f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        tmp = os.path.join(self.root, "sha256", spool.name(".tmp-"))
         h = hashlib.sha256()
         try:
             with open(tmp, "wb") as f:
