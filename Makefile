@@ -80,7 +80,8 @@ test: setup lint sanity $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 # The long kill harness: every mutating command SIGKILLed at every one of its fault points (make
 # test kills each at a few; see tests/faultharness.py).
 test-faults: setup $(CACHE)/busybox.tar
-	BERTH_FAULTS_LONG=1 $(BIN)/pytest -p no:cacheprovider -rsx tests/integration/test_faults.py
+	BERTH_FAULTS_LONG=1 $(BIN)/pytest -p no:cacheprovider -rsx tests/integration/test_faults.py \
+		tests/integration/test_races.py
 
 # The kernel lane: what this machine's kernel cannot run (dm-thin pools, XFS project quotas, a pure
 # cgroup v2 host) runs in a qemu VM with Debian's own kernel. The first step runs the named tests; the

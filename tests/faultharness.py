@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from tests.conftest import BERTH, BERTH_TIMEOUT, berth, wait_for
 
 LONG = os.environ.get("BERTH_FAULTS_LONG") == "1"
-SHORT_MOMENTS = 4
+SHORT_MOMENTS = 3
 SPOOL_PREFIXES = (".load-", "berth-save-", ".layer-", ".tmp-")
 
 
@@ -161,6 +161,8 @@ def assert_empty(env: dict[str, str], driver: str) -> None:
     assert driver_ids(env, driver) == set()
     assert _mounts_below(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) == []
     assert not _cgroups(env["BERTH_CGROUP_PARENT"])
+    blobs = os.path.join(env["BERTH_ROOT"], "blobs", "sha256")
+    assert not (os.listdir(blobs) if os.path.isdir(blobs) else []), "blobs of removed images are left"
 
 
 def exercise(env: dict[str, str], case: Case) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
@@ -79,7 +80,7 @@ class Engine:
                                            lock_dir=self.lock_dir, cgroup_parent=s.cgroup_parent,
                                            check_trust=self.check_trust)
         self.volumes = self.containers.volumes
-        self.recovered = [] if report else self.recover()
+        self.recovered = [] if report else self._recover_at_start()
 
     @property
     def driver(self) -> Driver:
@@ -141,6 +142,20 @@ class Engine:
             return self._collect()
         finally:
             lock.release()
+
+    def _recover_at_start(self) -> list[str]:
+        """recover(), where a full file system may stop it: then the command goes on (one that
+        only looks still works) and a later start or `storage check` finishes the recovery."""
+        import sqlite3
+
+        try:
+            return self.recover()
+        except (sqlite3.OperationalError, OSError) as err:
+            if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if isinstance(err, sqlite3.OperationalError) and "full" not in str(err):
+                raise
+            return []
 
     def _interrupted(self) -> bool:
         """Whether a command that died left something for recovery (cheap: run at every start)."""
@@ -360,8 +375,9 @@ class Engine:
             if dest:
                 self.tag(src, dest)
             self.sign(dest or src, sign_by, gpg_home, sigstore)
-        return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile, default_progress(quiet),
-                                 self.registries())
+        with self.layers.referencing():  # the blobs it makes are recorded before any collection
+            return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile,
+                                     default_progress(quiet), self.registries())
 
     def login(self, registry: str, username: str, password: str, tls_verify: bool = True,
               ca_file: str | None = None) -> str:
@@ -576,7 +592,8 @@ class Engine:
         return self.layers.unreferenced(self.images.top_layers() | self.containers.store.layers())
 
     def _collect(self) -> list[str]:
-        """gc_layers, for a caller that holds the references lock exclusively."""
+        """gc_layers, for a caller that holds the references lock exclusively. The blobs that
+        only removed images and layers used (configs, manifests, compressed layers) go as well."""
         removed = []
         for lid in self._unreferenced():
             try:
@@ -584,7 +601,16 @@ class Engine:
                 removed.append(lid)
             except (NotFound, LayerInUse):
                 continue
+        self._collect_blobs()
         return removed
+
+    def _collect_blobs(self) -> list[tuple[str, int]]:
+        """Remove the blobs no image or layer refers to (the caller holds the references lock
+        exclusively); returns (digest, bytes) of each."""
+        image_ids = {i.id for i in self.images.list()}
+        diff_ids = {ly.diff_id for ly in self.layers.all() if ly.diff_id}
+        keep = image_ids | self.manifests.still_referenced(image_ids, diff_ids)
+        return self.images.blobs.collect(keep)
 
     def inspect_image(self, ref: str) -> dict[str, object]:
         """The image in docker's ImageInspect shape (berth's additions under "Berth")."""

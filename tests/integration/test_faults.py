@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Callable
 
 import pytest
 
 from tests.conftest import berth
 from tests.faultharness import Case, assert_empty, exercise
+from tests.peers import registry
 
 pytestmark = pytest.mark.timeout(1800)
 RUN = ["--network", "none"]
@@ -142,4 +144,41 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
         case.stdin = _archive(env)
     n, kills = exercise(env, case)
     assert kills > 0, f"{case.name}: no kill landed in {n} points"
+    assert_empty(env, case.driver)
+
+
+@pytest.fixture
+def reg(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    with registry(str(tmp_path / "registry")) as r:
+        yield r
+
+
+def _unpull(reg: str) -> Callable[[dict[str, str], int], None]:
+    def setup(env: dict[str, str], k: int) -> None:
+        if k == 0:
+            berth(env, "push", "--tls-verify=false", "busybox", f"{reg}/faults/bb:1")
+        # the pull must fetch and unpack again: the image and every blob it had go first
+        berth(env, "rmi", f"{reg}/faults/bb:1", check=False)
+        berth(env, "rmi", "busybox", check=False)
+    return setup
+
+
+def _pull_again(reg: str) -> Callable[[dict[str, str], int], None]:
+    def again(env: dict[str, str], k: int) -> None:
+        berth(env, "pull", "--tls-verify=false", f"{reg}/faults/bb:1")
+        assert berth(env, "run", "--rm", *RUN, f"{reg}/faults/bb:1", "true").returncode == 0
+    return again
+
+
+@pytest.mark.parametrize("what", ["pull", "push"])
+def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg: str, what: str) -> None:
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", busybox_tar, "busybox")
+    if what == "pull":
+        case = Case("pull", lambda k: ["pull", "--tls-verify=false", f"{reg}/faults/bb:1"], setup=_unpull(reg),
+                    again=_pull_again(reg))
+    else:
+        case = Case("push", lambda k: ["push", "--tls-verify=false", "busybox", f"{reg}/faults/p:{k}"])
+    n, kills = exercise(env, case)
+    assert kills > 0, f"{what}: no kill landed in {n} points"
     assert_empty(env, case.driver)
