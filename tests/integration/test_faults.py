@@ -143,6 +143,7 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
     if case.name == "load-stdin":
         case.stdin = _archive(env)
     n, kills = exercise(env, case)
+    print(f"{case.name}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
     assert kills > 0, f"{case.name}: no kill landed in {n} points"
     assert_empty(env, case.driver)
 
@@ -180,5 +181,6 @@ def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg
     else:
         case = Case("push", lambda k: ["push", "--tls-verify=false", "busybox", f"{reg}/faults/p:{k}"])
     n, kills = exercise(env, case)
+    print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
     assert kills > 0, f"{what}: no kill landed in {n} points"
     assert_empty(env, case.driver)

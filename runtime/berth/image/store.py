@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from berth import spool, trace
+from berth import faults, spool, trace
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
@@ -260,7 +260,9 @@ class ImageStore:
         row = self.db.one("SELECT image_id FROM tags WHERE name = ?", (name,))
         if row is None:
             raise NotFound(f"no such image: {ref} (see 'berth images')")
-        return self.get(row["image_id"])
+        img = self.get(row["image_id"])
+        faults.point("image: resolved")
+        return img
 
     def tag(self, image_id: str, name: str) -> str:
         n = str(reference.parse(name))

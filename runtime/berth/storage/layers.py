@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth import spool
+from berth import faults, spool
 from berth.db import Database
 from berth.errors import BerthError, LayerInUse, NotFound
 from berth.locks import FileLock
@@ -205,7 +205,9 @@ class LayerStore:
                     existing = row["id"]
             if existing is not None:
                 self._abort(id)
+                faults.point("layer: recorded")
                 return self.get(existing), False, result
+            faults.point("layer: recorded")
             return self.get(id), True, result
         finally:
             lock.release()
@@ -302,6 +304,7 @@ class LayerStore:
                 raise
             with self.db.write() as c:
                 c.execute("UPDATE layers SET incomplete = 0 WHERE id = ?", (id,))
+            faults.point("layer: recorded")
             return self.get(id)
         finally:
             lock.release()
