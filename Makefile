@@ -15,7 +15,7 @@ COLLECTION := dist/berth-runtime-$(VERSION).tar.gz
 COLLECTIONS_PATH := .collections
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv collection collection-install sanity up test test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
+.PHONY: setup apt venv collection collection-install sanity up test test-faults test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
 	bench-plot bench-charts docs clean
 
 setup: apt venv collection-install
@@ -76,6 +76,12 @@ test: setup lint sanity $(CACHE)/busybox.tar $(CACHE)/fleet.tar
 	$(MAKE) --no-print-directory molecule
 	$(BIN)/pytest -p no:cacheprovider -rsx $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-kernel
+
+# The long kill harness: every mutating command SIGKILLed at every one of its fault points (make
+# test kills each at a few; see tests/faultharness.py).
+test-faults: setup $(CACHE)/busybox.tar
+	BERTH_FAULTS_LONG=1 $(BIN)/pytest -p no:cacheprovider -rsx tests/integration/test_faults.py \
+		tests/integration/test_races.py
 
 # The kernel lane: what this machine's kernel cannot run (dm-thin pools, XFS project quotas, a pure
 # cgroup v2 host) runs in a qemu VM with Debian's own kernel. The first step runs the named tests; the

@@ -1,4 +1,4 @@
-"""The metadata store: one SQLite database per root, WAL mode, every write in a transaction."""
+"""The metadata store: one SQLite database per root (rollback journal), every write in a transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 
-from berth import trace
+from berth import faults, trace
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -105,9 +105,15 @@ class Database:
     def _open(self, path: str) -> None:
         self.conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a power cut may lose the last commits but never corrupts the database;
-        # the incomplete markers make the file system agree with whatever survived.
+        # A rollback journal, not WAL: WAL keeps its index in a shared-memory file that every
+        # connection mmaps, and on a full copy-on-write file system (btrfs) a write to that mapping
+        # has no block to go to: the kernel kills the process with SIGBUS, no message. A rollback
+        # journal is written with write(2), which fails with ENOSPC: a one-line error. A root made
+        # in WAL mode is switched over by the first command that opens it alone.
+        with contextlib.suppress(sqlite3.OperationalError):
+            self.conn.execute("PRAGMA journal_mode=TRUNCATE")
+        # NORMAL: a power cut may lose the last commits but never corrupts the database; the
+        # incomplete markers make the file system agree with whatever survived.
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.execute("PRAGMA foreign_keys=ON")
@@ -138,10 +144,13 @@ class Database:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                faults.point("db: before commit")
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
+            faults.point("db: committed")
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()
@@ -154,7 +163,10 @@ class Database:
         return None if row is None else str(row["value"])
 
     def init_meta(self, key: str, value: str) -> None:
-        """Record value under key unless a value is recorded already."""
+        """Record value under key unless a value is recorded already (a read when it is: a full
+        file system must not stop a command that only looks)."""
+        if self.get_meta(key) is not None:
+            return
         with self.write() as c:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
 

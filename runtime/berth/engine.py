@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from berth import config as config_mod
+from berth import spool
 from berth.db import Database
 from berth.errors import BerthError, ImageInUse, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
@@ -78,7 +80,7 @@ class Engine:
                                            lock_dir=self.lock_dir, cgroup_parent=s.cgroup_parent,
                                            check_trust=self.check_trust)
         self.volumes = self.containers.volumes
-        self.recovered = [] if report else self.recover()
+        self.recovered = [] if report else self._recover_at_start()
 
     @property
     def driver(self) -> Driver:
@@ -111,29 +113,60 @@ class Engine:
     def recover(self, full: bool = False) -> list[str]:
         """Remove what interrupted operations left behind: incomplete layers and containers caught
         half-way through removal at every start; orphan directories and temp files when full."""
-        if not full and not self.layers.has_incomplete() and not self.containers.store.removing():
+        if not full and not self._interrupted():
             return []
         with FileLock(os.path.join(self.lock_dir, "recover"), shared=False) as _:
-            removed = []
+            removed = self.containers.recover()
+            removed += self.layers.table.recover()
             for cid in self.containers.store.removing():
                 try:
                     removed.append(self.containers.remove(cid, force=True))
                 except BerthError:
                     continue
-            removed += self.layers.recover(full)
+            removed += [f"removed incomplete layer {lid}" for lid in self.layers.recover(full)]
+            removed += [f"removed spool file {p}" for p in spool.sweep(self._spool_dirs())]
+            removed += [f"removed unused layer {lid}" for lid in self._collect_if_idle()]
             if full:
                 removed += self.volumes.leftovers()
-            blobs = os.path.join(self.root, "blobs", "sha256")
-            if full and os.path.isdir(blobs):
-                for n in os.listdir(blobs):
-                    if n.startswith(".tmp-"):
-                        pid = n.split("-")[1]
-                        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                            os.unlink(os.path.join(blobs, n))
-                            removed.append(n)
-            if full:
                 removed += self._stale_partials()
         return removed
+
+    def _collect_if_idle(self) -> list[str]:
+        """Collect unreferenced layers if no command is taking a reference right now: then one
+        that is unreferenced was left by a command that died between making it and recording
+        its user (an image, a container)."""
+        lock = self.layers.collecting()
+        if not lock.acquire(blocking=False):
+            return []
+        try:
+            return self._collect()
+        finally:
+            lock.release()
+
+    def _recover_at_start(self) -> list[str]:
+        """recover(), where a full file system may stop it: then the command goes on (one that
+        only looks still works) and a later start or `storage check` finishes the recovery."""
+        import sqlite3
+
+        try:
+            return self.recover()
+        except (sqlite3.OperationalError, OSError) as err:
+            if isinstance(err, OSError) and err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            if isinstance(err, sqlite3.OperationalError) and "full" not in str(err):
+                raise
+            return []
+
+    def _interrupted(self) -> bool:
+        """Whether a command that died left something for recovery (cheap: run at every start)."""
+        store = self.containers.store
+        return bool(self.layers.has_incomplete() or store.removing() or store.in_state("starting")
+                    or self.layers.table.stale() or any(spool.leftovers(d) for d in self._spool_dirs())
+                    or self._unreferenced())
+
+    def _spool_dirs(self) -> list[str]:
+        """Where commands keep spool and temporary files (see berth.spool)."""
+        return [self.root, os.path.join(self.root, "tmp"), os.path.join(self.root, "blobs", "sha256")]
 
     def _stale_partials(self, max_age: float = 7 * 86400) -> list[str]:
         """Downloads left unfinished for a week (or whose blob has arrived since) are not coming back."""
@@ -211,10 +244,11 @@ class Engine:
         if ref:
             reference.parse(ref)
         image_config = changes_mod.apply({}, changes or [])
-        layer, _new, result = self.layers.create_from_tar(None, stream)
-        assert layer.diff_id is not None
-        cfg = _import_config(layer.diff_id, result.newest_mtime, image_config, message)
-        return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
+        with self.layers.referencing():
+            layer, _new, result = self.layers.create_from_tar(None, stream)
+            assert layer.diff_id is not None
+            cfg = _import_config(layer.diff_id, result.newest_mtime, image_config, message)
+            return self.images.add(cfg, layer.id, layer.size, [ref] if ref else [])
 
     def import_id(self, path: str, message: str = "", changes: list[str] | None = None) -> str:
         """The image ID import_image would give this rootfs tarball, found by reading it (nothing stored)."""
@@ -246,7 +280,6 @@ class Engine:
     def load_images(self, source: str | BinaryIO) -> list[tuple[Image, list[str]]]:
         """Load an archive (a path, or a stream that is spooled to the root first)."""
         import shutil
-        import tempfile
 
         from berth.image import archive
         from berth.image.signing import Lookaside
@@ -255,13 +288,16 @@ class Engine:
             if not os.path.exists(source):
                 raise InvalidInput(f"cannot read {source}: no such file or directory")
             before = {img.id for img in self.images.list()}
-            return self._trusted(archive.load(self.stores, Lookaside(self.sigstore), source), before)
-        fd, tmp = tempfile.mkstemp(prefix=".load-", dir=self.root)
+            with self.layers.referencing():
+                loaded = archive.load(self.stores, Lookaside(self.sigstore), source)
+            return self._trusted(loaded, before)
+        fd, tmp = spool.make_file(self.root, ".load-")
         try:
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(source, f, 1 << 20)
             before = {img.id for img in self.images.list()}
-            loaded = archive.load(self.stores, Lookaside(self.sigstore), tmp, default_name="localhost/loaded")
+            with self.layers.referencing():
+                loaded = archive.load(self.stores, Lookaside(self.sigstore), tmp, default_name="localhost/loaded")
             return self._trusted(loaded, before)
         finally:
             os.unlink(tmp)
@@ -274,10 +310,11 @@ class Engine:
                 try:
                     self.check_trust(n)
                 except BerthError:
-                    for added, _names in loaded:
-                        if added.id not in before:
-                            self.images.delete(added.id)
-                    self.gc_layers()
+                    with self.layers.collecting():
+                        for added, _names in loaded:
+                            if added.id not in before:
+                                self.images.delete(added.id)
+                        self._collect()
                     raise
         return loaded
 
@@ -295,8 +332,9 @@ class Engine:
         from berth.image import distribution
         from berth.progress import default_progress
 
-        return distribution.pull(self.stores, self.trust(), ref, tls_verify, ca_file, authfile,
-                                 default_progress(quiet), self.registries())
+        with self.layers.referencing():
+            return distribution.pull(self.stores, self.trust(), ref, tls_verify, ca_file, authfile,
+                                     default_progress(quiet), self.registries())
 
     def remote_image(self, ref: str, tls_verify: bool = True, ca_file: str | None = None,
                      authfile: str | None = None) -> tuple[str, str]:
@@ -337,8 +375,9 @@ class Engine:
             if dest:
                 self.tag(src, dest)
             self.sign(dest or src, sign_by, gpg_home, sigstore)
-        return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile, default_progress(quiet),
-                                 self.registries())
+        with self.layers.referencing():  # the blobs it makes are recorded before any collection
+            return distribution.push(self.stores, src, dest, tls_verify, ca_file, authfile,
+                                     default_progress(quiet), self.registries())
 
     def login(self, registry: str, username: str, password: str, tls_verify: bool = True,
               ca_file: str | None = None) -> str:
@@ -399,8 +438,9 @@ class Engine:
         its text when it does not come from the file named (stdin)."""
         from berth.image.build import Builder, default_say
 
-        return Builder(self.images, self.layers, self.containers, context, dockerfile, build_args,
-                       default_say(quiet), use_cache, target, dockerfile_data, network).build(tags)
+        with self.layers.referencing():
+            return Builder(self.images, self.layers, self.containers, context, dockerfile, build_args,
+                           default_say(quiet), use_cache, target, dockerfile_data, network).build(tags)
 
     # -- declarative state --------------------------------------------------------------------
     def plan(self, desired: Desired, prune: bool = False) -> list[Action]:
@@ -422,11 +462,17 @@ class Engine:
         return self.images.resolve(ref)
 
     def tag(self, src: str, dst: str) -> str:
-        return self.images.tag(self.images.resolve(src).id, dst)
+        with self.layers.referencing():
+            return self.images.tag(self.images.resolve(src).id, dst)
 
     def remove_image(self, ref: str, force: bool = False, dry_run: bool = False) -> list[str]:
         """Untag, and delete the image when no tag is left; returns docker-style Untagged/Deleted lines.
-        dry_run checks and reports exactly that (refusals included) and changes nothing."""
+        dry_run checks and reports exactly that (refusals included) and changes nothing. Decided
+        and done under the references lock (see LayerStore.referencing)."""
+        with self.layers.collecting():
+            return self._remove_image(ref, force, dry_run)
+
+    def _remove_image(self, ref: str, force: bool, dry_run: bool) -> list[str]:
         img = self.images.resolve(ref)
         users = self.containers.store.using_image(img.id)
         if users and (img.id.startswith("sha256:" + ref.removeprefix("sha256:")) or len(img.tags) <= 1):
@@ -454,13 +500,17 @@ class Engine:
             return out + [f"Deleted: {img.id}"]
         self.images.delete(img.id)
         out.append(f"Deleted: {img.id}")
-        out.extend(f"Deleted layer: {lid}" for lid in self.gc_layers())
+        out.extend(f"Deleted layer: {lid}" for lid in self._collect())
         return out
 
     def prune_images(self, all_unused: bool = False) -> tuple[list[str], list[str], int]:
         """Delete images no container uses: untagged ones that are no other image's ancestor
         (docker's "dangling"; build steps under a kept image stay, they are its build cache), or
         with all_unused every unused image. Returns (images, layers deleted, bytes freed)."""
+        with self.layers.collecting():
+            return self._prune_images(all_unused)
+
+    def _prune_images(self, all_unused: bool) -> tuple[list[str], list[str], int]:
         images = self.images.list()
         used = {c.image_id for c in self.containers.store.list()}
         doomed = {i.id for i in images if i.id not in used and (all_unused or not i.tags)}
@@ -471,7 +521,7 @@ class Engine:
         for image_id in doomed:
             self.images.delete(image_id)
         self.images.forget_steps(doomed)
-        layers = self.gc_layers()
+        layers = self._collect()
         return sorted(doomed), layers, sum(sizes.get(lid, 0) for lid in layers)
 
     def disk_usage(self) -> list[dict[str, object]]:
@@ -534,15 +584,33 @@ class Engine:
         return [i for i in images if i.tags or not i.top_layer or through[i.top_layer] < 2]
 
     def gc_layers(self) -> list[str]:
+        """Remove the layers nothing references (under the references lock)."""
+        with self.layers.collecting():
+            return self._collect()
+
+    def _unreferenced(self) -> list[str]:
+        return self.layers.unreferenced(self.images.top_layers() | self.containers.store.layers())
+
+    def _collect(self) -> list[str]:
+        """gc_layers, for a caller that holds the references lock exclusively. The blobs that
+        only removed images and layers used (configs, manifests, compressed layers) go as well."""
         removed = []
-        referenced = self.images.top_layers() | {c.rw_layer for c in self.containers.store.list()}
-        for lid in self.layers.unreferenced(referenced):
+        for lid in self._unreferenced():
             try:
                 self.layers.remove(lid)
                 removed.append(lid)
             except (NotFound, LayerInUse):
                 continue
+        self._collect_blobs()
         return removed
+
+    def _collect_blobs(self) -> list[tuple[str, int]]:
+        """Remove the blobs no image or layer refers to (the caller holds the references lock
+        exclusively); returns (digest, bytes) of each."""
+        image_ids = {i.id for i in self.images.list()}
+        diff_ids = {ly.diff_id for ly in self.layers.all() if ly.diff_id}
+        keep = image_ids | self.manifests.still_referenced(image_ids, diff_ids)
+        return self.images.blobs.collect(keep)
 
     def inspect_image(self, ref: str) -> dict[str, object]:
         """The image in docker's ImageInspect shape (berth's additions under "Berth")."""

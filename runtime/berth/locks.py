@@ -1,4 +1,4 @@
-"""Per-object advisory locks (flock) and small counters kept beside them.
+"""Per-object advisory locks (flock).
 
 flock is released by the kernel when a process dies, so a lock that can be taken proves that
 its previous holder is gone: that is how cleanup tells a crashed operation from a running one.
@@ -47,15 +47,3 @@ class FileLock:
     def __exit__(self, t: type[BaseException] | None, v: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
-
-
-def adjust_counter(lock: FileLock, delta: int) -> int:
-    """Add delta to the integer stored in the (held) lock file; returns the new value (>= 0)."""
-    assert lock.fd is not None
-    os.lseek(lock.fd, 0, os.SEEK_SET)
-    raw = os.read(lock.fd, 32).strip()
-    value = max(0, (int(raw) if raw.isdigit() else 0) + delta)
-    os.lseek(lock.fd, 0, os.SEEK_SET)
-    os.ftruncate(lock.fd, 0)
-    os.write(lock.fd, str(value).encode())
-    return value

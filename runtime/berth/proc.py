@@ -6,7 +6,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from berth import trace
+from berth import faults, trace
 from berth.errors import CommandError
 
 
@@ -22,6 +22,7 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run argv (never through a shell); raise CommandError on failure when check is set."""
     argv = [str(a) for a in argv]
+    faults.point(f"run {argv[0]}")
     try:
         # never the caller's stdin: a helper must not eat what `run -i` is to hand the container
         with trace.span("exec", describe(argv)):
@@ -33,6 +34,7 @@ def run(
         raise CommandError(argv, 127, f"{argv[0]}: command not found", what) from e
     except subprocess.TimeoutExpired as e:
         raise CommandError(argv, 124, f"timed out after {timeout}s", what) from e
+    faults.point(f"ran {argv[0]}")
     if check and cp.returncode != 0:
         raise CommandError(argv, cp.returncode, cp.stderr.decode(errors="replace"), what)
     return cp

@@ -242,7 +242,7 @@ def cmd_storage_check(a: argparse.Namespace) -> int:
         output.print_json(report)
     else:
         for r in report["recovered"]:  # type: ignore[union-attr]
-            print(f"recovered: removed incomplete {r}")
+            print(f"recovered: {r}")
         for p in report["problems"]:  # type: ignore[union-attr]
             print(f"problem: {p}")
         if not report["problems"]:

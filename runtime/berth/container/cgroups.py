@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "net_cls",
@@ -51,6 +53,30 @@ def oom_killed(path: str) -> bool:
     except OSError:
         return False
     return False
+
+
+def pids(path: str) -> set[int]:
+    """Processes in the container's cgroups (any controller, nested groups included)."""
+    out: set[int] = set()
+    for d in dirs(path):
+        for root, _subdirs, files in os.walk(d):
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs"), encoding="ascii") as f:
+                    out.update(int(x) for x in f.read().split() if x.isdigit())
+    return out
+
+
+def kill_all(path: str, timeout: float = 10) -> None:
+    """SIGKILL every process left in the container's cgroups and wait until they are gone (a
+    container whose runtime state is lost can still be found by its cgroup)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while (left := pids(path)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def remove(path: str) -> None:

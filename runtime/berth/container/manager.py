@@ -105,6 +105,10 @@ class ContainerManager:
         if cfg.blkio_weight and not cgroups.blkio_weight_supported():
             raise InvalidInput("--blkio-weight is not supported on this host (the blkio cgroup has no weight file: "
                                "the disks' I/O scheduler is not CFQ/BFQ); leave it out")
+        with self.layers.referencing():  # the image may not go before the container is recorded
+            return self._create(cfg, name, trusted)
+
+    def _create(self, cfg: ContainerConfig, name: str | None, trusted: bool) -> Container:
         img = self.images.resolve(cfg.image)
         _process_args(cfg, self.images.config(img.id).get("config") or {})  # type: ignore[arg-type]
         if not trusted:
@@ -195,7 +199,7 @@ class ContainerManager:
         cgroups.remove(self.cgroups_path(c.id))
         self._detach_network(c)
         with contextlib.suppress(BerthError):
-            self.layers.unmount(c.rw_layer)
+            self.layers.unmount(c.rw_layer, pin=True)
         shutil.rmtree(self.state_dir(c.id), ignore_errors=True)
 
     def _runtime_by_name(self, name: str | None) -> OCIRuntime | None:
@@ -225,7 +229,7 @@ class ContainerManager:
         icfg = self.images.config(c.image_id).get("config") or {}
         assert isinstance(icfg, dict)
         rt = select(self.runroot, cfg.runtime)
-        rootfs = self.layers.mount(c.rw_layer)
+        rootfs = self.layers.mount(c.rw_layer, pin=True)
         try:
             args = _process_args(cfg, icfg)
             uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None, cfg.group_add)
@@ -258,7 +262,7 @@ class ContainerManager:
             atomic_write(os.path.join(bundle, "config.json"), json.dumps(config, indent=1).encode(), durable=False)
         except BaseException:
             self._detach_network(c)
-            self.layers.unmount(c.rw_layer)
+            self.layers.unmount(c.rw_layer, pin=True)
             raise
         return rt, bundle
 
@@ -314,8 +318,12 @@ class ContainerManager:
         if c.state == "running":
             return c
         with self._lock(c.id):
-            c = self.store.get(c.id)
-            rt, bundle = self._prepare(c, terminal=c.config.tty)
+            c = self._intend_start(self.store.get(c.id))
+            try:
+                rt, bundle = self._prepare(c, terminal=c.config.tty)
+            except BaseException:
+                self.store.update(c.id, state=c.state)
+                raise
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.exit_dir, c.id))
             if not by_policy:
@@ -329,13 +337,57 @@ class ContainerManager:
                                     terminal=c.config.tty)
                 rt.start(c.id)
             except BaseException as err:
-                self._release(c.replace(runtime=rt.name))
+                self._stop_leftovers(c.replace(runtime=rt.name))
                 self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
                 raise
             self.store.update(c.id, state="running", pid=pid, started_at=time.time(), runtime=rt.name,
                               exit_code=None, finished_at=None, oom_killed=0, error=None)
         self._announce(c)
         return self.store.get(c.id)
+
+    # -- interrupted starts -------------------------------------------------------------------
+    def _intend_start(self, c: Container) -> Container:
+        """Record the intent before anything is acted on: state "starting" and the runtime that
+        will be called (the caller holds the container's lock, which a crash drops). Returns the
+        container as it was, so that a start that fails cleanly can put its state back."""
+        rt = select(self.runroot, c.config.runtime)
+        self.store.update(c.id, state="starting", runtime=rt.name)
+        return c.replace(runtime=rt.name)
+
+    def _stop_leftovers(self, c: Container) -> None:
+        """Stop whatever a start got as far as making: conmon, the container's processes, the
+        runtime's state, cgroups, network, rootfs mount and bundle."""
+        pid = _read_pid(os.path.join(self.state_dir(c.id), "conmon.pid"))
+        if pid and self._conmon_alive(c.id):  # first, so that it runs no exit command
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_mod.SIGKILL)
+        rt = self._runtime_by_name(c.runtime)
+        if rt is not None:
+            rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
+        cgroups.kill_all(self.cgroups_path(c.id))
+        self._release(c)
+
+    def recover(self) -> list[str]:
+        """Undo the starts of commands that died in the middle (state "starting", its lock free):
+        the container is left as it was before, with nothing of the start behind."""
+        out = []
+        for cid in self.store.in_state("starting"):
+            lock = self._lock(cid)
+            if not lock.acquire(blocking=False):
+                continue  # still being started
+            try:
+                c = self.store.get(cid)
+                if c.state != "starting":
+                    continue
+                self._stop_leftovers(c)
+                self.store.update(cid, state="exited" if c.started_at else "created", pid=0,
+                                  error="berth was killed while starting it")
+                out.append(f"container {c.name}: interrupted start undone")
+            except NotFound:
+                continue
+            finally:
+                lock.release()
+        return out
 
     # -- stop / kill -------------------------------------------------------------------------
     def _wait_exit(self, c: Container, timeout: float | None) -> Container:
@@ -537,7 +589,12 @@ class ContainerManager:
 
         try:
             with self._lock(c.id):
-                rt, bundle = self._prepare(c, terminal=tty)
+                c = self._intend_start(self.store.get(c.id))
+                try:
+                    rt, bundle = self._prepare(c, terminal=tty)
+                except BaseException:
+                    self.store.update(c.id, state=c.state)
+                    raise
                 self.store.update(c.id, state="running", started_at=time.time(), runtime=rt.name, pid=0)
             self._announce(c)
         except BaseException:
@@ -612,11 +669,17 @@ class ContainerManager:
         """The container's rw layer (or, given snapshot, that snapshot of it) becomes the top layer of
         a new image (natively copied where the driver can, else streamed as a tar through a pipe:
         never a temporary tar on disk)."""
-        from berth.image import changes as changes_mod
         from berth.image import reference
 
         if target:
             reference.parse(target)
+        with self.layers.referencing():
+            return self._commit(ref, target, message, changes or [], author, snapshot)
+
+    def _commit(self, ref: str, target: str | None, message: str, changes: list[str], author: str,
+                snapshot: str | None) -> Image:
+        from berth.image import changes as changes_mod
+
         c = self.get(ref)
         source = str(self.store.snapshot(c.id, snapshot)["layer"]) if snapshot else c.rw_layer
         base = self.images.get(c.image_id)
@@ -634,7 +697,7 @@ class ContainerManager:
             icfg["WorkingDir"] = cc.workdir
         if cc.user:
             icfg["User"] = cc.user
-        icfg = changes_mod.apply(icfg, changes or [])
+        icfg = changes_mod.apply(icfg, changes)
         now = iso_seconds(time.time())
         history = list(base_cfg.get("history") or [])  # type: ignore[call-overload]
         entry: dict[str, object] = {"created": now, "created_by": f"berth commit {c.name}"}
@@ -659,17 +722,18 @@ class ContainerManager:
             self.store.snapshot(c.id, name)
             raise InvalidInput(f"snapshot {name!r} already exists for container {c.name}")
         rt = select(self.runroot, c.runtime) if c.state == "running" else None
-        paused = rt is not None and rt.pause(c.id)
-        try:
-            layer = self.layers.snapshot(c.rw_layer)
-        finally:
-            if paused and rt is not None:
-                rt.resume(c.id)
-        try:
-            self.store.add_snapshot(c.id, name, layer.id, time.time())
-        except BaseException:
-            self.layers.remove(layer.id)
-            raise
+        with self.layers.referencing():  # the new layer is recorded as the snapshot's before any collection
+            paused = rt is not None and rt.pause(c.id)
+            try:
+                layer = self.layers.snapshot(c.rw_layer)
+            finally:
+                if paused and rt is not None:
+                    rt.resume(c.id)
+            try:
+                self.store.add_snapshot(c.id, name, layer.id, time.time())
+            except BaseException:
+                self.layers.remove(layer.id)
+                raise
         return self.store.snapshot(c.id, name)
 
     def snapshot_list(self, ref: str) -> list[dict[str, object]]:
@@ -699,7 +763,7 @@ class ContainerManager:
         was_running = c.state == "running"
         if was_running:
             c = self.stop(c.id)
-        with self._lock(c.id):
+        with self._lock(c.id), self.layers.referencing():
             fresh = self.layers.snapshot(str(snap["layer"]))
             old = c.rw_layer
             self.store.update(c.id, rw_layer=fresh.id)
@@ -730,6 +794,14 @@ def _process_args(cfg: ContainerConfig, icfg: dict[str, object]) -> list[str]:
         # docker refuses the container at create ("No command specified"), not at start
         raise InvalidInput("no command specified: give one after the image, or set CMD in the image")
     return args
+
+
+def _read_pid(path: str) -> int:
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def _runtime_failed(log: str) -> bool:

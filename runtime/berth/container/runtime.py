@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 
-from berth import trace
+from berth import faults, trace
 from berth.errors import BerthError, InvalidInput
 from berth.host.runtimes import probe_runtimes
 from berth.proc import run
@@ -157,7 +157,7 @@ def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: 
         for arg in exit_command[1:]:
             argv += ["--exit-command-arg", arg]
     os.makedirs(os.path.join(state_dir, "persist"), exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFY_SOCKET")}
+    env = {k: v for k, v in faults.clean_env(dict(os.environ)).items() if not k.startswith("NOTIFY_SOCKET")}
     env["_OCI_SYNCPIPE"] = str(w)
     try:
         proc = subprocess.Popen(argv, env=env, pass_fds=(w,), stdin=subprocess.DEVNULL,
@@ -187,6 +187,7 @@ def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: 
                          f"{err.decode(errors='replace').strip()[-300:]}")
     msg = json.loads(data)
     pid = int(msg.get("data", -1))
+    faults.point("conmon: reported")
     if pid <= 0:
         raise StartError(_clean_runtime_message(str(msg.get("message", "the runtime failed to create the container"))))
     return pid

@@ -11,7 +11,7 @@ from berth.errors import InvalidInput, NotFound
 from berth.record import Record
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-STATES = ("creating", "created", "running", "exited", "removing")
+STATES = ("creating", "created", "starting", "running", "exited", "removing")
 
 
 class Container(Record):
@@ -72,7 +72,10 @@ class ContainerStore:
 
     def removing(self) -> list[str]:
         """IDs of containers caught half-way through removal."""
-        return [str(r["id"]) for r in self.db.query("SELECT id FROM containers WHERE state = 'removing'")]
+        return self.in_state("removing")
+
+    def in_state(self, state: str) -> list[str]:
+        return [str(r["id"]) for r in self.db.query("SELECT id FROM containers WHERE state = ?", (state,))]
 
     def delete(self, cid: str) -> None:
         with self.db.write() as w:
@@ -98,6 +101,11 @@ class ContainerStore:
 
     def list(self) -> list[Container]:
         return [_row(r) for r in self.db.query("SELECT * FROM containers ORDER BY created DESC")]
+
+    def layers(self) -> set[str]:
+        """Every layer a container uses: rw layers and snapshots."""
+        return {str(r["layer"]) for r in self.db.query(
+            "SELECT rw_layer AS layer FROM containers UNION SELECT layer FROM snapshots")}
 
     def using_image(self, image_id: str) -> list[Container]:
         return [_row(r) for r in self.db.query("SELECT * FROM containers WHERE image_id = ?", (image_id,))]

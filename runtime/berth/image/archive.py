@@ -16,11 +16,11 @@ import posixpath
 import re
 import shutil
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from berth import spool as spool_mod
 from berth.errors import HostileInput, InvalidInput
 from berth.image import formats, reference, validate
 from berth.image.formats import CONTAINERD_NAME, INDEXES, MANIFESTS, OCI_LAYER, OCI_MANIFEST, REF_NAME, for_this_host
@@ -65,7 +65,7 @@ def save(stores: Stores, lookaside: Lookaside, refs: list[str], out: BinaryIO | 
     if not refs:
         raise InvalidInput("save needs at least one image")
     sel = _Selection(stores, refs, progress)
-    spool = tempfile.mkdtemp(prefix="berth-save-", dir=stores.root)
+    spool = spool_mod.make_dir(stores.root, "berth-save-")
     try:
         if fmt == "oci-dir":
             assert isinstance(out, str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from berth import trace
+from berth import faults, spool, trace
 from berth.db import Database
 from berth.errors import InvalidInput, NotFound
 from berth.image import reference
@@ -91,7 +92,7 @@ class BlobStore:
         import hashlib
 
         os.makedirs(os.path.join(self.root, "sha256"), exist_ok=True)
-        tmp = os.path.join(self.root, "sha256", f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+        tmp = os.path.join(self.root, "sha256", spool.name(".tmp-"))
         h = hashlib.sha256()
         try:
             with open(tmp, "wb") as f:
@@ -151,12 +152,19 @@ class BlobStore:
         for attempt in (0, 1):
             start, chunks = fetch(offset)
             h = hashlib.sha256()
-            with open(partial, "r+b" if os.path.exists(partial) else "w+b") as f:
-                f.truncate(start)
-                f.seek(0)
-                for block in iter(lambda f=f: f.read(1 << 20), b""):
-                    h.update(block)
-                n = start + _write_hashed(f, chunks, h)
+            try:
+                with open(partial, "r+b" if os.path.exists(partial) else "w+b") as f:
+                    f.truncate(start)
+                    f.seek(0)
+                    for block in iter(lambda f=f: f.read(1 << 20), b""):
+                        h.update(block)
+                    n = start + _write_hashed(f, chunks, h)
+            except OSError as err:
+                if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                    # a full file system gets its space back now, not when the pull is retried
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(partial)
+                raise
             digest = "sha256:" + h.hexdigest()
             if digest == expected and (size is None or n == size):
                 os.rename(partial, self.path(digest))
@@ -173,6 +181,22 @@ class BlobStore:
         p = self.path(digest)
         if os.path.exists(p):
             os.unlink(p)
+
+    def collect(self, keep: set[str]) -> list[tuple[str, int]]:
+        """Remove every blob not in keep (the caller holds the references lock exclusively, so no
+        blob is on its way to being recorded); returns (digest, bytes) of those removed. Spool
+        names (.tmp-*) are left to berth.spool."""
+        d = os.path.join(self.root, "sha256")
+        out = []
+        for n in os.listdir(d) if os.path.isdir(d) else []:
+            digest = f"sha256:{n}"
+            if n.startswith(".") or digest in keep:
+                continue
+            p = os.path.join(d, n)
+            size = os.path.getsize(p)
+            os.unlink(p)
+            out.append((digest, size))
+        return out
 
 
 class ImageStore:
@@ -236,7 +260,9 @@ class ImageStore:
         row = self.db.one("SELECT image_id FROM tags WHERE name = ?", (name,))
         if row is None:
             raise NotFound(f"no such image: {ref} (see 'berth images')")
-        return self.get(row["image_id"])
+        img = self.get(row["image_id"])
+        faults.point("image: resolved")
+        return img
 
     def tag(self, image_id: str, name: str) -> str:
         n = str(reference.parse(name))
@@ -305,6 +331,32 @@ class ManifestStore:
         with self.db.write() as w:
             w.execute("INSERT OR IGNORE INTO layer_blobs(diff_id, blob, media_type, size) VALUES (?, ?, ?, ?)",
                       (diff_id, blob, media_type, size))
+
+    def still_referenced(self, image_ids: set[str], diff_ids: set[str]) -> set[str]:
+        """Forget the manifests of images that are gone and the compressed forms of layers that
+        are gone; returns the blobs the rest refers to (manifests and layer blobs), which with
+        the image configs are every blob that must be kept."""
+        keep: set[str] = set()
+        gone: list[tuple[str, tuple[str, ...]]] = []
+        for r in self.db.query("SELECT image_id, digest FROM image_manifests"):
+            if r["image_id"] in image_ids:
+                keep.add(str(r["digest"]))
+            else:
+                gone.append(("DELETE FROM image_manifests WHERE image_id = ? AND digest = ?",
+                             (r["image_id"], r["digest"])))
+        for r in self.db.query("SELECT diff_id, blob FROM layer_blobs"):
+            if r["diff_id"] in diff_ids:
+                keep.add(str(r["blob"]))
+            else:
+                gone.append(("DELETE FROM layer_blobs WHERE diff_id = ? AND blob = ?", (r["diff_id"], r["blob"])))
+        for r in self.db.query("SELECT DISTINCT blob FROM blob_sources"):
+            if r["blob"] not in keep and r["blob"] not in image_ids:
+                gone.append(("DELETE FROM blob_sources WHERE blob = ?", (r["blob"],)))
+        if gone:  # nothing to forget: no write (a full disk must not fail a command that only looks)
+            with self.db.write() as w:
+                for sql, args in gone:
+                    w.execute(sql, args)
+        return keep
 
     def add_sources(self, blobs: Iterable[str], registry: str, repository: str) -> None:
         with self.db.write() as w:

@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 
-from berth import trace
+from berth import faults, trace
 
 OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -81,6 +81,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
                 os.fsync(fd)
     finally:
         os.close(fd)
+    faults.point("file: before rename")
     os.rename(tmp, path)
     if durable:
         fsync_dir(d)

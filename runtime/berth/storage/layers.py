@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
+from berth import faults, spool
 from berth.db import Database
 from berth.errors import BerthError, LayerInUse, NotFound
 from berth.locks import FileLock
@@ -98,14 +99,15 @@ class LayerStore:
     def _parents(self, id: str) -> list[str]:
         return [layer.id for layer in reversed(self.chain(id)[:-1])]
 
-    def mount(self, id: str) -> str:
+    def mount(self, id: str, pin: bool = False) -> str:
         """The path of the layer's whole tree, mounted if the driver needs a mount; every mount
-        is paired with an unmount."""
+        is paired with an unmount. pin: the mount is a container's rootfs, which outlives this
+        process (see MountTable)."""
         require(self.driver, id)
-        return self.table.mount(id, self._parents(id))
+        return self.table.mount(id, self._parents(id), pin=pin)
 
-    def unmount(self, id: str) -> None:
-        self.table.unmount(id)
+    def unmount(self, id: str, pin: bool = False) -> None:
+        self.table.unmount(id, pin=pin)
 
     @contextlib.contextmanager
     def mounted(self, id: str) -> Iterator[str]:
@@ -203,7 +205,9 @@ class LayerStore:
                     existing = row["id"]
             if existing is not None:
                 self._abort(id)
+                faults.point("layer: recorded")
                 return self.get(existing), False, result
+            faults.point("layer: recorded")
             return self.get(id), True, result
         finally:
             lock.release()
@@ -300,6 +304,7 @@ class LayerStore:
                 raise
             with self.db.write() as c:
                 c.execute("UPDATE layers SET incomplete = 0 WHERE id = ?", (id,))
+            faults.point("layer: recorded")
             return self.get(id)
         finally:
             lock.release()
@@ -324,6 +329,26 @@ class LayerStore:
         finally:
             lock.release()
 
+    # -- references ---------------------------------------------------------------------------
+    # One lock discipline for references. A reference to a layer or an image is anything that
+    # points at it: an image's top layer, a child layer's parent, a container's image and rw layer,
+    # a snapshot, a tag. Every command that takes one (create/run, build, commit, snapshot, tag,
+    # import, load, pull) holds the references lock SHARED from the moment it looks its target up
+    # until the record that points at it is committed; removing images and collecting unreferenced
+    # layers (rmi, image prune, recovery) holds it EXCLUSIVE, and decides what is unreferenced
+    # only then. So a removal never sees a reference half-taken: it runs wholly before the lookup
+    # (which then finds nothing, or makes its own copy) or wholly after the record (which then
+    # keeps the target). Reference-takers never wait for each other; rmi waits for the ones in
+    # flight. Recovery collects only when it gets the lock at once: then no command is between
+    # making a layer and recording its user, and an unreferenced layer is a dead command's.
+    def referencing(self) -> FileLock:
+        """The references lock, to hold while taking a reference (shared)."""
+        return FileLock(os.path.join(self.lock_dir, "references"), shared=True)
+
+    def collecting(self) -> FileLock:
+        """The references lock, to hold while removing images and collecting layers (exclusive)."""
+        return FileLock(os.path.join(self.lock_dir, "references"), shared=False)
+
     # -- removal -----------------------------------------------------------------------------
     def remove(self, id: str) -> None:
         """Remove one layer (it must have no children). Marked incomplete first, so that a crash
@@ -336,7 +361,9 @@ class LayerStore:
             self._abort(id)
 
     def unreferenced(self, referenced: set[str]) -> list[str]:
-        """Read-only image layers that no image, container or child layer uses (leaves first)."""
+        """Layers that nothing in referenced (images' top layers, containers' rw layers and
+        snapshots) uses, directly or as an ancestor: read-only layers no image needs, and rw
+        layers left by a container swap that did not finish (leaves first)."""
         rows = self.db.query("SELECT id, parent, rw FROM layers WHERE incomplete = 0")
         keep: set[str] = set()
         by_id = {r["id"]: r for r in rows}
@@ -347,9 +374,8 @@ class LayerStore:
                 cur = by_id[cur]["parent"] if cur in by_id else None
         out = []
         for r in rows:
-            if r["rw"] or r["id"] in keep:
-                continue
-            out.append(r["id"])
+            if r["id"] not in keep:
+                out.append(r["id"])
         # order: children before parents
         depth = {}
         for lid in out:
@@ -403,7 +429,6 @@ class LayerStore:
         them, else the canonical diff (spooled to a temporary file, as its size is needed first).
         The chunks are checked against the DiffID as they stream; a mismatch raises at the end."""
         import hashlib
-        import tempfile
 
         from berth.storage.tarsplit import TarSplit
 
@@ -429,24 +454,24 @@ class LayerStore:
                 if "sha256:" + h.hexdigest() != layer.diff_id:
                     raise BerthError(f"layer {id} no longer matches its DiffID {layer.diff_id}: its files changed")
             return split.size, exact()
-        tmp = tempfile.NamedTemporaryFile(dir=spool_dir, prefix=".layer-", delete=False)  # noqa: SIM115
+        fd, tmp_path = spool.make_file(spool_dir, ".layer-")
         try:
-            with tmp:
+            with os.fdopen(fd, "wb") as tmp:
                 self.differ.diff(id, layer.parent, tmp)
-            size = os.path.getsize(tmp.name)
+            size = os.path.getsize(tmp_path)
         except BaseException:
-            os.unlink(tmp.name)
+            os.unlink(tmp_path)
             raise
 
         def spooled() -> Iterator[bytes]:
             h = hashlib.sha256()
             try:
-                with open(tmp.name, "rb") as f:
+                with open(tmp_path, "rb") as f:
                     while chunk := f.read(1 << 20):
                         h.update(chunk)
                         yield chunk
             finally:
-                os.unlink(tmp.name)
+                os.unlink(tmp_path)
             if "sha256:" + h.hexdigest() != layer.diff_id:
                 raise BerthError(f"layer {id} no longer matches its DiffID {layer.diff_id}")
         return size, spooled()

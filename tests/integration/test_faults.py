@@ -1,0 +1,186 @@
+"""Every mutating command killed with SIGKILL at its fault points (tests/faultharness.py): after
+each kill `storage check` is clean, the host holds nothing a running container does not account
+for, and the command succeeds when repeated; at the end, removing everything leaves nothing.
+
+`make test` kills each command at a few moments spread over its run; `make test-faults`
+(BERTH_FAULTS_LONG=1) at every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import berth
+from tests.faultharness import Case, assert_empty, exercise
+from tests.peers import registry
+
+pytestmark = pytest.mark.timeout(1800)
+RUN = ["--network", "none"]
+
+
+def _exists(env: dict[str, str], *what: str) -> bool:
+    return berth(env, *what, check=False).returncode == 0
+
+
+def _small_tar(env: dict[str, str], k: int) -> str:
+    """A one-file rootfs tar whose content depends on k (each import makes a new layer)."""
+    d = os.path.dirname(env["BERTH_ROOT"])
+    path = os.path.join(d, f"small-{k}.tar")
+    src = os.path.join(d, f"small-{k}")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "k"), "w") as f:
+        f.write(f"{k}\n" * 1000)
+    with tarfile.open(path, "w") as t:
+        t.add(src, arcname=".")
+    return path
+
+
+def _once(fn):  # type: ignore[no-untyped-def]
+    """setup that runs before the first run only (k == 0)."""
+    def setup(env: dict[str, str], k: int) -> None:
+        if k == 0:
+            fn(env)
+    return setup
+
+
+def _run_again(env: dict[str, str], k: int) -> None:
+    if _exists(env, "inspect", f"r{k}"):
+        berth(env, "start", f"r{k}")  # an interrupted start is undone: start works
+    else:
+        berth(env, "run", "-d", *RUN, "--name", f"r{k}", "busybox", "sleep", "1000")
+    berth(env, "rm", "-f", f"r{k}")
+
+
+def _archive(env: dict[str, str]) -> str:
+    return os.path.join(os.path.dirname(env["BERTH_ROOT"]), "ld.tar")
+
+
+def _make_archive(env: dict[str, str]) -> None:
+    berth(env, "import", _small_tar(env, 999), "ld:1")
+    berth(env, "save", "-o", _archive(env), "ld:1")
+    berth(env, "rmi", "ld:1")
+
+
+def _unload(env: dict[str, str], k: int) -> None:
+    if k == 0:
+        _make_archive(env)
+    berth(env, "rmi", "ld:1", check=False)
+
+
+def _load_again(env: dict[str, str], k: int) -> None:
+    berth(env, "load", "-i", _archive(env))
+    assert "ld" in berth(env, "images").stdout
+
+
+def _context(env: dict[str, str], k: int) -> None:
+    d = os.path.join(os.path.dirname(env["BERTH_ROOT"]), f"ctx{k}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "Dockerfile"), "w") as f:
+        f.write(f"FROM busybox\nRUN echo {k} > /k\nCOPY . /ctx\n")
+
+
+def _ctx(env_root_parent: str, k: int) -> str:
+    return os.path.join(env_root_parent, f"ctx{k}")
+
+
+CASES = [
+    Case("run", lambda k: ["run", "-d", *RUN, "--name", f"r{k}", "busybox", "sleep", "1000"], again=_run_again),
+    Case("start", lambda k: ["start", f"s{k}"],
+         setup=lambda env, k: berth(env, "create", *RUN, "--name", f"s{k}", "busybox", "sleep", "1000") and None,
+         again=lambda env, k: berth(env, "start", f"s{k}") and None),
+    Case("create", lambda k: ["create", *RUN, "--name", f"c{k}", "busybox", "true"],
+         again=lambda env, k: None if _exists(env, "inspect", f"c{k}")
+         else berth(env, "create", *RUN, "--name", f"c{k}", "busybox", "true") and None),
+    Case("commit", lambda k: ["commit", "cc", f"x:{k}"],
+         setup=_once(lambda env: berth(env, "run", *RUN, "--name", "cc", "busybox", "sh", "-c",
+                                       "echo hi > /f; mkdir -p /d; echo x > /d/x"))),
+    Case("snapshot-create", lambda k: ["snapshot", "create", "sn", f"s{k}"],
+         setup=_once(lambda env: berth(env, "create", *RUN, "--name", "sn", "busybox", "true")),
+         again=lambda env, k: None if _exists(env, "snapshot", "ls", "sn") and f"s{k}" in
+         berth(env, "snapshot", "ls", "sn").stdout else berth(env, "snapshot", "create", "sn", f"s{k}") and None),
+    Case("snapshot-restore", lambda k: ["snapshot", "restore", "sr", "base"],
+         setup=_once(lambda env: (berth(env, "create", *RUN, "--name", "sr", "busybox", "true"),
+                                  berth(env, "snapshot", "create", "sr", "base")))),
+    Case("import", lambda k: ["import", "IMPORT", f"imp:{k}"]),
+    Case("load-file", lambda k: ["load", "-i", "ARCHIVE"], setup=_unload, again=_load_again),
+    Case("load-stdin", lambda k: ["load"], setup=_unload, again=_load_again),
+    Case("rm", lambda k: ["rm", "-f", f"d{k}"],
+         setup=lambda env, k: berth(env, "run", "-d", *RUN, "--name", f"d{k}", "busybox", "sleep", "1000") and None,
+         again=lambda env, k: berth(env, "rm", "-f", f"d{k}") and None if _exists(env, "inspect", f"d{k}") else None),
+    Case("rmi", lambda k: ["rmi", f"m:{k}"],
+         setup=lambda env, k: berth(env, "import", _small_tar(env, k), f"m:{k}") and None,
+         again=lambda env, k: berth(env, "rmi", f"m:{k}") and None if _exists(env, "inspect", f"m:{k}") else None),
+    Case("build", lambda k: ["build", "-q", "-t", f"b:{k}", "CTX"], setup=_context),
+    Case("network-create", lambda k: ["network", "create", f"n{k}"],
+         again=lambda env, k: None if _exists(env, "network", "inspect", f"n{k}")
+         else berth(env, "network", "create", f"n{k}") and None),
+    Case("network-rm", lambda k: ["network", "rm", f"m{k}"],
+         setup=lambda env, k: berth(env, "network", "create", f"m{k}") and None,
+         again=lambda env, k: berth(env, "network", "rm", f"m{k}") and None
+         if _exists(env, "network", "inspect", f"m{k}") else None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: Case) -> None:
+    env = dict(berth_env, BERTH_DRIVER=case.driver)
+    base = os.path.dirname(env["BERTH_ROOT"])
+    berth(env, "import", busybox_tar, "busybox")
+    argv = case.argv
+
+    def resolved(k: int) -> list[str]:
+        out = []
+        for a in argv(k):
+            a = {"IMPORT": busybox_tar, "ARCHIVE": _archive(env)}.get(a, a)
+            out.append(_ctx(base, k) if a == "CTX" else a)
+        return out
+
+    case.argv = resolved
+    if case.name == "load-stdin":
+        case.stdin = _archive(env)
+    n, kills = exercise(env, case)
+    print(f"{case.name}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
+    assert kills > 0, f"{case.name}: no kill landed in {n} points"
+    assert_empty(env, case.driver)
+
+
+@pytest.fixture
+def reg(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    with registry(str(tmp_path / "registry")) as r:
+        yield r
+
+
+def _unpull(reg: str) -> Callable[[dict[str, str], int], None]:
+    def setup(env: dict[str, str], k: int) -> None:
+        if k == 0:
+            berth(env, "push", "--tls-verify=false", "busybox", f"{reg}/faults/bb:1")
+        # the pull must fetch and unpack again: the image and every blob it had go first
+        berth(env, "rmi", f"{reg}/faults/bb:1", check=False)
+        berth(env, "rmi", "busybox", check=False)
+    return setup
+
+
+def _pull_again(reg: str) -> Callable[[dict[str, str], int], None]:
+    def again(env: dict[str, str], k: int) -> None:
+        berth(env, "pull", "--tls-verify=false", f"{reg}/faults/bb:1")
+        assert berth(env, "run", "--rm", *RUN, f"{reg}/faults/bb:1", "true").returncode == 0
+    return again
+
+
+@pytest.mark.parametrize("what", ["pull", "push"])
+def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg: str, what: str) -> None:
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", busybox_tar, "busybox")
+    if what == "pull":
+        case = Case("pull", lambda k: ["pull", "--tls-verify=false", f"{reg}/faults/bb:1"], setup=_unpull(reg),
+                    again=_pull_again(reg))
+    else:
+        case = Case("push", lambda k: ["push", "--tls-verify=false", "busybox", f"{reg}/faults/p:{k}"])
+    n, kills = exercise(env, case)
+    print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
+    assert kills > 0, f"{what}: no kill landed in {n} points"
+    assert_empty(env, case.driver)
