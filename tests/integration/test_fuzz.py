@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not install
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from berth import config as config_keys  # noqa: E402
 from berth.cli.main import main  # noqa: E402
 from berth.container import options  # noqa: E402
 from berth.declare import schema  # noqa: E402
@@ -445,3 +447,20 @@ def _manifest_digest(root: Root) -> str:
     with Engine(config.load(os.path.join(root.base, "none.yml"), root.root, os.path.join(root.base, "run"), "vfs",
                             None)) as e:
         return e.manifest_digest(e.images.resolve("bb:fuzz").id)
+
+
+CONFIG = st.dictionaries(st.sampled_from(sorted(config_keys.CONFIG_KEYS)) | st.text(max_size=6), VALUE, max_size=4)
+
+
+@FUZZ
+@given(text=st.builds(lambda d: yaml.safe_dump(d, allow_unicode=True).encode(), CONFIG) | st.binary(max_size=300))
+def test_fuzz_config_files(root: Root, text: bytes) -> None:
+    """berth's own config file (a fresh root each time: the config may name another root or driver)."""
+    path = root.file("config.yml", text)
+    fresh = os.path.join(root.base, "fresh")
+    try:
+        r = root.run("--config", path, "--root", fresh, "--runroot", fresh + "-run", "images")
+    finally:
+        for d in (fresh, fresh + "-run"):
+            shutil.rmtree(d, ignore_errors=True)
+    one_line_error(r, (0, 1), text)
