@@ -7,7 +7,7 @@ APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs a
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client lvm2 \
 	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
-	pytest-testinfra voluptuous pycodestyle yamllint antsibull-docs-parser wheel
+	pytest-testinfra voluptuous pycodestyle yamllint antsibull-docs-parser wheel hypothesis
 CACHE := .cache
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 COLLECTION := dist/berth-runtime-$(VERSION).tar.gz
@@ -15,7 +15,7 @@ COLLECTION := dist/berth-runtime-$(VERSION).tar.gz
 COLLECTIONS_PATH := .collections
 PYTEST_ARGS ?=
 
-.PHONY: setup apt venv collection collection-install sanity up test test-faults test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
+.PHONY: setup apt venv collection collection-install sanity up test test-faults test-fuzz test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
 	bench-plot bench-charts docs clean
 
 setup: apt venv collection-install
@@ -96,6 +96,12 @@ KERNEL_STEP1 := tests/integration/test_dm_thin.py \
 KERNEL_STEP2 := tests/kernel/test_reboot.py::test_after_reboot
 # e.g. KERNEL_EXTRA=tests/kernel/test_storage_role.py: the berth_storage role on dm-thin (about 4 more minutes)
 KERNEL_EXTRA ?=
+
+# The long fuzz run: every parser berth has (state files, archives, references, CLI flag values, trust
+# policies, signatures) with BERTH_FUZZ_EXAMPLES random inputs each (make test runs 40, always the same).
+BERTH_FUZZ_EXAMPLES ?= 2000
+test-fuzz: setup
+	BERTH_FUZZ_EXAMPLES=$(BERTH_FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider -q tests/integration/test_fuzz.py
 
 kernel-deps:
 	@missing=$$(for p in qemu-system-x86 kmod debootstrap busybox-static e2fsprogs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -66,6 +66,8 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
         try:
             with open(path, encoding="utf-8") as f:
                 data = yaml.safe_load(f) or {}
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path}: not UTF-8 text; fix the file or pass --config") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
@@ -110,4 +112,7 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
         s.storage_opts.update(parse_storage_opts(storage_opts))
     s.root = os.path.abspath(s.root)
     s.runroot = os.path.abspath(s.runroot)
+    for what, d in (("root", s.root), ("runroot", s.runroot)):
+        if os.path.exists(d) and not os.path.isdir(d):
+            raise InvalidInput(f"the {what} {d} is not a directory: give --{what} a directory (new or berth's)")
     return s

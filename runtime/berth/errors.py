@@ -9,6 +9,13 @@ class BerthError(Exception):
     exit_code = 1
 
 
+def one_line(message: str) -> str:
+    """An error as one line: the lines of what a message carries from elsewhere (a tool's stderr)
+    joined, and control characters from the input it quotes escaped."""
+    text = "; ".join(part.strip() for part in message.split("\n") if part.strip())
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class CommandError(BerthError):
     """An external command failed; carries the command, its exit code and its stderr."""
 

@@ -11,7 +11,7 @@ from berth.cli import listing, logcmd, netfmt, output, render
 from berth.cli.parser import add_bool_flag
 from berth.container import options
 from berth.container.config import ContainerConfig, parse_env
-from berth.errors import BerthError, InvalidInput
+from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
     from berth.engine import Engine
@@ -49,16 +49,20 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 return e.containers.run_foreground(c, cfg.tty, a.interactive)
             return e.containers.run_attached(c)
     except (StartError, ExecError) as err:
-        print(f"berth: error: {err}", file=sys.stderr)
+        print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except BerthError as err:
-        print(f"berth: error: {err}", file=sys.stderr)
+        print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
         return RUN_ERROR
 
 
 def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
-    with open_engine(a) as e:
-        c = e.containers.create(config_from_args(a), a.ctr_name)
+    try:
+        with open_engine(a) as e:
+            c = e.containers.create(config_from_args(a), a.ctr_name)
+    except BerthError as err:  # as run (and docker create): berth's own errors are 125
+        print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
+        return RUN_ERROR
     print(c.id)
     return 0
 
@@ -142,7 +146,7 @@ def cmd_rm(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 e.containers.remove(ref, force=a.force)
                 print(ref)
             except BerthError as err:
-                print(f"berth: error: {err}", file=sys.stderr)
+                print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
                 rc = 1
     return rc
 

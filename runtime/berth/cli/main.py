@@ -12,7 +12,7 @@ from berth import config as config_mod
 from berth import trace
 from berth.cli import about, build, containers, inspectcmd, listing, mux, output, registry, render, volumes
 from berth.cli.parser import Parser
-from berth.errors import BerthError, InvalidInput
+from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
     from berth.declare.reconcile import Action
@@ -200,7 +200,7 @@ def cmd_rmi(a: argparse.Namespace) -> int:
                 for line in e.remove_image(ref, force=a.force):
                     print(line)
             except BerthError as err:
-                print(f"berth: error: {err}", file=sys.stderr)
+                print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
                 rc = 1
     return rc
 
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.fn(a)
     except BerthError as e:
-        print(f"berth: error: {e}", file=sys.stderr)
+        print(f"berth: error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -498,13 +498,22 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 1
     except OSError as e:
-        if os.environ.get("BERTH_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
+        _debug()
         where = f" ({e.filename})" if e.filename else ""
-        print(f"berth: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"berth: error: {one_line(str(e.strerror or e))}{where}", file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001 - a bug in berth still ends in one line; the fuzz tests look for it
+        _debug()
+        print(f"berth: internal error: {type(e).__name__}: {one_line(str(e))} (a bug in berth; BERTH_DEBUG=1 "
+              "shows where)", file=sys.stderr)
+        return 125 if getattr(a, "command", None) in ("run", "create") else 1
+
+
+def _debug() -> None:
+    if os.environ.get("BERTH_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

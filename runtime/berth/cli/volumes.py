@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.cli import output
-from berth.errors import BerthError, InvalidInput
+from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
     from berth.engine import Engine
@@ -42,7 +42,7 @@ def cmd_volume(a: argparse.Namespace, open_engine: EngineOpener) -> int:
                 except BerthError as err:
                     if a.force and not vols.store.exists(n):
                         continue  # -f: a volume that is not there is no error
-                    print(f"berth: error: {err}", file=sys.stderr)
+                    print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
                     rc = 1
             return rc
         elif a.volume_command == "prune":

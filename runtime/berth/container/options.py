@@ -364,6 +364,8 @@ def checked(o: Option, value: Any, label: str, fail: Callable[[str], InvalidInpu
     """value, or the one-line error saying why the runtime or the kernel would refuse it."""
     check = _CHECKS.get(o.name)
     why = check(value) if check is not None and value not in (None, "", []) else None
+    if o.choices and value is not None and value not in o.choices:
+        why = f"use one of {', '.join(o.choices)}"
     if why:
         raise fail(f"invalid {label} {why}" if o.kind == "list" else f"invalid {label} {value!r}: {why}")
     return value
@@ -387,10 +389,8 @@ def add_cli_flags(sp: argparse.ArgumentParser) -> None:
             kw.update(action="append", default=[])
         elif o.default is not None:  # numbers are parsed in _cli_value: a bad one is exit 125, not argparse's 2
             kw["default"] = o.default
-        if o.choices:
-            kw["choices"] = list(o.choices)
-        if o.metavar:
-            kw["metavar"] = o.metavar
+        if o.metavar or o.choices:  # choices are checked with the other values: a bad one is 125, not 2
+            kw["metavar"] = o.metavar or "{" + ",".join(o.choices) + "}"
         if o.help:
             kw["help"] = o.help
         sp.add_argument(*o.cli, **kw)
