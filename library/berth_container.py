@@ -170,6 +170,30 @@ options:
   restart_retries:
     description: "How often V(on-failure) restarts the container (implies O(restart_policy=on-failure))."
     type: int
+  health_cmd:
+    description:
+      - "Health check command, run through C(/bin/sh -c) in the container every O(health_interval) by a
+        per-container monitor (no daemon); overrides the image's C(HEALTHCHECK)."
+    type: str
+  health_interval:
+    description: "Time between two health checks, such as C(30s) or C(500ms) (default the image's, else C(30s))."
+    type: str
+  health_timeout:
+    description: "Time one health check may take before it counts as failed (default C(30s))."
+    type: str
+  health_retries:
+    description: "Consecutive failed checks that make the container unhealthy (default 3)."
+    type: int
+  health_start_period:
+    description: "Time after the start during which failed checks do not count (default C(0s))."
+    type: str
+  no_healthcheck:
+    description: "Disable the image's C(HEALTHCHECK)."
+    type: bool
+  health_on_failure:
+    description: "What happens when the container turns unhealthy: nothing, or it is killed, restarted or stopped."
+    type: str
+    choices: [none, kill, restart, stop]
   snapshots:
     description: "Names of snapshots of the container's writable layer that must exist (made when missing)."
     type: list
@@ -284,6 +308,9 @@ def main():
             cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool"),
             runtime=dict(type="str", choices=["crun", "runc"]), auto_remove=dict(type="bool"),
             restart_policy=dict(type="str"), restart_retries=dict(type="int"),
+            health_cmd=dict(type="str"), health_interval=dict(type="str"), health_timeout=dict(type="str"),
+            health_retries=dict(type="int"), health_start_period=dict(type="str"), no_healthcheck=dict(type="bool"),
+            health_on_failure=dict(type="str", choices=["none", "kill", "restart", "stop"]),
             snapshots=dict(type="list", elements="str"),
             state=dict(type="str", default="started", choices=["started", "running", "stopped", "present", "absent"]),
             recreate=dict(type="bool", default=False), restart=dict(type="bool", default=False),

@@ -43,6 +43,10 @@ options:
         C(cap_drop), C(privileged), C(runtime) (crun or runc), C(storage_opts) (a mapping, C(size))."
       - "C(restart) (or C(restart_policy)): no (default), always, unless-stopped, on-failure or on-failure:N;
         C(restart_retries): N for on-failure. C(snapshots): names of snapshots that must exist."
+      - "C(health_cmd): a health check command (through C(/bin/sh -c)); C(health_interval),
+        C(health_timeout), C(health_start_period): durations such as 500ms or 30s; C(health_retries): failures
+        before unhealthy; C(no_healthcheck): disable the image's C(HEALTHCHECK); C(health_on_failure): none,
+        kill, restart or stop."
       - memory, cpus, pids_limit and the restart policy change in place; any other change recreates the
         container.
     type: list

@@ -178,7 +178,8 @@ def _spec_for(o: options.Option) -> dict[str, Any]:
     types = {"str": ("str", None), "int": ("int", None), "float": ("float", None), "bool": ("bool", None),
              "list": ("list", "str"), "argv": ("list", "str"), "volumes": ("list", "str"), "map": ("dict", None),
              "env": ("dict", None), "size": ("str", None), "env_file": ("list", "path"),
-             "mounts": ("list", "dict"), "restart": ("str", None), "retries": ("int", None), "dict": ("dict", None)}
+             "mounts": ("list", "dict"), "restart": ("str", None), "retries": ("int", None), "dict": ("dict", None),
+             "duration": ("str", None)}
     t, elements = types[o.kind]
     spec: dict[str, Any] = {"type": t}
     if elements:
