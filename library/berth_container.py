@@ -200,12 +200,16 @@ options:
     elements: str
   state:
     description:
-      - "V(started) (or V(running)): exists and runs; V(stopped): exists and does not run; V(present): exists,
-        running or not; V(absent): removed. With O(image) left out, an existing container is started,
-        stopped or removed by name."
+      - "V(started) (or V(running)): exists and runs; V(healthy): runs and its health check passes within
+        O(healthy_timeout), else the task fails with the last check's output; V(stopped): exists and does not
+        run; V(present): exists, running or not; V(absent): removed. With O(image) left out, an existing
+        container is started, stopped or removed by name."
     type: str
-    choices: [started, running, stopped, present, absent]
+    choices: [started, running, healthy, stopped, present, absent]
     default: started
+  healthy_timeout:
+    description: "Seconds O(state=healthy) waits for the container to become healthy (default 300)."
+    type: float
   recreate:
     description: "Remove and create the container even when nothing differs."
     type: bool
@@ -252,6 +256,16 @@ EXAMPLES = r"""
   berth_container:
     name: web
     state: stopped
+
+- name: Replace the container and wait until its health check passes
+  berth_container:
+    name: web
+    image: registry.example.com/web:2
+    health_cmd: wget -qO- 127.0.0.1:8080/healthz || exit 1
+    health_interval: 2s
+    health_retries: 3
+    state: healthy
+    healthy_timeout: 60
 
 - name: Environment exactly as given, labels may have more
   berth_container:
@@ -312,7 +326,9 @@ def main():
             health_retries=dict(type="int"), health_start_period=dict(type="str"), no_healthcheck=dict(type="bool"),
             health_on_failure=dict(type="str", choices=["none", "kill", "restart", "stop"]),
             snapshots=dict(type="list", elements="str"),
-            state=dict(type="str", default="started", choices=["started", "running", "stopped", "present", "absent"]),
+            state=dict(type="str", default="started",
+                       choices=["started", "running", "healthy", "stopped", "present", "absent"]),
+            healthy_timeout=dict(type="float"),
             recreate=dict(type="bool", default=False), restart=dict(type="bool", default=False),
             comparisons=dict(type="dict"),
             **COMMON_ARGS),

@@ -29,7 +29,10 @@ options:
         means berth's default (unlike M(berth.runtime.berth_container), which compares only the options a
         task sets).
       - "C(name) (required), C(image) (required unless C(state) is absent), C(state): C(running) (also
-        C(started)), C(stopped), C(present) or C(absent) (default running)."
+        C(started)), C(healthy), C(stopped), C(present) or C(absent) (default running). C(healthy): running
+        and its health check passing within C(healthy_timeout) seconds (default 300); containers are
+        converged one at a time, in order, and the first that does not become healthy stops the run
+        (nothing after it is changed)."
       - "C(command), C(entrypoint): lists. C(env): a mapping (or a list of KEY=VALUE); C(env_file): files of
         KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(group_add) (groups
         to add, as docker's --group-add), C(hostname)."

@@ -420,10 +420,11 @@ class Engine:
         return self.containers.networks()
 
     # -- day-two verbs on containers (berth.container.daytwo, health and events) ----------------
-    def wait_container(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
+    def wait_container(self, ref: str, condition: str = "not-running", timeout: float | None = None,
+                       fail_unhealthy: bool = False) -> int:
         from berth.container import daytwo
 
-        return daytwo.wait(self.containers, ref, condition, timeout)
+        return daytwo.wait(self.containers, ref, condition, timeout, fail_unhealthy)
 
     def pause(self, ref: str) -> None:
         from berth.container import daytwo

@@ -26,7 +26,8 @@ COMMON = ("root", "runroot", "driver")
 # options a face leaves out on purpose, with the reason
 NOT_ON_CLI = {"restart_retries": "--restart on-failure:N"}
 NOT_DECLARABLE = {"auto_remove": "a declared container that removes itself on exit could never converge"}
-TASK = {"name", "state", "snapshots", "recreate", "restart", "pull", "comparisons"}  # not ContainerConfig fields
+# not ContainerConfig fields
+TASK = {"name", "state", "snapshots", "recreate", "restart", "pull", "comparisons", "healthy_timeout"}
 
 
 # ---- reading a module's literal argument_spec and DOCUMENTATION without Ansible

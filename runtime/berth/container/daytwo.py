@@ -253,7 +253,8 @@ def stats(m: ContainerManager, refs: list[str], interval: float = 0.5,
 
 # ---- wait
 
-def wait(m: ContainerManager, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
+def wait(m: ContainerManager, ref: str, condition: str = "not-running", timeout: float | None = None,
+         fail_unhealthy: bool = False) -> int:
     """docker wait --condition: not-running (now, or when it exits), next-exit (the next exit even
     of a stopped container), removed; and healthy (berth's). Returns the exit code (0 for healthy)."""
     from berth.container import health
@@ -262,7 +263,7 @@ def wait(m: ContainerManager, ref: str, condition: str = "not-running", timeout:
     if condition not in WAIT_CONDITIONS:
         raise InvalidInput(f"invalid condition {condition!r}: use one of {', '.join(WAIT_CONDITIONS)}")
     if condition == "healthy":
-        health.wait_healthy(m, ref, timeout)
+        health.wait_healthy(m, ref, timeout, fail_unhealthy)
         return 0
     c = m.get(ref)
     deadline = None if timeout is None else time.monotonic() + timeout

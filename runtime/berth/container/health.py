@@ -250,9 +250,11 @@ def monitor(m: ContainerManager, cid: str) -> None:
             return
 
 
-def wait_healthy(m: ContainerManager, ref: str, timeout: float | None = None) -> Container:
-    """Wait until the container is healthy; raises when it has no health check, stops running, or
-    is not healthy within timeout seconds (the last probe's output says why)."""
+def wait_healthy(m: ContainerManager, ref: str, timeout: float | None = None,
+                 fail_unhealthy: bool = False) -> Container:
+    """Wait until the container is healthy; raises when it has no health check, stops running, is
+    not healthy within timeout seconds, or (fail_unhealthy) turns unhealthy; the last probe's output
+    says why."""
     deadline = None if timeout is None else time.monotonic() + timeout
     c = m.get(ref)
     if m.health_check(c) is None:
@@ -267,6 +269,9 @@ def wait_healthy(m: ContainerManager, ref: str, timeout: float | None = None) ->
         if c.state != "running":
             raise BerthError(f"container {c.name} is not running ({c.state}, exit code {c.exit_code}); "
                              f"last health check: {last_output(c.health)}")
+        if fail_unhealthy and status == UNHEALTHY:
+            raise BerthError(f"container {c.name} is unhealthy after {c.health['FailingStreak']} failed "
+                             f"check(s); last health check: {last_output(c.health)}")
         if deadline is not None and time.monotonic() >= deadline:
             raise BerthError(f"container {c.name} is {status or STARTING}, not healthy, after "
                              f"{format_duration(timeout or 0)}; last health check: {last_output(c.health)}")

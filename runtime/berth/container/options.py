@@ -158,7 +158,8 @@ OPTIONS: tuple[Option, ...] = (
     # properties of the declaration / task rather than of the container's spec
     Option("snapshots", "list", field=None, key="snapshots", ansible="snapshots"),
     Option("state", "str", field=None, key="state", ansible="state", default="running", module_default="started",
-           choices=("started", "running", "stopped", "present", "absent")),
+           choices=("started", "running", "healthy", "stopped", "present", "absent")),
+    Option("healthy_timeout", "float", field=None, key="healthy_timeout", ansible="healthy_timeout"),
     Option("recreate", "bool", field=None, ansible="recreate", module_default=False),
     Option("restart", "bool", field=None, ansible="restart", module_default=False),
     Option("pull", "str", field=None, ansible="pull", module_default="missing", choices=("missing", "always", "never")),
@@ -169,7 +170,8 @@ BY_NAME = {o.name: o for o in OPTIONS}
 FIELDS = tuple(dict.fromkeys(o.target() for o in OPTIONS if o.target()))  # in ContainerConfig's order
 PRIMARY = {f: next(o for o in OPTIONS if o.target() == f) for f in FIELDS}  # its update rule and wording
 DECLARATION_KEYS = frozenset(n for o in OPTIONS if o.key for n in (o.key, *o.key_aliases))
-STATES = ("running", "stopped", "present", "absent")  # "started" is read as "running"
+STATES = ("running", "healthy", "stopped", "present", "absent")  # "started" is read as "running"
+HEALTHY_TIMEOUT = 300.0  # seconds state: healthy waits by default
 
 
 def field_option(field: str, face: str) -> Option:
