@@ -446,6 +446,7 @@ class ContainerManager:
             return c
         rt = select(self.runroot, c.runtime)
         self._thaw(c)
+        self._event("kill", c, signal=str(signal_mod.SIGTERM.value))
         rt.kill(c.id, str(signal_mod.SIGTERM.value))
         c = self._wait_exit(c, timeout)
         if c.state == "running":
