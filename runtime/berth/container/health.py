@@ -239,6 +239,12 @@ def monitor(m: ContainerManager, cid: str) -> None:
         except BerthError as e:
             code, output = 1, str(e)
         end = time.time()
+        try:
+            c = m.get(cid)
+        except NotFound:
+            return
+        if c.state != "running" or c.started_at != started or c.stopped_by_user:
+            return  # stopped while probing: the failure is the stop's, not the container's health
         before = (c.health or fresh())["Status"]
         health = record(c.health, check, started, start, end, code, output)
         m.store.set_health(cid, health)
