@@ -170,18 +170,46 @@ options:
   restart_retries:
     description: "How often V(on-failure) restarts the container (implies O(restart_policy=on-failure))."
     type: int
+  health_cmd:
+    description:
+      - "Health check command, run through C(/bin/sh -c) in the container every O(health_interval) by a
+        per-container monitor (no daemon); overrides the image's C(HEALTHCHECK)."
+    type: str
+  health_interval:
+    description: "Time between two health checks, such as C(30s) or C(500ms) (default the image's, else C(30s))."
+    type: str
+  health_timeout:
+    description: "Time one health check may take before it counts as failed (default C(30s))."
+    type: str
+  health_retries:
+    description: "Consecutive failed checks that make the container unhealthy (default 3)."
+    type: int
+  health_start_period:
+    description: "Time after the start during which failed checks do not count (default C(0s))."
+    type: str
+  no_healthcheck:
+    description: "Disable the image's C(HEALTHCHECK)."
+    type: bool
+  health_on_failure:
+    description: "What happens when the container turns unhealthy: nothing, or it is killed, restarted or stopped."
+    type: str
+    choices: [none, kill, restart, stop]
   snapshots:
     description: "Names of snapshots of the container's writable layer that must exist (made when missing)."
     type: list
     elements: str
   state:
     description:
-      - "V(started) (or V(running)): exists and runs; V(stopped): exists and does not run; V(present): exists,
-        running or not; V(absent): removed. With O(image) left out, an existing container is started,
-        stopped or removed by name."
+      - "V(started) (or V(running)): exists and runs; V(healthy): runs and its health check passes within
+        O(healthy_timeout), else the task fails with the last check's output; V(stopped): exists and does not
+        run; V(present): exists, running or not; V(absent): removed. With O(image) left out, an existing
+        container is started, stopped or removed by name."
     type: str
-    choices: [started, running, stopped, present, absent]
+    choices: [started, running, healthy, stopped, present, absent]
     default: started
+  healthy_timeout:
+    description: "Seconds O(state=healthy) waits for the container to become healthy (default 300)."
+    type: float
   recreate:
     description: "Remove and create the container even when nothing differs."
     type: bool
@@ -228,6 +256,16 @@ EXAMPLES = r"""
   berth_container:
     name: web
     state: stopped
+
+- name: Replace the container and wait until its health check passes
+  berth_container:
+    name: web
+    image: registry.example.com/web:2
+    health_cmd: wget -qO- 127.0.0.1:8080/healthz || exit 1
+    health_interval: 2s
+    health_retries: 3
+    state: healthy
+    healthy_timeout: 60
 
 - name: Environment exactly as given, labels may have more
   berth_container:
@@ -284,8 +322,13 @@ def main():
             cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool"),
             runtime=dict(type="str", choices=["crun", "runc"]), auto_remove=dict(type="bool"),
             restart_policy=dict(type="str"), restart_retries=dict(type="int"),
+            health_cmd=dict(type="str"), health_interval=dict(type="str"), health_timeout=dict(type="str"),
+            health_retries=dict(type="int"), health_start_period=dict(type="str"), no_healthcheck=dict(type="bool"),
+            health_on_failure=dict(type="str", choices=["none", "kill", "restart", "stop"]),
             snapshots=dict(type="list", elements="str"),
-            state=dict(type="str", default="started", choices=["started", "running", "stopped", "present", "absent"]),
+            state=dict(type="str", default="started",
+                       choices=["started", "running", "healthy", "stopped", "present", "absent"]),
+            healthy_timeout=dict(type="float"),
             recreate=dict(type="bool", default=False), restart=dict(type="bool", default=False),
             comparisons=dict(type="dict"),
             **COMMON_ARGS),

@@ -29,7 +29,10 @@ options:
         means berth's default (unlike M(berth.runtime.berth_container), which compares only the options a
         task sets).
       - "C(name) (required), C(image) (required unless C(state) is absent), C(state): C(running) (also
-        C(started)), C(stopped), C(present) or C(absent) (default running)."
+        C(started)), C(healthy), C(stopped), C(present) or C(absent) (default running). C(healthy): running
+        and its health check passing within C(healthy_timeout) seconds (default 300); containers are
+        converged one at a time, in order, and the first that does not become healthy stops the run
+        (nothing after it is changed)."
       - "C(command), C(entrypoint): lists. C(env): a mapping (or a list of KEY=VALUE); C(env_file): files of
         KEY=VALUE lines on the managed host. C(workdir) (or C(working_dir)), C(user), C(group_add) (groups
         to add, as docker's --group-add), C(hostname)."
@@ -43,6 +46,10 @@ options:
         C(cap_drop), C(privileged), C(runtime) (crun or runc), C(storage_opts) (a mapping, C(size))."
       - "C(restart) (or C(restart_policy)): no (default), always, unless-stopped, on-failure or on-failure:N;
         C(restart_retries): N for on-failure. C(snapshots): names of snapshots that must exist."
+      - "C(health_cmd): a health check command (through C(/bin/sh -c)); C(health_interval),
+        C(health_timeout), C(health_start_period): durations such as 500ms or 30s; C(health_retries): failures
+        before unhealthy; C(no_healthcheck): disable the image's C(HEALTHCHECK); C(health_on_failure): none,
+        kill, restart or stop."
       - memory, cpus, pids_limit and the restart policy change in place; any other change recreates the
         container.
     type: list

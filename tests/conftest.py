@@ -262,14 +262,15 @@ CGROUP_PARENT = f"berth-test-{os.getpid()}"
 
 
 def stop_leftovers(runroot: str) -> None:
-    """Kill conmon and container processes a failed test left, by the PIDs berth recorded."""
+    """Kill conmon, container and health monitor processes a failed test left, by the PIDs berth
+    recorded."""
     import signal
 
     cdir = os.path.join(runroot, "containers")
     if not os.path.isdir(cdir):
         return
     for cid in os.listdir(cdir):
-        for name in ("pidfile", "conmon.pid"):
+        for name in ("pidfile", "conmon.pid", "health.pid"):
             try:
                 with open(os.path.join(cdir, cid, name)) as f:
                     pid = int(f.read().strip())

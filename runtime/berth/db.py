@@ -91,6 +91,8 @@ MIGRATIONS = (
     ("containers", "restart_count", "INTEGER NOT NULL DEFAULT 0"),
     ("containers", "stopped_by_user", "INTEGER NOT NULL DEFAULT 0"),
     ("containers", "ip", "TEXT"),
+    ("containers", "health", "TEXT"),
+    ("containers", "paused", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 SCHEMA_FINGERPRINT = hashlib.sha256(repr((SCHEMA, MIGRATIONS)).encode()).hexdigest()[:16]

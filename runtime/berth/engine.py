@@ -22,6 +22,7 @@ from berth.timefmt import iso_seconds
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from berth.container.events import Journal
     from berth.container.network import Networks
     from berth.container.store import Container
     from berth.declare.reconcile import Action
@@ -457,6 +458,58 @@ class Engine:
 
     def networks(self) -> Networks:
         return self.containers.networks()
+
+    # -- day-two verbs on containers (berth.container.daytwo, health and events) ----------------
+    def wait_container(self, ref: str, condition: str = "not-running", timeout: float | None = None,
+                       fail_unhealthy: bool = False) -> int:
+        from berth.container import daytwo
+
+        return daytwo.wait(self.containers, ref, condition, timeout, fail_unhealthy)
+
+    def pause(self, ref: str) -> None:
+        from berth.container import daytwo
+
+        daytwo.pause(self.containers, ref)
+
+    def unpause(self, ref: str) -> None:
+        from berth.container import daytwo
+
+        daytwo.unpause(self.containers, ref)
+
+    def rename(self, ref: str, new: str) -> None:
+        from berth.container import daytwo
+
+        daytwo.rename(self.containers, ref, new)
+
+    def ports(self, ref: str, private: str | None = None) -> list[tuple[str, str]]:
+        from berth.container import daytwo
+
+        return daytwo.ports(self.containers, ref, private)
+
+    def update_container(self, ref: str, memory: int | None = None, cpus: float | None = None,
+                         pids_limit: int | None = None, restart: str | None = None) -> None:
+        from berth.container import daytwo
+
+        daytwo.update(self.containers, ref, memory, cpus, pids_limit, restart)
+
+    def top(self, ref: str, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
+        from berth.container import daytwo
+
+        return daytwo.top(self.containers, ref, ps_args)
+
+    def stats(self, refs: list[str], previous: dict[str, dict[str, object]] | None = None) -> list[dict[str, object]]:
+        from berth.container import daytwo
+
+        return daytwo.stats(self.containers, refs, previous=previous)
+
+    def events(self) -> Journal:
+        return self.containers.events
+
+    def health_monitor(self, ref: str) -> None:
+        """The loop of a container's health monitor process (`berth container-health`)."""
+        from berth.container import health
+
+        health.monitor(self.containers, ref)
 
     def image(self, ref: str) -> Image:
         return self.images.resolve(ref)

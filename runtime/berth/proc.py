@@ -49,3 +49,12 @@ def describe(argv: Sequence[str]) -> str:
 def output(argv: Sequence[str], **kw: object) -> str:
     """Run argv and return its stdout as text."""
     return run(argv, **kw).stdout.decode(errors="replace")  # type: ignore[arg-type]
+
+
+def spawn_detached(argv: Sequence[str], log: str, env: dict[str, str] | None = None) -> int:
+    """Start argv in its own session, in the background, its output appended to log; returns its PID
+    (a monitor that outlives the command that starts it)."""
+    with open(log, "ab") as out:
+        p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                             start_new_session=True, close_fds=True)
+    return p.pid

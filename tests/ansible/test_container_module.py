@@ -141,3 +141,17 @@ def test_errors_name_the_option_and_value(env: dict[str, str]) -> None:
         assert "line" not in result["msg"]
     result = task(env, {"name": "x", "image": "no/such:image", "pull": "never"})
     assert result.get("failed") and "no/such:image" in result["msg"] and "pull: never" in result["msg"]
+
+
+def test_state_healthy_waits_for_the_health_check_and_fails_with_its_output(env: dict[str, str]) -> None:
+    healthy = dict(SLEEPER, name="fine", health_cmd="true", health_interval="0.2s", state="healthy",
+                   healthy_timeout=20)
+    first = task(env, healthy)
+    assert not first["failed"] and [a["action"] for a in first["actions"]] == ["create", "healthy"], first
+    assert first["container"]["State"]["Health"]["Status"] == "healthy"
+    assert not task(env, healthy)["changed"]
+    sick = dict(SLEEPER, name="sick", health_cmd="echo no database; exit 1", health_interval="0.2s",
+                health_retries=2, state="healthy", healthy_timeout=20)
+    result = task(env, sick)
+    assert result["failed"] and "container sick is unhealthy after 2 failed check(s)" in result["msg"], result
+    assert "exit code 1: no database" in result["msg"]

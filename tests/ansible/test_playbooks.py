@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import CGROUP_PARENT, REPO, berth
+from tests.conftest import CGROUP_PARENT, REPO, berth, stop_leftovers, unmount_below
 
 ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
 pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE), reason="ansible-core is not installed in .venv")
@@ -170,3 +170,48 @@ def test_shipped_local_inventory_converges_as_declared(berth_env: dict[str, str]
     assert shipped["web_port"] == 18080
     second = playbook(env, "site.yml", extra)
     assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout[-3000:]
+
+
+def test_rolling_update_stops_at_the_first_unhealthy_host(berth_env: dict[str, str], busybox_tar: str,
+                                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two hosts (two berth roots on this machine), serial: 1: a change that leaves the first host's
+    container unhealthy fails there, and the second host keeps its container as it was."""
+    env = dict(berth_env, ANSIBLE_FORCE_COLOR="0", BERTH_DRIVER="overlay")
+    hosts = {}
+    for h in ("node1", "node2"):
+        root, run = str(tmp_path / h / "root"), str(tmp_path / h / "run")
+        berth(dict(env, BERTH_ROOT=root, BERTH_RUNROOT=run), "import", "-c", 'CMD ["sh"]', busybox_tar,
+              "busybox:latest")
+        hosts[h] = {"ansible_connection": "local", "berth_containers_root": root, "berth_containers_runroot": run}
+    inventory = tmp_path / "fleet.yml"
+    inventory.write_text(json.dumps({"web": {"hosts": hosts}}))
+    extra = {"rolling_command": ["sh", "-c", "echo $STAMP > /stamp; exec sleep 1000"], "rolling_network": "none",
+             "rolling_health_cmd": 'echo "stamp $STAMP"; test "$STAMP" != bad', "rolling_health_interval": "0.2s",
+             "rolling_health_retries": 1, "rolling_healthy_timeout": 20,
+             "ansible_python_interpreter": os.path.join(REPO, ".venv", "bin", "python")}
+
+    def roll(stamp: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ANSIBLE, "-i", str(inventory), "playbooks/rolling-update.yml",
+                               "-e", json.dumps(dict(extra, rolling_env={"STAMP": stamp}))],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+    def stamp(h: str) -> str:
+        e = dict(env, BERTH_ROOT=hosts[h]["berth_containers_root"], BERTH_RUNROOT=hosts[h]["berth_containers_runroot"])
+        return berth(e, "exec", "web", "cat", "/stamp").stdout.strip()
+
+    try:
+        cp = roll("v1")
+        assert cp.returncode == 0, cp.stdout[-3000:]
+        assert stamp("node1") == stamp("node2") == "v1"
+        cp = roll("bad")
+        assert cp.returncode != 0
+        assert "container web is unhealthy" in cp.stdout and "stamp bad" in cp.stdout, cp.stdout[-3000:]
+        assert re.search(r"node1\s+: ok=\d+\s+changed=\d+\s+unreachable=0\s+failed=1", cp.stdout), cp.stdout[-2000:]
+        assert not re.search(r"node2\s+: ok=[1-9]", cp.stdout), cp.stdout[-2000:]
+        assert stamp("node1") == "bad" and stamp("node2") == "v1"
+    finally:
+        for h in hosts.values():
+            e = dict(env, BERTH_ROOT=h["berth_containers_root"], BERTH_RUNROOT=h["berth_containers_runroot"])
+            berth(e, "rm", "-f", "web", check=False)
+            stop_leftovers(h["berth_containers_runroot"])
+            unmount_below(h["berth_containers_root"])

@@ -109,3 +109,47 @@ def test_require_signature(berth_env: dict[str, str], busybox_tar: str, tmp_path
     reject.write_text(json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyData": "AAAA"}]}))
     cp = berth(dict(env, BERTH_POLICY=str(reject)), "plan", "-f", str(state), check=False)
     assert cp.returncode == 1 and "has none" in cp.stderr
+
+
+ROLLING = """\
+images:
+  - name: busybox:latest
+    import: {tar}
+    changes: ['CMD ["sh"]']
+containers:
+""" + "".join(f"""\
+  - name: {name}
+    image: busybox:latest
+    command: [sleep, "1000"]
+    network: none
+    env: {{{{VERSION: "{{{name}}}"}}}}
+    health_cmd: 'echo "version $VERSION"; test "$VERSION" != bad'
+    health_interval: 0.2s
+    health_retries: 1
+    state: healthy
+    healthy_timeout: 20
+""" for name in ("a", "b", "c"))
+
+
+def test_state_healthy_rolls_one_container_at_a_time_and_stops_at_an_unhealthy_one(
+        berth_env: dict[str, str], busybox_tar: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    state = tmp_path / "rolling.yml"
+    state.write_text(ROLLING.format(tar=busybox_tar, a="v1", b="v1", c="v1"))
+    out = berth(env, "apply", "-f", str(state)).stdout
+    assert [ln.split(":")[0] for ln in out.splitlines() if ln.startswith(("create", "healthy"))] == [
+        "create a", "healthy a", "create b", "healthy b", "create c", "healthy c"]
+    for name in "abc":
+        assert json.loads(berth(env, "inspect", name).stdout)[0]["State"]["Health"]["Status"] == "healthy"
+    assert berth(env, "apply", "-f", str(state)).stdout.strip() == "no changes: the host matches the state"
+    # a rolling change whose second container never becomes healthy: a is replaced, c is left alone
+    c_before = json.loads(berth(env, "inspect", "c").stdout)[0]["Id"]
+    state.write_text(ROLLING.format(tar=busybox_tar, a="v2", b="bad", c="v2"))
+    cp = berth(env, "apply", "-f", str(state), check=False)
+    assert cp.returncode == 1
+    assert "apply stopped at container b: container b is unhealthy" in cp.stderr
+    assert "version bad" in cp.stderr and "not done: c" in cp.stderr
+    assert "Traceback" not in cp.stderr
+    env_of = {n: json.loads(berth(env, "inspect", n).stdout)[0]["Berth"]["Spec"]["env"] for n in "abc"}
+    assert "VERSION=v2" in env_of["a"] and "VERSION=bad" in env_of["b"] and "VERSION=v1" in env_of["c"]
+    assert json.loads(berth(env, "inspect", "c").stdout)[0]["Id"] == c_before

@@ -26,7 +26,8 @@ COMMON = ("root", "runroot", "driver")
 # options a face leaves out on purpose, with the reason
 NOT_ON_CLI = {"restart_retries": "--restart on-failure:N"}
 NOT_DECLARABLE = {"auto_remove": "a declared container that removes itself on exit could never converge"}
-TASK = {"name", "state", "snapshots", "recreate", "restart", "pull", "comparisons"}  # not ContainerConfig fields
+# not ContainerConfig fields
+TASK = {"name", "state", "snapshots", "recreate", "restart", "pull", "comparisons", "healthy_timeout"}
 
 
 # ---- reading a module's literal argument_spec and DOCUMENTATION without Ansible
@@ -178,7 +179,8 @@ def _spec_for(o: options.Option) -> dict[str, Any]:
     types = {"str": ("str", None), "int": ("int", None), "float": ("float", None), "bool": ("bool", None),
              "list": ("list", "str"), "argv": ("list", "str"), "volumes": ("list", "str"), "map": ("dict", None),
              "env": ("dict", None), "size": ("str", None), "env_file": ("list", "path"),
-             "mounts": ("list", "dict"), "restart": ("str", None), "retries": ("int", None), "dict": ("dict", None)}
+             "mounts": ("list", "dict"), "restart": ("str", None), "retries": ("int", None), "dict": ("dict", None),
+             "duration": ("str", None)}
     t, elements = types[o.kind]
     spec: dict[str, Any] = {"type": t}
     if elements:

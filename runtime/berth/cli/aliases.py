@@ -8,7 +8,8 @@ from __future__ import annotations
 ALIASES: dict[tuple[str, str], list[str]] = {
     **{("container", w): ["ps"] for w in ("ls", "list", "ps")},
     **{("container", w): [w] for w in ("attach", "commit", "create", "diff", "exec", "export", "kill", "logs",
-                                       "restart", "rm", "run", "start", "stop", "wait")},
+                                       "restart", "rm", "run", "start", "stop", "wait", "pause", "unpause", "port",
+                                       "rename", "stats", "top", "update")},
     ("container", "inspect"): ["inspect", "--type", "container"],
     **{("image", w): ["images"] for w in ("ls", "list")},
     ("image", "inspect"): ["inspect", "--type", "image"],
@@ -16,6 +17,7 @@ ALIASES: dict[tuple[str, str], list[str]] = {
     ("image", "remove"): ["rmi"],
     **{("image", w): [w] for w in ("build", "history", "import", "load", "pull", "push", "save", "tag")},
     ("system", "info"): ["info"],
+    ("system", "events"): ["events"],
     ("system", "version"): ["version"],
 }
 GROUPS = ("container", "image", "system")

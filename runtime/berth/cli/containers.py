@@ -166,7 +166,8 @@ def cmd_exec(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 def cmd_wait(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     with open_engine(a) as e:
         for ref in a.containers:
-            print(e.containers.wait(ref))
+            code = e.wait_container(ref, a.condition, a.timeout)
+            print("healthy" if a.condition == "healthy" else code)
     return 0
 
 
@@ -295,6 +296,9 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("command", nargs=argparse.REMAINDER)
 
     sp = add("wait", cmd_wait, "wait for containers to exit and print their exit codes")
+    sp.add_argument("--condition", choices=["not-running", "next-exit", "removed", "healthy"], default="not-running",
+                    help="not-running (default), next-exit, removed, or healthy (until the health check passes)")
+    sp.add_argument("--timeout", type=float, help="give up after this many seconds (exit 1)")
     sp.add_argument("containers", nargs="+")
 
     sp = add("diff", cmd_diff, "list a container's changes (A added, C changed, D deleted)")

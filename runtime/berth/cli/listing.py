@@ -108,9 +108,10 @@ def ellipsis(s: str, n: int) -> str:
 
 def status_text(c: Container, now: float) -> str:
     """docker's STATUS column: "Up 5 minutes", "Exited (0) 2 hours ago", "Created", "Up … (Paused)"."""
-    if c.state == "running":
-        return f"Up {human_duration(now - (c.started_at or now))}"
-    if c.state == "paused":
+    if c.state == "running" and not c.paused:
+        health = {"healthy": " (healthy)", "unhealthy": " (unhealthy)", "starting": " (health: starting)"}
+        return f"Up {human_duration(now - (c.started_at or now))}" + health.get(str((c.health or {}).get("Status")), "")
+    if c.state == "paused" or c.paused:
         return f"Up {human_duration(now - (c.started_at or now))} (Paused)"
     if c.state == "exited":
         code = c.exit_code if c.exit_code is not None else 0

@@ -121,6 +121,9 @@ def merge_env(base: list[str], override: list[str]) -> list[str]:
     return [f"{k}={values[k]}" for k in order]
 
 
+HEALTH_ACTIONS = ("none", "kill", "restart", "stop")
+
+
 class ContainerConfig(Record):
     image: str
     command: list[str] | None = None
@@ -149,6 +152,13 @@ class ContainerConfig(Record):
     restart: str = "no"
     ports: list[str] = Factory(list)
     ip: str | None = None
+    health_cmd: str | None = None
+    health_interval: float | None = None
+    health_timeout: float | None = None
+    health_retries: int | None = None
+    health_start_period: float | None = None
+    no_healthcheck: bool = False
+    health_on_failure: str = "none"
 
     def bridge_network(self) -> str | None:
         """The CNI network the container joins (None for none/host)."""
@@ -207,6 +217,22 @@ class ContainerConfig(Record):
         for t in self.tmpfs:
             if not t.split(":", 1)[0].startswith("/"):
                 raise OptionError("tmpfs", f"tmpfs path {t!r} must be absolute")
+        self._validate_health()
+
+    def _validate_health(self) -> None:
+        if self.no_healthcheck and (self.health_cmd or self.health_interval is not None or
+                                    self.health_timeout is not None or self.health_retries is not None or
+                                    self.health_start_period is not None):
+            raise OptionError("no_healthcheck", "--no-healthcheck conflicts with the --health-* options")
+        for f in ("health_interval", "health_timeout"):
+            v = getattr(self, f)
+            if v is not None and v < 0.001:
+                raise OptionError(f, f"{f.replace('_', ' ')} must be at least 1ms")
+        if self.health_retries is not None and self.health_retries < 1:
+            raise OptionError("health_retries", "health retries must be at least 1")
+        if self.health_on_failure not in HEALTH_ACTIONS:
+            raise OptionError("health_on_failure", f"invalid health on-failure action {self.health_on_failure!r}: "
+                              f"use {', '.join(HEALTH_ACTIONS)}")
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> ContainerConfig:

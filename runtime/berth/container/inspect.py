@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from berth.container import spec
+from berth.container import health, spec
 from berth.container.config import ContainerConfig, Mount, merge_env
 from berth.timefmt import iso_precise
 
@@ -56,6 +56,7 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
     ud = m.userdata(c.id)
     restart, retries = cfg.restart_policy()
     running = c.state in ("running", "paused")
+    paused = c.state == "paused" or (running and c.paused)
     bridge = cfg.bridge_network()
     bindings = port_bindings(cfg.ports)
     labels = {**(icfg.get("Labels") or {}), **cfg.labels}
@@ -84,6 +85,9 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
     config["ExposedPorts"] = exposed or None
     if icfg.get("StopSignal"):
         config["StopSignal"] = icfg["StopSignal"]
+    check = health.effective(cfg, icfg)
+    if check is not None:
+        config["Healthcheck"] = check.docker()
     host_config: dict[str, object] = {
         "Binds": [f"{v.source}:{v.destination}" + (":ro" if v.readonly else "") for v in cfg.volumes
                   if v.type in ("bind", "volume")] or None,
@@ -159,9 +163,9 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": c.state,
+            "Status": "paused" if paused else c.state,
             "Running": running,
-            "Paused": c.state == "paused",
+            "Paused": paused,
             "Restarting": False,
             "OOMKilled": c.oom_killed,
             "Dead": False,
@@ -170,6 +174,7 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
             "Error": c.error or "",
             "StartedAt": iso_precise(c.started_at),
             "FinishedAt": iso_precise(c.finished_at),
+            **({"Health": c.health} if c.health is not None else {}),
         },
         "Image": c.image_id,
         "ResolvConfPath": f"{ud}/resolv.conf",

@@ -19,8 +19,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.container import cgroups, etchosts, logs, pathres, spec, users
+from berth.container import cgroups, etchosts, health, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
+from berth.container.events import Journal
 from berth.container.runtime import OCIRuntime, launch_conmon, select
 from berth.container.store import Container, ContainerStore
 from berth.container.volumes import Volumes
@@ -75,6 +76,7 @@ class ContainerManager:
         self.exit_dir = os.path.join(runroot, "exits")
         self.volumes = Volumes(VolumeStore(store.db), store, root, lock_dir)
         self.socket_dir = os.path.join(runroot, "socks")
+        self.events = Journal(root)
 
     def networks(self) -> Networks:
         from berth.container.network import Networks
@@ -140,7 +142,16 @@ class ContainerManager:
                 self.layers.remove(layer.id)
                 shutil.rmtree(self.userdata(cid), ignore_errors=True)
                 raise
+        self._event("create", c)
         return c
+
+    def _event(self, action: str, c: Container, **attributes: str) -> None:
+        self.events.emit(action, c.id, c.name, c.config.image, **attributes)
+
+    def health_check(self, c: Container) -> health.Check | None:
+        """The health check the container runs (its own options over its image's HEALTHCHECK)."""
+        icfg = self.images.config(c.image_id).get("config") or {}
+        return health.effective(c.config, icfg if isinstance(icfg, dict) else {})
 
     # -- state -------------------------------------------------------------------------------
     def _conmon_alive(self, cid: str) -> bool:
@@ -183,7 +194,8 @@ class ContainerManager:
                 cgroups.oom_killed(self.cgroups_path(c.id))
             self._release(c)
             self.store.update(c.id, state="exited", exit_code=code if code is not None else 255,
-                              finished_at=finished, oom_killed=int(oom), pid=0)
+                              finished_at=finished, oom_killed=int(oom), pid=0, paused=0)
+            self._event("die", c, exitCode=str(code if code is not None else 255))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(exit_file)
         c = self.store.get(c.id)
@@ -196,6 +208,7 @@ class ContainerManager:
         rt = self._runtime_by_name(c.runtime)
         if rt is not None:
             rt.delete(c.id)
+        health.stop_monitor(self, c.id)
         cgroups.remove(self.cgroups_path(c.id))
         self._detach_network(c)
         with contextlib.suppress(BerthError):
@@ -341,7 +354,9 @@ class ContainerManager:
                 self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
                 raise
             self.store.update(c.id, state="running", pid=pid, started_at=time.time(), runtime=rt.name,
-                              exit_code=None, finished_at=None, oom_killed=0, error=None)
+                              exit_code=None, finished_at=None, oom_killed=0, error=None, paused=0)
+            health.spawn(self, self.store.get(c.id))
+        self._event("start", c)
         self._announce(c)
         return self.store.get(c.id)
 
@@ -412,6 +427,8 @@ class ContainerManager:
         rt = select(self.runroot, c.runtime)
         if parse_signal(sig) in (signal_mod.SIGKILL, signal_mod.SIGTERM, signal_mod.SIGINT):
             self.store.update(c.id, stopped_by_user=1)
+        self._thaw(c)
+        self._event("kill", c, signal=str(parse_signal(sig)))
         if not rt.kill(c.id, str(parse_signal(sig))):
             c = self.sync(c)
             if c.state == "running":
@@ -480,6 +497,8 @@ class ContainerManager:
         if c.state != "running":
             return c
         rt = select(self.runroot, c.runtime)
+        self._thaw(c)
+        self._event("kill", c, signal=str(signal_mod.SIGTERM.value))
         rt.kill(c.id, str(signal_mod.SIGTERM.value))
         c = self._wait_exit(c, timeout)
         if c.state == "running":
@@ -487,7 +506,14 @@ class ContainerManager:
             c = self._wait_exit(c, 30)
         if c.state == "running":
             raise BerthError(f"container {c.name} did not stop after SIGKILL")
+        self._event("stop", c)
         return c
+
+    def _thaw(self, c: Container) -> None:
+        """A paused container is resumed before it is signalled (frozen processes would not act on it)."""
+        if c.paused:
+            select(self.runroot, c.runtime).resume(c.id)
+            self.store.update(c.id, paused=0)
 
     def wait(self, ref: str) -> int:
         c = self._wait_exit(self.get(ref), None)
@@ -502,6 +528,7 @@ class ContainerManager:
         for _ in range(10):
             if c.state == "running":
                 rt = select(self.runroot, c.runtime)
+                self._thaw(c)
                 rt.kill(c.id, str(signal_mod.SIGKILL.value), all_processes=True)
                 c = self._wait_exit(c, 30)
             with self._lock(c.id):
@@ -519,6 +546,7 @@ class ContainerManager:
                 self.layers.remove(c.rw_layer)
             shutil.rmtree(self.userdata(c.id), ignore_errors=True)
             self.store.delete(c.id)
+        self._event("destroy", c)
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.lock_dir, f"ctr-{c.id}"))
         return c.id
@@ -595,7 +623,9 @@ class ContainerManager:
                 except BaseException:
                     self.store.update(c.id, state=c.state)
                     raise
-                self.store.update(c.id, state="running", started_at=time.time(), runtime=rt.name, pid=0)
+                self.store.update(c.id, state="running", started_at=time.time(), runtime=rt.name, pid=0, paused=0)
+                health.spawn(self, self.store.get(c.id))
+            self._event("start", c)
             self._announce(c)
         except BaseException:
             if c.config.auto_remove:
@@ -615,6 +645,7 @@ class ContainerManager:
                 self._release(self.store.get(c.id))
                 # the exit code with the state, so that no look ever sees an exit without a code
                 self.store.update(c.id, state="exited", exit_code=code, finished_at=time.time(), oom_killed=int(oom))
+            self._event("die", c, exitCode=str(code))
             if c.config.auto_remove:
                 self.remove(c.id, force=True)
         return code

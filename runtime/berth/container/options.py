@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from berth.container.config import (
+    HEALTH_ACTIONS,
     MOUNT_TYPES,
     ContainerConfig,
     Mount,
@@ -29,7 +30,7 @@ from berth.container.config import (
 )
 from berth.errors import InvalidInput
 from berth.record import Record
-from berth.units import parse_size
+from berth.units import parse_duration, parse_size
 
 # update rules: how a changed value reaches an existing container
 IN_PLACE = "in place"
@@ -44,7 +45,7 @@ COMPARISONS = (STRICT, "ignore", ALLOW_MORE)
 
 # kinds: how a value is given and normalised
 KINDS = ("str", "int", "float", "bool", "list", "argv", "map", "env", "env_file", "size", "volumes", "mounts",
-         "restart", "retries", "dict")
+         "restart", "retries", "dict", "duration")
 MANAGED_LABEL = "berth.managed"  # set on containers a declaration created; never compared
 
 
@@ -138,10 +139,27 @@ OPTIONS: tuple[Option, ...] = (
            ansible="published_ports", aliases=("ports",), metavar="[IP:]HOST:CTR[/proto]",
            help="publish a container port on the host (bridge networks)"),
     Option("ip", "str", cli=("--ip",), key="ip", ansible="ip", help="fixed IPv4 address on the network"),
+    Option("health_cmd", "str", cli=("--health-cmd",), key="health_cmd", ansible="health_cmd", metavar="CMD",
+           help="command to run to check health (through /bin/sh -c in the container)"),
+    Option("health_interval", "duration", cli=("--health-interval",), key="health_interval",
+           ansible="health_interval", metavar="DURATION", help="time between running the check (default 30s)"),
+    Option("health_timeout", "duration", cli=("--health-timeout",), key="health_timeout", ansible="health_timeout",
+           metavar="DURATION", help="maximum time to allow one check to run (default 30s)"),
+    Option("health_retries", "int", cli=("--health-retries",), key="health_retries", ansible="health_retries",
+           help="consecutive failures needed to report unhealthy (default 3)"),
+    Option("health_start_period", "duration", cli=("--health-start-period",), key="health_start_period",
+           ansible="health_start_period", metavar="DURATION",
+           help="start period for the container to initialize before failures count (default 0s)"),
+    Option("no_healthcheck", "bool", cli=("--no-healthcheck",), key="no_healthcheck", ansible="no_healthcheck",
+           default=False, help="disable any container-specified HEALTHCHECK"),
+    Option("health_on_failure", "str", cli=("--health-on-failure",), key="health_on_failure",
+           ansible="health_on_failure", default="none", choices=HEALTH_ACTIONS,
+           help="action when the container turns unhealthy: none (default), kill, restart or stop"),
     # properties of the declaration / task rather than of the container's spec
     Option("snapshots", "list", field=None, key="snapshots", ansible="snapshots"),
     Option("state", "str", field=None, key="state", ansible="state", default="running", module_default="started",
-           choices=("started", "running", "stopped", "present", "absent")),
+           choices=("started", "running", "healthy", "stopped", "present", "absent")),
+    Option("healthy_timeout", "float", field=None, key="healthy_timeout", ansible="healthy_timeout"),
     Option("recreate", "bool", field=None, ansible="recreate", module_default=False),
     Option("restart", "bool", field=None, ansible="restart", module_default=False),
     Option("pull", "str", field=None, ansible="pull", module_default="missing", choices=("missing", "always", "never")),
@@ -152,7 +170,8 @@ BY_NAME = {o.name: o for o in OPTIONS}
 FIELDS = tuple(dict.fromkeys(o.target() for o in OPTIONS if o.target()))  # in ContainerConfig's order
 PRIMARY = {f: next(o for o in OPTIONS if o.target() == f) for f in FIELDS}  # its update rule and wording
 DECLARATION_KEYS = frozenset(n for o in OPTIONS if o.key for n in (o.key, *o.key_aliases))
-STATES = ("running", "stopped", "present", "absent")  # "started" is read as "running"
+STATES = ("running", "healthy", "stopped", "present", "absent")  # "started" is read as "running"
+HEALTHY_TIMEOUT = 300.0  # seconds state: healthy waits by default
 
 
 def field_option(field: str, face: str) -> Option:
@@ -436,6 +455,8 @@ def _cli_raw(o: Option, a: argparse.Namespace) -> Any:
         return list(v)
     if o.kind in ("int", "float"):
         return _number(o, v, o.cli[-1], InvalidInput)
+    if o.kind == "duration":
+        return parse_duration(v, o.cli[-1]) if v is not None else None
     return v
 
 
@@ -478,6 +499,8 @@ def _declared_value(o: Option, v: Any, fail: Callable[[str], InvalidInput], what
         return parse_size(str(v), f"{o.subject()} limit") if v is not None else None
     if o.kind in ("int", "float", "retries"):
         return _number(o, v, what, fail)
+    if o.kind == "duration":
+        return parse_duration(v, what) if v not in (None, "") else None
     if o.kind == "restart" or o.default is None:
         return str(v) if v not in (None, "") else None
     return str(v) if v not in (None, "") else o.default

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from berth.container.config import ContainerConfig
 from berth.db import Database
@@ -32,6 +33,8 @@ class Container(Record):
     restart_count: int = 0
     stopped_by_user: bool = False
     ip: str | None = None
+    health: dict[str, Any] | None = None  # State.Health as docker shows it; None without a health check
+    paused: bool = False
 
 
 def _row(r: object) -> Container:
@@ -39,7 +42,8 @@ def _row(r: object) -> Container:
     return Container(d["id"], d["name"], d["image_id"], d["rw_layer"],
                      ContainerConfig.from_dict(json.loads(d["config"])), d["created"], d["state"], d["pid"],
                      d["exit_code"], bool(d["oom_killed"]), d["started_at"], d["finished_at"], d["runtime"],
-                     d["error"], int(d.get("restart_count") or 0), bool(d.get("stopped_by_user")), d.get("ip"))
+                     d["error"], int(d.get("restart_count") or 0), bool(d.get("stopped_by_user")), d.get("ip"),
+                     json.loads(d["health"]) if d.get("health") else None, bool(d.get("paused")))
 
 
 class ContainerStore:
@@ -62,6 +66,19 @@ class ContainerStore:
         cols = ", ".join(f"{k} = ?" for k in fields)
         with self.db.write() as w:
             w.execute(f"UPDATE containers SET {cols} WHERE id = ?", (*fields.values(), cid))
+
+    def set_health(self, cid: str, health: dict[str, Any] | None) -> None:
+        """Record the container's health (State.Health), or forget it (None)."""
+        self.update(cid, health=json.dumps(health, sort_keys=True) if health is not None else None)
+
+    def rename(self, cid: str, name: str) -> None:
+        if not NAME_RE.match(name):
+            raise InvalidInput(f"invalid container name {name!r}: use letters, digits, '_', '.', '-'")
+        with self.db.write() as w:
+            if w.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone():
+                raise InvalidInput(f"the container name {name!r} is already in use; remove that container "
+                                   "or choose another name")
+            w.execute("UPDATE containers SET name = ? WHERE id = ?", (name, cid))
 
     def update_config(self, cid: str, cfg: ContainerConfig) -> None:
         """Replace the recorded spec (limits changed in place)."""

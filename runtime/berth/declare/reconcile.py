@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Action(Record):
-    kind: str  # image, volume, create, recreate, update, start, stop, restart, remove, snapshot, remove-volume
+    kind: str  # image, volume, create, recreate, update, start, stop, restart, remove, snapshot, remove-volume, healthy
     target: str
     reasons: list[str] = Factory(list)
     detail: Any = None
@@ -126,8 +126,9 @@ def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | N
     if by_name and cur is None:
         raise BerthError(f"{source}: container {name} does not exist: give image to create it")
     want_image = None if by_name else _want_image(engine, source, d, missing_images, actions)
+    running = state in ("running", "healthy")
     if cur is None:
-        run = state == "running"
+        run = running
         after = dict(_summary(d.config), state=state, image_id=want_image or d.config.image)
         actions.append(Action("create", name, [f"container {name} does not exist"], (d.config, run),
                               before="absent", after=after))
@@ -145,7 +146,7 @@ def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | N
             recreate.insert(0, f"image {_short(cur.image_id)} → {_short(want_image) if want_image else cfg.image}")
         if d.recreate:
             recreate.insert(0, "recreate requested")
-        run = state == "running" or (state == "present" and cur.state == "running")
+        run = running or (state == "present" and cur.state == "running")
         before = dict(_summary(cur.config), state=cur.state, image_id=cur.image_id)
         after = dict(_summary(cfg), state="running" if run else "stopped" if state == "stopped" else cur.state,
                      image_id=(want_image or cfg.image) if image_changed else cur.image_id)
@@ -154,15 +155,19 @@ def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | N
         else:
             if in_place:
                 actions.append(Action("update", name, in_place, cfg, before=before, after=after))
-            if state == "running" and cur.state != "running":
+            if running and cur.state != "running":
                 actions.append(Action("start", name, [f"state {cur.state} → running"],
                                       before={"state": cur.state}, after={"state": "running"}))
-            elif state == "running" and d.restart:
+            elif running and d.restart:
                 actions.append(Action("restart", name, ["restart requested"], before={"state": "running"},
                                       after={"state": "running"}))
             elif state == "stopped" and cur.state == "running":
                 actions.append(Action("stop", name, ["state running → stopped"],
                                       before={"state": "running"}, after={"state": "stopped"}))
+    if state == "healthy" and (actions or cur is None or (cur.health or {}).get("Status") != "healthy"):
+        status = "absent" if cur is None else (cur.health or {}).get("Status") or "no health check"
+        actions.append(Action("healthy", name, [f"health {status} → healthy (within {d.healthy_timeout:g}s)"],
+                              d.healthy_timeout))
     have = {str(s["name"]) for s in engine.containers.snapshot_list(cur.id)} if cur is not None else set()
     for s in d.snapshots:
         if s not in have:
@@ -173,11 +178,13 @@ def _plan_container(engine: Engine, source: str, d: Declared, cur: Container | N
 def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action]:
     """Carry out a plan in order; returns what was done."""
     m = engine.containers
-    done = []
+    done: list[Action] = []
     for a in actions:
         if say:
             say(a.describe())
-        if a.kind == "image":
+        if a.kind == "healthy":
+            _wait_healthy(engine, a, actions[len(done) + 1:])
+        elif a.kind == "image":
             _ensure_image(engine, a.detail)
         elif a.kind == "volume":
             engine.volumes.create(a.target, a.detail)
@@ -210,6 +217,17 @@ def apply(engine: Engine, actions: list[Action], say: Any = None) -> list[Action
             m.snapshot_create(a.target, str(a.detail))
         done.append(a)
     return done
+
+
+def _wait_healthy(engine: Engine, a: Action, rest: list[Action]) -> None:
+    """state: healthy: the container must be healthy before anything after it is done (so a rolling
+    change stops at the first container that does not come up healthy, and says which and why)."""
+    try:
+        engine.wait_container(a.target, "healthy", float(a.detail), fail_unhealthy=True)
+    except BerthError as e:
+        later = sorted({x.target for x in rest if x.kind != "healthy"})
+        left = f"; not done: {', '.join(later)}" if later else ""
+        raise BerthError(f"apply stopped at container {a.target}: {e}{left}") from None
 
 
 def _check_signature(engine: Engine, name: str) -> None:

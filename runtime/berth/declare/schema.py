@@ -21,7 +21,9 @@ leaves out means berth's default; berth_container's tasks (from_task) compare on
         pids_limit: 100
         network: host
         restart: always                 # or restart_policy: on-failure with restart_retries: 3
-        state: running                  # running (or started) | stopped | present | absent
+        state: running                  # running (or started) | healthy | stopped | present | absent
+        health_cmd: wget -qO- 127.0.0.1:8080/ || exit 1
+        health_interval: 2s             # with state: healthy, apply waits (healthy_timeout: seconds)
         snapshots: [before-upgrade]
         mounts: [{type: volume, source: web-data, target: /data}]
     volumes:                            # named volumes (also made on first use by a container)
@@ -103,6 +105,7 @@ class Declared(Record):
     recreate: bool = False  # recreate even when nothing differs
     restart: bool = False  # restart a running container even when nothing differs
     pull: str = "never"  # when the image is missing: pull it (missing, always) or fail (never)
+    healthy_timeout: float = options.HEALTHY_TIMEOUT  # state healthy: how long to wait for the health check
 
 
 class DeclaredVolume(Record):
@@ -283,6 +286,7 @@ def _container(path: str, item: Node, name: str, base_dir: str) -> Declared:
     if "image" not in given and state != "absent":
         raise _err(path, item.where(), "a container needs image")
     snapshots = options.str_list(given.pop("snapshots", None), lambda m: fail("snapshots", m), "snapshots")
+    timeout = _healthy_timeout(given.pop("healthy_timeout", None), lambda m: fail("healthy_timeout", m))
     given.pop("name")
     if "env_file" in given:
         files = options.str_list(given["env_file"], lambda m: fail("env_file", m), "env_file")
@@ -297,7 +301,19 @@ def _container(path: str, item: Node, name: str, base_dir: str) -> Declared:
             cfg.validate()
     except InvalidInput as e:
         raise _err(path, item.where(), f"container {name}: {e}") from None
-    return Declared(name, cfg, state, snapshots)
+    return Declared(name, cfg, state, snapshots, healthy_timeout=timeout)
+
+
+def _healthy_timeout(v: Any, fail: Any) -> float:
+    if v is None:
+        return options.HEALTHY_TIMEOUT
+    try:
+        t = float(v)
+    except (TypeError, ValueError):
+        raise fail(f"healthy_timeout must be a number of seconds, not {v!r}") from None
+    if not 0 < t < 1e9:
+        raise fail(f"healthy_timeout must be a positive number of seconds, not {v!r}")
+    return t
 
 
 def from_task(params: dict[str, Any], source: str) -> Desired:
@@ -311,7 +327,7 @@ def from_task(params: dict[str, Any], source: str) -> Desired:
 
     given = options.module_options(params)
     controls = {k: given.pop(k, None) for k in ("name", "state", "snapshots", "recreate", "restart", "pull",
-                                                "comparisons")}
+                                                "comparisons", "healthy_timeout")}
     state = str(controls["state"] or "started")
     state = "running" if state == "started" else state
     comparisons = _comparisons(controls["comparisons"] or {}, fail)
@@ -326,7 +342,9 @@ def from_task(params: dict[str, Any], source: str) -> Desired:
         raise fail(str(option), f"{e} (value {params.get(str(option))!r})") from None
     return Desired(source, [], [Declared(str(controls["name"]), cfg, state, list(controls["snapshots"] or []),
                                          fields, comparisons, bool(controls["recreate"]), bool(controls["restart"]),
-                                         str(controls["pull"] or "missing"))])
+                                         str(controls["pull"] or "missing"),
+                                         _healthy_timeout(controls["healthy_timeout"],
+                                                          lambda m: fail("healthy_timeout", m)))])
 
 
 def _comparisons(raw: dict[str, Any], fail: Any) -> dict[str, str]:
