@@ -415,6 +415,13 @@ class Engine:
 
         return reconcile.apply(self, actions, say=say)
 
+    def copy(self, src: str, dst: str, archive: bool = False, follow: bool = False,
+             stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """berth cp: SRC and DST are host paths (or - for a tar stream) and CONTAINER:PATH, one of each."""
+        from berth.container.copy import Copier
+
+        Copier(self.containers).copy(src, dst, archive, follow, stdin, stdout)
+
     def networks(self) -> Networks:
         return self.containers.networks()
 
