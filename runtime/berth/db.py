@@ -91,6 +91,7 @@ MIGRATIONS = (
     ("containers", "restart_count", "INTEGER NOT NULL DEFAULT 0"),
     ("containers", "stopped_by_user", "INTEGER NOT NULL DEFAULT 0"),
     ("containers", "ip", "TEXT"),
+    ("snapshots", "volumes", "TEXT NOT NULL DEFAULT '[]'"),  # the named volumes copied with it (--with-volumes)
 )
 
 SCHEMA_FINGERPRINT = hashlib.sha256(repr((SCHEMA, MIGRATIONS)).encode()).hexdigest()[:16]

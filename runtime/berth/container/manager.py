@@ -466,6 +466,7 @@ class ContainerManager:
             with contextlib.suppress(NotFound, LayerInUse):
                 self.layers.remove(c.rw_layer)
             shutil.rmtree(self.userdata(c.id), ignore_errors=True)
+            self.volumes.drop_snapshot(c.id)
             self.store.delete(c.id)
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.lock_dir, f"ctr-{c.id}"))
@@ -646,8 +647,11 @@ class ContainerManager:
         size = base.size + layer.size
         return self.images.add(cfg, layer.id, size, [target] if target else [])
 
-    def snapshot_create(self, ref: str, name: str) -> dict[str, object]:
+    def snapshot_create(self, ref: str, name: str, with_volumes: bool = False) -> dict[str, object]:
+        """A copy of the rw layer (with_volumes: and of the container's named volumes, taken while
+        it is paused, so that both are of the same moment)."""
         c = self.get(ref)
+        vols = sorted({m.source for m in c.config.volumes if m.type == "volume"}) if with_volumes else []
         if not name or "/" in name:
             raise InvalidInput(f"invalid snapshot name {name!r}")
         with contextlib.suppress(NotFound):
@@ -657,13 +661,20 @@ class ContainerManager:
         paused = rt is not None and rt.pause(c.id)
         try:
             layer = self.layers.snapshot(c.rw_layer)
+            try:
+                if vols:
+                    self.volumes.snapshot(c.id, name, vols)
+            except BaseException:
+                self.layers.remove(layer.id)
+                raise
         finally:
             if paused and rt is not None:
                 rt.resume(c.id)
         try:
-            self.store.add_snapshot(c.id, name, layer.id, time.time())
+            self.store.add_snapshot(c.id, name, layer.id, time.time(), vols)
         except BaseException:
             self.layers.remove(layer.id)
+            self.volumes.drop_snapshot(c.id, name)
             raise
         return self.store.snapshot(c.id, name)
 
@@ -676,6 +687,7 @@ class ContainerManager:
         snap = self.store.snapshot(c.id, name)
         self.store.remove_snapshot(c.id, name)
         self.layers.remove(str(snap["layer"]))
+        self.volumes.drop_snapshot(c.id, name)
 
     def snapshot_matches(self, ref: str, name: str) -> bool:
         """Whether the container's rw layer holds exactly what the snapshot holds (the naive differ
@@ -688,7 +700,8 @@ class ContainerManager:
             return not differ.Differ(current, saved).plan()
 
     def snapshot_restore(self, ref: str, name: str) -> Container:
-        """Put the rw layer back exactly as it was; a running container is stopped and restarted."""
+        """Put the rw layer back exactly as it was (and the named volumes, when the snapshot has
+        them); a running container is stopped and restarted."""
         c = self.get(ref)
         snap = self.store.snapshot(c.id, name)
         was_running = c.state == "running"
@@ -699,6 +712,7 @@ class ContainerManager:
             old = c.rw_layer
             self.store.update(c.id, rw_layer=fresh.id)
             self.layers.remove(old)
+            self.volumes.restore(c.id, name, list(snap.get("volumes") or []))  # type: ignore[call-overload]
         if was_running:
             return self.start(c.id)
         return self.store.get(c.id)
