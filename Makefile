@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client lvm2 \
-	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
+	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev criu
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
 	pytest-testinfra voluptuous pycodestyle yamllint antsibull-docs-parser wheel
 CACHE := .cache

@@ -20,6 +20,7 @@ from berth.timefmt import iso_seconds
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from berth.container.checkpoint import Checkpoints
     from berth.container.network import Networks
     from berth.container.store import Container
     from berth.declare.reconcile import Action
@@ -421,6 +422,12 @@ class Engine:
         from berth.container.copy import Copier
 
         Copier(self.containers).copy(src, dst, archive, follow, stdin, stdout)
+
+    def checkpoints(self) -> Checkpoints:
+        """Checkpoint and restore with CRIU (berth checkpoint / restore)."""
+        from berth.container.checkpoint import Checkpoints
+
+        return Checkpoints(self.containers)
 
     def networks(self) -> Networks:
         return self.containers.networks()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import about, build, containers, cp, inspectcmd, listing, output, registry, render, volumes
+from berth.cli import about, build, checkpoint, containers, cp, inspectcmd, listing, output, registry, render, volumes
 from berth.cli.parser import Parser
 from berth.errors import BerthError, InvalidInput
 
@@ -392,6 +392,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     volumes.register(sub, _engine, want)
     registry.register(sub, _engine, want, _tls)
     cp.register(sub, _engine, want)
+    checkpoint.register(sub, _engine, want)
 
     for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
                              ("system", "whole-root maintenance")):

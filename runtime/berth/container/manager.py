@@ -309,7 +309,8 @@ class ContainerManager:
         return [sys.executable, "-m", "berth.cli.main", "--root", self.root, "--runroot", self.runroot,
                 "container-exited", cid]
 
-    def start(self, ref: str, by_policy: bool = False) -> Container:
+    def start(self, ref: str, by_policy: bool = False, restore: str | None = None) -> Container:
+        """restore: bring the container back from that CRIU checkpoint directory (berth restore)."""
         c = self.get(ref)
         if c.state == "running":
             return c
@@ -326,8 +327,9 @@ class ContainerManager:
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
                                     self.log_path(c.id), self.socket_dir, exit_command=exit_cmd,
-                                    terminal=c.config.tty)
-                rt.start(c.id)
+                                    terminal=c.config.tty, restore=restore)
+                if not restore:
+                    rt.start(c.id)
             except BaseException as err:
                 self._release(c.replace(runtime=rt.name))
                 self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
