@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := runc crun conmon btrfs-progs xfsprogs busybox-static e2fsprogs attr util-linux file gnupg openssl \
 	docker.io skopeo umoci docker-registry containernetworking-plugins iproute2 iptables debootstrap openssh-client lvm2 \
-	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev
+	golang-github-opencontainers-image-spec-dev golang-github-opencontainers-specs-dev criu
 PIP_PACKAGES := pytest pytest-timeout ruff jsonschema bcrypt "ansible-core>=2.16,<2.20" ansible-lint molecule \
 	pytest-testinfra voluptuous pycodestyle yamllint antsibull-docs-parser wheel hypothesis
 CACHE := .cache
@@ -92,6 +92,7 @@ KERNEL_STEP1 := tests/integration/test_dm_thin.py \
 	tests/integration/test_host_prepare.py::test_loop_lvm_thin_pool_made_and_used \
 	tests/integration/test_size_limits.py::test_overlay_size_on_xfs_project_quota \
 	tests/kernel/test_cgroup_v2.py tests/kernel/test_dm_thin_containers.py \
+	tests/integration/test_checkpoint.py::test_checkpoint_and_restore \
 	tests/kernel/test_reboot.py::test_before_reboot $(KERNEL_EXTRA)
 KERNEL_STEP2 := tests/kernel/test_reboot.py::test_after_reboot
 # e.g. KERNEL_EXTRA=tests/kernel/test_storage_role.py: the berth_storage role on dm-thin (about 4 more minutes)

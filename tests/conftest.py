@@ -35,6 +35,7 @@ KERNEL_SKIPS = (
     "this kernel has no aufs",
     "not a pure cgroup v2 host",
     "runs only in the kernel lane",
+    "CRIU cannot work on this kernel",
 )
 NEEDS_ROOT = "needs root (mounts, loop devices, cgroups, containers): run the suite as root"
 BERTH_TIMEOUT = 300  # one berth command; pytest-timeout bounds the whole test

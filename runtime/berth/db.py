@@ -93,6 +93,7 @@ MIGRATIONS = (
     ("containers", "ip", "TEXT"),
     ("containers", "health", "TEXT"),
     ("containers", "paused", "INTEGER NOT NULL DEFAULT 0"),
+    ("snapshots", "volumes", "TEXT NOT NULL DEFAULT '[]'"),  # the named volumes copied with it (--with-volumes)
 )
 
 SCHEMA_FINGERPRINT = hashlib.sha256(repr((SCHEMA, MIGRATIONS)).encode()).hexdigest()[:16]

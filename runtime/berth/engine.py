@@ -22,6 +22,7 @@ from berth.timefmt import iso_seconds
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from berth.container.checkpoint import Checkpoints
     from berth.container.events import Journal
     from berth.container.network import Networks
     from berth.container.store import Container
@@ -455,6 +456,19 @@ class Engine:
         from berth.declare import reconcile
 
         return reconcile.apply(self, actions, say=say)
+
+    def copy(self, src: str, dst: str, archive: bool = False, follow: bool = False,
+             stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """berth cp: SRC and DST are host paths (or - for a tar stream) and CONTAINER:PATH, one of each."""
+        from berth.container.copy import Copier
+
+        Copier(self.containers).copy(src, dst, archive, follow, stdin, stdout)
+
+    def checkpoints(self) -> Checkpoints:
+        """Checkpoint and restore with CRIU (berth checkpoint / restore)."""
+        from berth.container.checkpoint import Checkpoints
+
+        return Checkpoints(self.containers)
 
     def networks(self) -> Networks:
         return self.containers.networks()

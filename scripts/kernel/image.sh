@@ -7,7 +7,7 @@ set -euo pipefail
 out=${1:?usage: $0 OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 packages=python3,python3-yaml,lvm2,dmsetup,thin-provisioning-tools,xfsprogs,btrfs-progs,e2fsprogs,util-linux,\
-mount,kmod,procps,iproute2,iptables,runc,crun,conmon,busybox-static,attr,file,containernetworking-plugins
+mount,kmod,procps,iproute2,iptables,runc,crun,conmon,busybox-static,attr,file,containernetworking-plugins,criu
 for tool in depmod dpkg-deb mkfs.ext4 busybox; do
   command -v $tool >/dev/null || { echo "$tool is missing (apt-get install kmod e2fsprogs busybox-static)" >&2; exit 1; }
 done

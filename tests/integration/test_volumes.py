@@ -149,3 +149,39 @@ def test_declared_volumes(env: dict[str, str], tmp_path: str) -> None:
         f.write("volumes:\n  - name: x\n")
     cp = berth(env, "plan", "-f", state, check=False)
     assert cp.returncode == 1 and "line 2: invalid volume name 'x'" in cp.stderr
+
+
+def test_snapshot_with_volumes(env: dict[str, str]) -> None:
+    berth(env, "run", "-d", "--name", "db", "--network", "none", "-v", "db-data:/data", "busybox",
+          "sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait")
+    berth(env, "exec", "db", "sh", "-c", "echo v1 > /data/row; mkdir /data/dir; echo old > /data/dir/keep; "
+                                         "echo r1 > /root-file")
+    read = "cat /data/row /root-file /data/dir/keep; ls /data"
+
+    def state() -> list[str]:
+        return berth(env, "exec", "db", "sh", "-c", read + " 2>&1; true").stdout.splitlines()
+
+    first = state()
+    assert first[:3] == ["v1", "r1", "old"]
+    berth(env, "snapshot", "create", "--with-volumes", "db", "both")
+    berth(env, "snapshot", "create", "db", "layer-only")
+    snaps = {s["name"]: s for s in json.loads(berth(env, "snapshot", "ls", "db", "--format", "json").stdout)}
+    assert snaps["both"]["volumes"] == ["db-data"] and snaps["layer-only"]["volumes"] == []
+    assert "db-data" in berth(env, "snapshot", "ls", "db").stdout
+    berth(env, "exec", "db", "sh", "-c", "echo v2 > /data/row; rm -r /data/dir; echo extra > /data/new; "
+                                         "echo r2 > /root-file")
+    changed = state()
+    assert changed[:2] == ["v2", "r2"]
+    # without volumes, only the file system goes back
+    berth(env, "snapshot", "restore", "db", "layer-only")
+    assert state()[:2] == ["v2", "r1"]
+    berth(env, "snapshot", "restore", "db", "both")
+    assert state() == first  # data and file system back together (the added file gone, the removed back)
+    copies = os.path.join(env["BERTH_ROOT"], "volume-snapshots")
+    assert len(os.listdir(copies)) == 1
+    berth(env, "snapshot", "rm", "db", "both")
+    cid = json.loads(berth(env, "inspect", "db").stdout)[0]["Id"]
+    assert not os.path.exists(os.path.join(copies, cid, "both"))
+    berth(env, "snapshot", "create", "--with-volumes", "db", "again")
+    berth(env, "rm", "-f", "db")
+    assert not os.path.exists(os.path.join(copies, cid))

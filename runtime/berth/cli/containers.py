@@ -213,15 +213,16 @@ def cmd_snapshot(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     with open_engine(a) as e:
         m = e.containers
         if a.snapshot_command == "create":
-            m.snapshot_create(a.container, a.name)
+            m.snapshot_create(a.container, a.name, with_volumes=a.with_volumes)
             print(a.name)
         elif a.snapshot_command == "ls":
             snaps = m.snapshot_list(a.container)
             if a.format == "json":
                 output.print_json(snaps)
             else:
-                output.table([[str(s["name"]), output.since_ts(float(s["created"]))] for s in snaps],  # type: ignore[arg-type]
-                             ["NAME", "CREATED"])
+                output.table([[str(s["name"]), output.since_ts(float(s["created"])),  # type: ignore[arg-type]
+                               ",".join(s["volumes"]) or "-"] for s in snaps],  # type: ignore[arg-type]
+                             ["NAME", "CREATED", "VOLUMES"])
         elif a.snapshot_command == "restore":
             m.snapshot_restore(a.container, a.name)
             print(a.name)
@@ -336,9 +337,14 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     snap = sub.add_parser("snapshot", help="named, restorable copies of a container's rw layer")
     ssub = snap.add_subparsers(dest="snapshot_command", metavar="COMMAND")
     ssub.required = True
-    for name, text in (("create", "snapshot a container's rw layer"), ("restore", "restore a snapshot"),
+    for name, text in (("create", "snapshot a container's rw layer (--with-volumes: and its named volumes)"),
+                       ("restore", "restore a snapshot (the rw layer, and the volumes it holds)"),
                        ("rm", "remove a snapshot")):
         sp = ssub.add_parser(name, help=text)
+        if name == "create":
+            sp.add_argument("--with-volumes", action="store_true",
+                            help="also copy the container's named volumes, so that a restore brings data and "
+                                 "file system back together")
         sp.add_argument("container")
         sp.add_argument("name")
         sp.set_defaults(fn=lambda a: cmd_snapshot(a, open_engine))

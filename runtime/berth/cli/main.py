@@ -10,7 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import about, build, containers, daytwo, inspectcmd, listing, mux, output, registry, render, volumes
+from berth.cli import (
+    about,
+    build,
+    checkpoint,
+    containers,
+    cp,
+    daytwo,
+    inspectcmd,
+    listing,
+    mux,
+    output,
+    registry,
+    render,
+    volumes,
+)
 from berth.cli.parser import Parser
 from berth.errors import BerthError, InvalidInput, one_line
 
@@ -393,6 +407,8 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     mux.register(sub, _engine, want)
     registry.register(sub, _engine, want, _tls)
     daytwo.register(sub, _engine, want)
+    cp.register(sub, _engine, want)
+    checkpoint.register(sub, _engine, want)
 
     for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
                              ("system", "whole-root maintenance")):

@@ -326,7 +326,8 @@ class ContainerManager:
         return [sys.executable, "-m", "berth.cli.main", "--root", self.root, "--runroot", self.runroot,
                 "container-exited", cid]
 
-    def start(self, ref: str, by_policy: bool = False) -> Container:
+    def start(self, ref: str, by_policy: bool = False, restore: str | None = None) -> Container:
+        """restore: bring the container back from that CRIU checkpoint directory (berth restore)."""
         c = self.get(ref)
         if c.state == "running":
             return c
@@ -347,8 +348,9 @@ class ContainerManager:
             try:
                 pid = launch_conmon(rt, c.id, c.name, bundle, self.state_dir(c.id), self.exit_dir,
                                     self.log_path(c.id), self.socket_dir, exit_command=exit_cmd,
-                                    terminal=c.config.tty)
-                rt.start(c.id)
+                                    terminal=c.config.tty, restore=restore)
+                if not restore:
+                    rt.start(c.id)
             except BaseException as err:
                 self._stop_leftovers(c.replace(runtime=rt.name))
                 self.store.update(c.id, state="created", error=str(err), runtime=rt.name)
@@ -545,6 +547,7 @@ class ContainerManager:
             with contextlib.suppress(NotFound, LayerInUse):
                 self.layers.remove(c.rw_layer)
             shutil.rmtree(self.userdata(c.id), ignore_errors=True)
+            self.volumes.drop_snapshot(c.id)
             self.store.delete(c.id)
         self._event("destroy", c)
         with contextlib.suppress(OSError):
@@ -745,8 +748,11 @@ class ContainerManager:
         size = base.size + layer.size
         return self.images.add(cfg, layer.id, size, [target] if target else [])
 
-    def snapshot_create(self, ref: str, name: str) -> dict[str, object]:
+    def snapshot_create(self, ref: str, name: str, with_volumes: bool = False) -> dict[str, object]:
+        """A copy of the rw layer (with_volumes: and of the container's named volumes, taken while
+        it is paused, so that both are of the same moment)."""
         c = self.get(ref)
+        vols = sorted({m.source for m in c.config.volumes if m.type == "volume"}) if with_volumes else []
         if not name or "/" in name:
             raise InvalidInput(f"invalid snapshot name {name!r}")
         with contextlib.suppress(NotFound):
@@ -757,13 +763,20 @@ class ContainerManager:
             paused = rt is not None and rt.pause(c.id)
             try:
                 layer = self.layers.snapshot(c.rw_layer)
+                try:
+                    if vols:
+                        self.volumes.snapshot(c.id, name, vols)
+                except BaseException:
+                    self.layers.remove(layer.id)
+                    raise
             finally:
                 if paused and rt is not None:
                     rt.resume(c.id)
             try:
-                self.store.add_snapshot(c.id, name, layer.id, time.time())
+                self.store.add_snapshot(c.id, name, layer.id, time.time(), vols)
             except BaseException:
                 self.layers.remove(layer.id)
+                self.volumes.drop_snapshot(c.id, name)
                 raise
         return self.store.snapshot(c.id, name)
 
@@ -776,6 +789,7 @@ class ContainerManager:
         snap = self.store.snapshot(c.id, name)
         self.store.remove_snapshot(c.id, name)
         self.layers.remove(str(snap["layer"]))
+        self.volumes.drop_snapshot(c.id, name)
 
     def snapshot_matches(self, ref: str, name: str) -> bool:
         """Whether the container's rw layer holds exactly what the snapshot holds (the naive differ
@@ -788,7 +802,8 @@ class ContainerManager:
             return not differ.Differ(current, saved).plan()
 
     def snapshot_restore(self, ref: str, name: str) -> Container:
-        """Put the rw layer back exactly as it was; a running container is stopped and restarted."""
+        """Put the rw layer back exactly as it was (and the named volumes, when the snapshot has
+        them); a running container is stopped and restarted."""
         c = self.get(ref)
         snap = self.store.snapshot(c.id, name)
         was_running = c.state == "running"
@@ -799,6 +814,7 @@ class ContainerManager:
             old = c.rw_layer
             self.store.update(c.id, rw_layer=fresh.id)
             self.layers.remove(old)
+            self.volumes.restore(c.id, name, list(snap.get("volumes") or []))  # type: ignore[call-overload]
         if was_running:
             return self.start(c.id)
         return self.store.get(c.id)

@@ -91,6 +91,16 @@ class OCIRuntime:
         finally:
             os.unlink(f.name)
 
+    def checkpoint(self, cid: str, image_dir: str, leave_running: bool, timeout: float) -> None:
+        """Dump the container's processes with CRIU into image_dir (they exit unless leave_running)."""
+        args = ["checkpoint", "--image-path", image_dir, "--work-path", image_dir]
+        cp = run(self._argv(*args, *(["--leave-running"] if leave_running else []), cid), check=False,
+                 timeout=timeout)
+        if cp.returncode != 0:
+            err = cp.stderr.decode(errors="replace").strip().splitlines()
+            raise BerthError(f"{self.name} checkpoint failed: {err[-1] if err else 'no error output'} "
+                             f"(CRIU's log: {os.path.join(image_dir, 'dump.log')})")
+
     def pause(self, cid: str) -> bool:
         return run(self._argv("pause", cid), check=False).returncode == 0
 
@@ -121,18 +131,19 @@ class OCIRuntime:
 
 def launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
                   log_path: str, socket_dir: str, timeout: float = 60, exit_command: list[str] | None = None,
-                  terminal: bool = False) -> int:
-    """Start conmon, which creates the container through the runtime; returns the container's pid.
+                  terminal: bool = False, restore: str | None = None) -> int:
+    """Start conmon, which creates the container through the runtime (restore: restores it from
+    that CRIU checkpoint directory instead, already running); returns the container's pid.
     terminal: conmon makes the pseudo-terminal (the runtime hands it the master over a console
     socket), holds it open so that the container's shell waits on it, and logs what it writes."""
-    with trace.span("exec", f"conmon + {os.path.basename(rt.path)} create"):
+    with trace.span("exec", f"conmon + {os.path.basename(rt.path)} {'restore' if restore else 'create'}"):
         return _launch_conmon(rt, cid, name, bundle, state_dir, exit_dir, log_path, socket_dir, timeout,
-                              exit_command, terminal)
+                              exit_command, terminal, restore)
 
 
 def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: str, exit_dir: str,
                    log_path: str, socket_dir: str, timeout: float, exit_command: list[str] | None,
-                   terminal: bool = False) -> int:
+                   terminal: bool = False, restore: str | None = None) -> int:
     """conmon's launch and sync-pipe handshake.
 
     conmon reports over the sync pipe: {"data": pid} or {"data": -1, "message": "..."}; without the
@@ -152,6 +163,8 @@ def _launch_conmon(rt: OCIRuntime, cid: str, name: str, bundle: str, state_dir: 
             "--runtime-arg", f"--root={rt.state_root}"]
     if terminal:
         argv.append("--terminal")
+    if restore:
+        argv += ["--restore", restore]
     if exit_command:
         argv += ["--exit-command", exit_command[0]]
         for arg in exit_command[1:]:

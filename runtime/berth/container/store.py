@@ -46,6 +46,12 @@ def _row(r: object) -> Container:
                      json.loads(d["health"]) if d.get("health") else None, bool(d.get("paused")))
 
 
+def _snapshot(r: object) -> dict[str, object]:
+    d = dict(r)  # type: ignore[call-overload]
+    d["volumes"] = json.loads(d.get("volumes") or "[]")
+    return d
+
+
 class ContainerStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -128,22 +134,23 @@ class ContainerStore:
         return [_row(r) for r in self.db.query("SELECT * FROM containers WHERE image_id = ?", (image_id,))]
 
     # -- snapshots ---------------------------------------------------------------------------
-    def add_snapshot(self, cid: str, name: str, layer: str, created: float) -> None:
+    def add_snapshot(self, cid: str, name: str, layer: str, created: float, volumes: list[str] | None = None) -> None:
         with self.db.write() as w:
             if w.execute("SELECT 1 FROM snapshots WHERE container_id = ? AND name = ?", (cid, name)).fetchone():
                 raise InvalidInput(f"snapshot {name!r} already exists for this container")
-            w.execute("INSERT INTO snapshots(container_id, name, layer, created) VALUES (?, ?, ?, ?)",
-                      (cid, name, layer, created))
+            w.execute("INSERT INTO snapshots(container_id, name, layer, created, volumes) VALUES (?, ?, ?, ?, ?)",
+                      (cid, name, layer, created, json.dumps(volumes or [])))
 
     def snapshots(self, cid: str) -> list[dict[str, object]]:
-        return [dict(r) for r in self.db.query(
-            "SELECT name, layer, created FROM snapshots WHERE container_id = ? ORDER BY created", (cid,))]
+        return [_snapshot(r) for r in self.db.query(
+            "SELECT name, layer, created, volumes FROM snapshots WHERE container_id = ? ORDER BY created", (cid,))]
 
     def snapshot(self, cid: str, name: str) -> dict[str, object]:
-        r = self.db.one("SELECT name, layer, created FROM snapshots WHERE container_id = ? AND name = ?", (cid, name))
+        r = self.db.one("SELECT name, layer, created, volumes FROM snapshots WHERE container_id = ? AND name = ?",
+                        (cid, name))
         if r is None:
             raise NotFound(f"no snapshot {name!r} for this container (see 'berth snapshot ls')")
-        return dict(r)
+        return _snapshot(r)
 
     def remove_snapshot(self, cid: str, name: str) -> None:
         with self.db.write() as w:

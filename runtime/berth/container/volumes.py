@@ -137,6 +137,52 @@ class Volumes:
                 out.append(f"volumes/{n}")
         return out
 
+    # -- snapshots (berth snapshot create --with-volumes) --------------------------------------
+    def snapshot_dir(self, cid: str, snapshot: str | None = None) -> str:
+        base = os.path.join(os.path.dirname(self.dir), "volume-snapshots", cid)
+        return os.path.join(base, snapshot) if snapshot else base
+
+    def snapshot(self, cid: str, snapshot: str, names: list[str]) -> None:
+        """Copy each volume's data (reflinks where the file system has them) as part of a
+        container's snapshot; written under a temporary name and renamed, so it is whole or absent."""
+        final = self.snapshot_dir(cid, snapshot)
+        tmp = final + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp, mode=0o700)
+        try:
+            for n in names:
+                with self._lock(n):
+                    os.mkdir(os.path.join(tmp, n), 0o700)
+                    proc.run(["cp", "-a", "--reflink=auto", self.path(n) + "/.", os.path.join(tmp, n) + "/"],
+                             what=f"copying volume {n} into snapshot {snapshot}", timeout=COPY_TIMEOUT)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def restore(self, cid: str, snapshot: str, names: list[str]) -> None:
+        """Put each volume's data back as the snapshot has it, in place (the directory stays the
+        same, so containers that mount it see the restored data)."""
+        for n in names:
+            saved = os.path.join(self.snapshot_dir(cid, snapshot), n)
+            if not os.path.isdir(saved):
+                raise NotFound(f"snapshot {snapshot} has no copy of volume {n} (its directory is gone)")
+            with self._lock(n):
+                self._ensure(n, {})
+                data = self.path(n)
+                for entry in os.listdir(data):
+                    p = os.path.join(data, entry)
+                    if os.path.isdir(p) and not os.path.islink(p):
+                        shutil.rmtree(p)
+                    else:
+                        os.unlink(p)
+                proc.run(["cp", "-a", "--reflink=auto", saved + "/.", data + "/"],
+                         what=f"restoring volume {n} from snapshot {snapshot}", timeout=COPY_TIMEOUT)
+
+    def drop_snapshot(self, cid: str, snapshot: str | None = None) -> None:
+        """Remove the volume copies of one snapshot (or of all the container's snapshots)."""
+        shutil.rmtree(self.snapshot_dir(cid, snapshot), ignore_errors=True)
+
     # -- containers --------------------------------------------------------------------------
     @contextlib.contextmanager
     def using(self, cfg: ContainerConfig) -> Iterator[list[str]]:
