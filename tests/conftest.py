@@ -364,9 +364,12 @@ BERTH = os.path.join(REPO, ".venv", "bin", "berth")
 
 def berth(env: dict[str, str], *args: str, input: bytes | None = None,
           check: bool = True, timeout: float = BERTH_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    cp = subprocess.run([BERTH if os.path.exists(BERTH) else "berth", *args],
-                        env=env, input=input.decode("latin-1") if input else None,
-                        capture_output=True, text=True, timeout=timeout)
+    # bytes in (an archive on stdin must reach berth unchanged, whatever the locale), text out
+    raw = subprocess.run([BERTH if os.path.exists(BERTH) else "berth", *args], env=env, input=input,
+                         stdin=None if input is not None else subprocess.DEVNULL, capture_output=True,
+                         timeout=timeout)
+    cp = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(errors="surrogateescape"),
+                                     raw.stderr.decode(errors="surrogateescape"))
     if check and cp.returncode != 0:
         raise AssertionError(f"berth {' '.join(args)} failed ({cp.returncode}): {cp.stderr}")
     return cp

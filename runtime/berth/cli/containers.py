@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from berth.cli import listing, logcmd, netfmt, output, render
 from berth.cli.parser import add_bool_flag
 from berth.container import options
-from berth.container.config import ContainerConfig, parse_env
+from berth.container.config import ContainerConfig, OptionError, parse_env
 from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
@@ -60,9 +60,12 @@ def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     try:
         with open_engine(a) as e:
             c = e.containers.create(config_from_args(a), a.ctr_name)
-    except BerthError as err:  # as run (and docker create): berth's own errors are 125
+    except OptionError as err:  # a flag's value: refused as docker's flag parsing refuses it, with 125
         print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
         return RUN_ERROR
+    except BerthError as err:  # docker create's other errors exit 1 (observed with 20.10; 125 is run's)
+        print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
+        return 1
     print(c.id)
     return 0
 

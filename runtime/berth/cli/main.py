@@ -289,7 +289,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     def fmt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
-    about.add_info_format(add("info", lambda a: about.cmd_info(a, _engine),
+    about.add_info_format(add("info", lambda a: about.cmd_info(a, lambda a2: _engine(a2, report=True)),
                               "show the host, the storage driver and why it was chosen"))
     render.add_format(add("version", about.cmd_version, "show berth's version and the runtimes it finds"),
                       default="", short=True,
