@@ -76,7 +76,7 @@ def load(config_path: str | None = None, root: str | None = None, runroot: str |
             raise InvalidInput(f"{path}: expected a mapping of settings ({', '.join(sorted(CONFIG_KEYS))})")
         unknown = set(data) - CONFIG_KEYS
         if unknown:
-            raise InvalidInput(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+            raise InvalidInput(f"{path}: unknown setting(s) {', '.join(sorted(map(str, unknown)))}; "
                                f"allowed: {', '.join(sorted(CONFIG_KEYS))}")
         s.root = str(data.get("root", s.root))
         s.runroot = str(data.get("runroot", s.runroot))

@@ -57,3 +57,6 @@ def test_root_that_is_a_file_and_config_that_is_not_text(env: dict[str, str], tm
     cfg.write_bytes(b"\xff\xfe\x00binary")
     cp = berth(env, "--config", str(cfg), "images")
     assert cp.returncode == 1 and cp.stderr == f"berth: error: {cfg}: not UTF-8 text; fix the file or pass --config\n"
+    cfg.write_text("?\n")  # a YAML key of null (found by test_fuzz_config_files)
+    cp = berth(env, "--config", str(cfg), "images")
+    assert cp.returncode == 1 and cp.stderr.startswith(f"berth: error: {cfg}: unknown setting(s) None;"), cp
