@@ -39,6 +39,8 @@ def test_one_line() -> None:
     (["create", "--runtime", "bogus", "busybox", "true"], 125, "invalid --runtime 'bogus': use one of crun, runc"),
     (["create", "--cpus", "lots", "busybox", "true"], 125, "invalid --cpus"),
     (["create", "--group-add", "a:b", "busybox", "true"], 125, "invalid --group-add"),
+    (["create", "--user", "1:\u00b2", "busybox", "true"], 125, "no such image"),  # '²' is no gid (found by fuzzing)
+    (["create", "--tmpfs", "/x:uid=\u00b2", "busybox", "true"], 125, "is not an id"),
 ])
 def test_errors_are_one_line_with_the_right_code(env: dict[str, str], argv: list[str], code: int, words: str) -> None:
     cp = berth(env, *argv)

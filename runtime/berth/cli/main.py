@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         _debug()
         print(f"berth: internal error: {type(e).__name__}: {one_line(str(e))} (a bug in berth; BERTH_DEBUG=1 "
               "shows where)", file=sys.stderr)
-        return 125 if getattr(a, "command", None) in ("run", "create") else 1
+        return 125 if str(getattr(a, "parsed_by", "")).split()[-1:] in (["run"], ["create"]) else 1
 
 
 def _debug() -> None:

@@ -305,6 +305,11 @@ def _number(o: Option, v: Any, label: str, fail: Callable[[str], InvalidInput]) 
     return n
 
 
+def _digits(text: str) -> bool:
+    """Only ASCII digits (str.isdigit also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _check_memory(v: int) -> str | None:
     return f"more than the largest limit ({MAX_BYTES} bytes)" if v > MAX_BYTES else None
 
@@ -317,7 +322,7 @@ def _check_user(v: str) -> str | None:
     user, _, group = v.partition(":")
     if not user or not v.isprintable() or any(ch.isspace() for ch in v):
         return "use NAME or ID, optionally :GROUP or :GID"
-    if any(part.isdigit() and int(part) > MAX_ID for part in (user, group)):
+    if any(_digits(part) and int(part) > MAX_ID for part in (user, group)):
         return f"ids are 0 to {MAX_ID}"
     return None
 
@@ -326,7 +331,7 @@ def _check_groups(v: list[str]) -> str | None:
     for g in v:
         if not g or not g.isprintable() or any(ch.isspace() or ch == ":" for ch in g):
             return f"{g!r}: use a group name or gid"
-        if g.isdigit() and int(g) > MAX_ID:
+        if _digits(g) and int(g) > MAX_ID:
             return f"{g!r}: gids are 0 to {MAX_ID}"
     return None
 
@@ -344,7 +349,7 @@ def _tmpfs_option(opt: str) -> str | None:
     if not eq:
         return None if key in TMPFS_FLAGS else f"unknown option {key!r}"
     if key == "size":
-        if val.endswith("%") and val[:-1].isdigit():
+        if val.endswith("%") and _digits(val[:-1]):
             return None
         try:
             parse_size(val, "size")
@@ -354,9 +359,9 @@ def _tmpfs_option(opt: str) -> str | None:
     if key == "mode":
         return None if len(val) <= 5 and all(ch in "01234567" for ch in val) and val else f"mode={val} is not octal"
     if key in ("uid", "gid"):
-        return None if val.isdigit() and int(val) <= MAX_ID else f"{key}={val} is not an id"
+        return None if _digits(val) and int(val) <= MAX_ID else f"{key}={val} is not an id"
     if key in ("nr_inodes", "nr_blocks"):
-        return None if val[:-1].isdigit() and val[-1] in "kmgKMG" or val.isdigit() else f"{key}={val} is no number"
+        return None if _digits(val[:-1]) and val[-1] in "kmgKMG" or _digits(val) else f"{key}={val} is no number"
     if key == "huge":
         return None if val in TMPFS_HUGE else f"huge={val}: use one of {', '.join(sorted(TMPFS_HUGE))}"
     return f"unknown option {key!r}"

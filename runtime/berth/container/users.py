@@ -25,13 +25,13 @@ def _read_db(rootfs: str, name: str) -> list[list[str]]:
 
 
 def _id(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _group(groups: list[list[str]], spec: str) -> int:
     """A group by name or gid (a gid need not have an entry)."""
     for g in groups:
-        if len(g) >= 3 and g[2].isdigit() and (g[0] == spec or g[2] == spec):
+        if len(g) >= 3 and _id(g[2]) is not None and (g[0] == spec or g[2] == spec):
             return int(g[2])
     n = _id(spec)
     if n is None:
@@ -46,7 +46,7 @@ def resolve(rootfs: str, user: str | None, group_add: list[str] | None = None
     uname, _, gname = spec.partition(":")
     passwd = _read_db(rootfs, "passwd")
     groups = _read_db(rootfs, "group")
-    entry = next((p for p in passwd if len(p) >= 7 and p[2].isdigit() and p[3].isdigit()
+    entry = next((p for p in passwd if len(p) >= 7 and _id(p[2]) is not None and _id(p[3]) is not None
                   and (p[0] == uname or p[2] == uname)), None)
     if entry is not None:
         uid, gid, home = int(entry[2]), int(entry[3]), entry[5] or "/"
@@ -60,6 +60,6 @@ def resolve(rootfs: str, user: str | None, group_add: list[str] | None = None
     if gname:
         gid = _group(groups, gname)
     elif entry is not None:
-        extra = [int(g[2]) for g in groups if len(g) >= 4 and g[2].isdigit() and entry[0] in g[3].split(",")]
+        extra = [int(g[2]) for g in groups if len(g) >= 4 and _id(g[2]) is not None and entry[0] in g[3].split(",")]
     extra += [_group(groups, g) for g in group_add or []]
     return uid, gid, sorted(set(extra) - {gid}), home
