@@ -1,6 +1,6 @@
 """Every berth error is one line (issue 18 item 16): a tool's several lines are joined, control
-characters from the input are escaped, create's errors exit 125 as run's (docker's code for its own
-errors), a root that is a file or a config that is not text is named, and anything unexpected is
+characters from the input are escaped, a refused flag value exits 125 from create as from run (docker's
+code for its flag parsing), a root that is a file or a config that is not text is named, and anything unexpected is
 one 'internal error' line rather than a traceback."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_one_line() -> None:
     (["create", "--runtime", "bogus", "busybox", "true"], 125, "invalid --runtime 'bogus': use one of crun, runc"),
     (["create", "--cpus", "lots", "busybox", "true"], 125, "invalid --cpus"),
     (["create", "--group-add", "a:b", "busybox", "true"], 125, "invalid --group-add"),
-    (["create", "--user", "1:\u00b2", "busybox", "true"], 125, "no such image"),  # '²' is no gid (found by fuzzing)
+    (["create", "--user", "1:\u00b2", "busybox", "true"], 1, "no such image"),  # '²' is no gid (found by fuzzing)
     (["create", "--tmpfs", "/x:uid=\u00b2", "busybox", "true"], 125, "is not an id"),
 ])
 def test_errors_are_one_line_with_the_right_code(env: dict[str, str], argv: list[str], code: int, words: str) -> None:

@@ -436,7 +436,12 @@ def _cli_map(o: Option, items: list[str]) -> dict[str, str]:
 
 
 def _cli_value(o: Option, a: argparse.Namespace) -> Any:
-    return checked(o, _cli_raw(o, a), o.cli[-1], InvalidInput)
+    try:
+        return checked(o, _cli_raw(o, a), o.cli[-1], InvalidInput)
+    except OptionError:
+        raise
+    except InvalidInput as e:  # a flag's value: an OptionError, which create and run refuse with 125
+        raise OptionError(str(o.target()), str(e)) from None
 
 
 def _cli_raw(o: Option, a: argparse.Namespace) -> Any:
