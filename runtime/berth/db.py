@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
 from collections.abc import Iterator
 
@@ -108,16 +109,20 @@ class Database:
     def _open(self, path: str) -> None:
         self.conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
-        # A rollback journal, not WAL: WAL keeps its index in a shared-memory file that every
-        # connection mmaps, and on a full copy-on-write file system (btrfs) a write to that mapping
-        # has no block to go to: the kernel kills the process with SIGBUS, no message. A rollback
-        # journal is written with write(2), which fails with ENOSPC: a one-line error. A root made
-        # in WAL mode is switched over by the first command that opens it alone.
+        # WAL with synchronous=NORMAL: commits need no fsync, readers never wait for a writer, and
+        # a power cut may lose the last commits but never corrupts the database (the incomplete
+        # markers make the file system agree with whatever survived). Not on btrfs: WAL keeps its
+        # index in a shared-memory file that every connection mmaps, and on a full copy-on-write
+        # file system a write to that mapping has no block to go to — the kernel kills the process
+        # with SIGBUS, no message. There a rollback journal, written with write(2), fails with
+        # ENOSPC (a one-line error); it needs synchronous=FULL to be safe from corruption. A root
+        # is switched over by the first command that opens it alone.
+        from berth.host.probe import fs_type
+
+        mode, sync = ("TRUNCATE", "FULL") if fs_type(os.path.dirname(path) or ".") == "btrfs" else ("WAL", "NORMAL")
         with contextlib.suppress(sqlite3.OperationalError):
-            self.conn.execute("PRAGMA journal_mode=TRUNCATE")
-        # NORMAL: a power cut may lose the last commits but never corrupts the database; the
-        # incomplete markers make the file system agree with whatever survived.
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute(f"PRAGMA journal_mode={mode}")
+        self.conn.execute(f"PRAGMA synchronous={sync}")
         self.conn.execute("PRAGMA busy_timeout=60000")
         self.conn.execute("PRAGMA foreign_keys=ON")
         # the schema's fingerprint is recorded with it: an up-to-date root skips the DDL, which
