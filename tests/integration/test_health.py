@@ -14,6 +14,7 @@ from berth.engine import Engine
 from tests.conftest import berth, wait_for
 
 FAST = ["--network", "none", "--health-interval", "0.2s"]
+TERM_EXITS = "trap 'exit 0' TERM; while :; do sleep 0.1; done"  # stops at once (PID 1 ignores SIGTERM otherwise)
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_healthy_container_is_reported_and_its_monitor_goes_with_it(env: dict[st
 
 def test_on_failure_stop_and_kill(env: dict[str, str]) -> None:
     berth(env, "run", "-d", "--name", "stopper", *FAST, "--health-cmd", "echo broken; exit 3", "--health-retries", "2",
-          "--health-on-failure", "stop", "busybox:bb", "sleep", "1000")
+          "--health-on-failure", "stop", "busybox:bb", "sh", "-c", TERM_EXITS)
     berth(env, "run", "-d", "--name", "killed", *FAST, "--health-cmd", "false", "--health-retries", "1",
           "--health-on-failure", "kill", "busybox:bb", "sleep", "1000")
     for name in ("stopper", "killed"):
@@ -106,7 +107,7 @@ def test_on_failure_stop_and_kill(env: dict[str, str]) -> None:
 def test_on_failure_restart_brings_a_new_monitor(env: dict[str, str]) -> None:
     cid = berth(env, "run", "-d", "--name", "phoenix", *FAST, "--health-cmd", "test ! -e /tmp/broken",
                 "--health-retries", "1", "--health-on-failure", "restart", "busybox:bb",
-                "sh", "-c", "rm -f /tmp/broken; sleep 1000").stdout.strip()
+                "sh", "-c", "rm -f /tmp/broken; " + TERM_EXITS).stdout.strip()
     berth(env, "wait", "--condition", "healthy", "--timeout", "20", "phoenix")
     first = state(env, "phoenix")["State"]["StartedAt"]
     old_monitor = monitor_pid(env, cid)
