@@ -58,9 +58,14 @@ def cmd_run(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 def cmd_create(a: argparse.Namespace, open_engine: EngineOpener) -> int:
     try:
+        cfg = config_from_args(a)
+    except BerthError as err:  # a flag's value: refused as docker's flag parsing refuses it, with 125
+        print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
+        return RUN_ERROR
+    try:
         with open_engine(a) as e:
-            c = e.containers.create(config_from_args(a), a.ctr_name)
-    except OptionError as err:  # a flag's value: refused as docker's flag parsing refuses it, with 125
+            c = e.containers.create(cfg, a.ctr_name)
+    except OptionError as err:  # a value the flags' parsers let through but the config refuses: also 125
         print(f"berth: error: {one_line(str(err))}", file=sys.stderr)
         return RUN_ERROR
     except BerthError as err:  # docker create's other errors exit 1 (observed with 20.10; 125 is run's)
