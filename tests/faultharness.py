@@ -180,5 +180,6 @@ def exercise(env: dict[str, str], case: Case) -> tuple[int, int]:
         else:
             rc = _run(env, case.argv(k), case.stdin, {})
             assert rc == 0, f"{what}: repeating it failed (rc {rc})"
-        assert_consistent(env, case.driver, what + ", then repeated")
+        if LONG:  # the short run relies on the end: removing everything must leave nothing
+            assert_consistent(env, case.driver, what + ", then repeated")
     return n, kills

@@ -2,7 +2,8 @@
 
 A mutating command passes named points as it works (each database commit, before and after each
 external command, each mount, each file renamed into place, ...). With BERTH_FAULT_AT=N in the
-environment the process SIGKILLs itself at the Nth point it reaches, exactly as `kill -9` would;
+environment the process SIGKILLs itself at the Nth point it reaches, exactly as `kill -9` would
+(BERTH_FAULT_AT=<name>: at the first point of that name);
 with BERTH_FAULT_TRACE=<file> it appends "N name" for every point, so a harness can first count a
 command's points and then kill it at each of them. BERTH_FAULT_STOP_AT=<name> stops the process
 (SIGSTOP) at the first point of that name, so that a race test can run another command in exactly
@@ -19,7 +20,9 @@ ENV_AT = "BERTH_FAULT_AT"
 ENV_TRACE = "BERTH_FAULT_TRACE"
 ENV_STOP = "BERTH_FAULT_STOP_AT"
 
-_at = int(os.environ.get(ENV_AT, "0") or 0)
+_at_setting = os.environ.get(ENV_AT, "") or ""
+_at = int(_at_setting) if _at_setting.isdigit() else 0
+_at_name = None if _at_setting.isdigit() or not _at_setting else _at_setting
 _trace = os.environ.get(ENV_TRACE) or None
 _stop = os.environ.get(ENV_STOP) or None
 _count = 0
@@ -31,6 +34,8 @@ def point(name: str) -> None:
     if name == _stop:
         _stop = None
         os.kill(os.getpid(), signal.SIGSTOP)
+    if name == _at_name:
+        os.kill(os.getpid(), signal.SIGKILL)
     if not _at and _trace is None:
         return
     _count += 1

@@ -9,13 +9,14 @@ for, and the command succeeds when repeated; at the end, removing everything lea
 from __future__ import annotations
 
 import os
+import subprocess
 import tarfile
 from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import berth
-from tests.faultharness import Case, assert_empty, exercise
+from tests.conftest import BERTH, BERTH_TIMEOUT, berth
+from tests.faultharness import Case, assert_consistent, assert_empty, exercise, spool_leftovers
 from tests.peers import registry
 
 pytestmark = pytest.mark.timeout(1800)
@@ -184,3 +185,52 @@ def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg
     print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
     assert kills > 0, f"{what}: no kill landed in {n} points"
     assert_empty(env, case.driver)
+
+
+def _killed_at(env: dict[str, str], point: str, *argv: str, stdin: str | None = None) -> None:
+    with open(stdin or os.devnull, "rb") as f:
+        rc = subprocess.run([BERTH, *argv], env=dict(env, BERTH_FAULT_AT=point), stdin=f, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, timeout=BERTH_TIMEOUT).returncode
+    assert rc == -9, f"{' '.join(argv)} was not killed at {point!r} (rc {rc})"
+
+
+def test_run_killed_once_conmon_runs_the_container(berth_env: dict[str, str], busybox_tar: str) -> None:
+    """Issue 18 item 1: `run -d` killed after conmon has started the container, before berth
+    recorded it as running. rm -f stops it all (process, conmon, runtime state, cgroups, mount);
+    a second such container starts again after recovery."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", busybox_tar, "busybox")
+    for name in ("k1", "k2"):
+        _killed_at(env, "conmon: reported", "run", "-d", *RUN, "--name", name, "busybox", "sleep", "1000")
+    berth(env, "rm", "-f", "k1")
+    assert berth(env, "inspect", "k1", check=False).returncode != 0
+    berth(env, "start", "k2")
+    assert '"Running": true' in berth(env, "inspect", "k2").stdout
+    assert_consistent(env, "overlay", "after rm -f of one and start of the other")
+    berth(env, "rm", "-f", "k2")
+    assert_empty(env, "overlay")
+
+
+def test_commit_killed_with_the_rootfs_mounted(berth_env: dict[str, str], busybox_tar: str) -> None:
+    """Issue 18 item 2: `commit` killed while it has the container's rootfs mounted: the next
+    command unmounts it (no user is left), and the commit then works."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", busybox_tar, "busybox")
+    berth(env, "run", *RUN, "--name", "cc", "busybox", "sh", "-c", "echo hi > /f")
+    _killed_at(env, "mount: mounted", "commit", "cc", "x:1")
+    assert_consistent(env, "overlay", "commit killed with the rootfs mounted")  # no mount left
+    berth(env, "commit", "cc", "x:1")
+    assert berth(env, "run", "--rm", *RUN, "x:1", "cat", "/f").stdout.strip() == "hi"
+    assert_empty(env, "overlay")
+
+
+def test_load_from_stdin_killed_leaves_no_spool(berth_env: dict[str, str], busybox_tar: str) -> None:
+    """Issue 18 item 3: `load` from stdin killed while its spool file is in the root: the next
+    start removes it."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    _make_archive(env)
+    _killed_at(env, "layer: recorded", "load", stdin=_archive(env))
+    berth(env, "images")
+    assert not spool_leftovers(env)
+    berth(env, "load", "-i", _archive(env))
+    assert_empty(env, "overlay")
