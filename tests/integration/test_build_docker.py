@@ -65,7 +65,8 @@ STOPSIGNAL ${SIG:-SIGTERM}
 RUN echo "$ARGV $A" > /tmp/seen
 COPY ${D}.txt /${D}/
 """,
-    # 19.4 SHELL, HEALTHCHECK, ONBUILD (recorded), STOPSIGNAL, the escape directive
+    # 19.4 SHELL, HEALTHCHECK, ONBUILD (recorded), STOPSIGNAL, VOLUME (what a later RUN writes into it is
+    # dropped), the escape directive
     "meta": """\
 # escape=`
 FROM bb:base
@@ -77,6 +78,7 @@ ONBUILD RUN echo triggered > /onbuild
 ONBUILD COPY a.txt /from-onbuild/
 STOPSIGNAL SIGUSR1
 VOLUME /vol
+RUN echo lost > /vol/written && echo kept > /kept
 CMD echo shell form
 """,
     # ONBUILD triggered in a child; 19.5 ENTRYPOINT in a child clears the parent's CMD

@@ -109,3 +109,14 @@ def test_durations_ports_and_healthcheck() -> None:
         {"Test": ["CMD-SHELL", "true"], "Interval": 5 * 10**9, "Retries": 3}
     with pytest.raises(InvalidInput, match="less than 1ms"):
         healthcheck(["CMD", "true"], {"timeout": "10us"})
+
+
+def test_dockerignore_follows_docker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from berth.image.buildsources import Ignore
+
+    (tmp_path / ".dockerignore").write_text("# comment\n*/temp*\n*.key\n!keep.key\n**/*.log\nbuild/\n/abs\n")
+    ignored = Ignore(str(tmp_path))
+    for rel, want in (("a/tempfile", True), ("a/b/tempfile", False), ("tempfile", False), ("x.key", True),
+                      ("keep.key", False), ("d/x.key", False), ("x.log", True), ("a/b/c.log", True),
+                      ("build", True), ("build/out/x", True), ("abs", True), ("abs/x", True), ("src/main.c", False)):
+        assert ignored(rel) is want, rel

@@ -22,15 +22,18 @@ import hashlib
 import json
 import os
 import posixpath
+import shutil
 import stat
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from berth.container.pathres import mkdirs_in_root
+from berth import proc
+from berth.container.pathres import mkdirs_in_root, open_in_root, resolve_in_root
 from berth.errors import BerthError, InvalidInput
 from berth.image import buildconfig as bc
 from berth.image import formats
@@ -467,32 +470,59 @@ class Builder:
 
     # -- RUN ---------------------------------------------------------------------------------
     def _run(self, st: Stage, command: list[str], ins: Instruction) -> Image:
-        from berth.container.config import ContainerConfig
+        from berth.container.config import ContainerConfig, Mount
 
         env = [str(e) for e in st.icfg.get("Env") or []]  # type: ignore[attr-defined]
         names = bc.env_dict(st.icfg)
         env += [f"{k}={v}" for k, v in st.args.items() if v is not None and k not in names]
-        c = self.containers.create(ContainerConfig(image=st.img.id, command=command, entrypoint=[], env=env,
-                                                   network=self.network), f"build-{os.urandom(6).hex()}",
-                                   trusted=True)
+        volumes = sorted(st.icfg.get("Volumes") or {})  # type: ignore[call-overload]
+        with contextlib.ExitStack() as stack:
+            mounts = [Mount(stack.enter_context(self._volume(st.img, v)), v) for v in volumes]
+            c = self.containers.create(ContainerConfig(image=st.img.id, command=command, entrypoint=[], env=env,
+                                                       network=self.network, volumes=mounts),
+                                       f"build-{os.urandom(6).hex()}", trusted=True)
+            layer = self._run_and_commit(st, c, ins, volumes)
+        return self._new_image(st, layer, f"/bin/sh -c {ins.text}", copy.deepcopy(st.icfg))
+
+    @contextlib.contextmanager
+    def _volume(self, img: Image, path: str) -> Iterator[str]:
+        """What a RUN step sees at a declared VOLUME: as in docker, a throwaway volume filled with
+        the image's content there, so that what the step writes into it is not committed."""
+        tmp = tempfile.mkdtemp(prefix="berth-build-volume-")
         try:
-            absent = self._absent(c)
+            with self._view(img) as view:
+                src = resolve_in_root(view, path)
+                if src is not None and os.path.isdir(src):
+                    proc.run(["cp", "-a", "--", src + "/.", tmp], timeout=3600)
+                    st = os.stat(src)
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                    os.chmod(tmp, stat.S_IMODE(st.st_mode))
+                else:
+                    os.chmod(tmp, 0o755)
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _run_and_commit(self, st: Stage, c: Container, ins: Instruction, volumes: list[str]) -> Layer:
+        try:
+            absent, new_volumes = self._absent(c, volumes)
             code = self.containers.run_attached(c)
             if code != 0:
                 raise BuildError(f"{self.dockerfile} line {ins.line}: RUN {ins.text}: the command returned a "
                                  f"non-zero code: {code}", exit_code=code)
-            self._fix_mount_points(c, absent, list(st.icfg.get("Volumes") or {}))  # type: ignore[call-overload]
-            layer = self.layers.commit(c.rw_layer, st.img.top_layer)
+            self._fix_mount_points(c, absent, volumes, new_volumes)
+            return self.layers.commit(c.rw_layer, st.img.top_layer)
         finally:
             self.containers.remove(c.id, force=True)
-        return self._new_image(st, layer, f"/bin/sh -c {ins.text}", copy.deepcopy(st.icfg))
 
-    def _absent(self, c: Container) -> list[str]:
-        """The runtime's mount points (and /etc) that the image does not have."""
+    def _absent(self, c: Container, volumes: list[str]) -> tuple[list[str], list[str]]:
+        """The runtime's mount points (and /etc) and the VOLUMEs that the image does not have."""
         with self.layers.mounted(c.rw_layer) as root:
-            return [p for p in ("etc", *MOUNT_POINTS) if not os.path.lexists(os.path.join(root, p))]
+            absent = [p for p in ("etc", *MOUNT_POINTS) if not os.path.lexists(os.path.join(root, p))]
+            return absent, [v for v in volumes if resolve_in_root(root, v) is None]
 
-    def _fix_mount_points(self, c: Container, absent: list[str], volumes: list[str]) -> None:
+    def _fix_mount_points(self, c: Container, absent: list[str], volumes: list[str], new_volumes: list[str]
+                          ) -> None:
         """Remove the empty files the runtime made to mount /etc/hosts & co. on, as docker keeps
         them out of the image (a RUN that wrote one of them for real keeps it); create the
         directories of declared VOLUMEs, as docker's build container does (0755, root's)."""
@@ -500,6 +530,14 @@ class Builder:
             return
         with self.layers.mounted(c.rw_layer) as root:
             for v in volumes:
+                if v in new_volumes:
+                    # the runtime made the mount point with a mode of its own; docker's is 0755
+                    with contextlib.suppress(OSError):
+                        fd = open_in_root(root, v)
+                        try:
+                            os.chmod(f"/proc/self/fd/{fd}", 0o755)
+                        finally:
+                            os.close(fd)
                 mkdirs_in_root(root, v)
             for p in absent:
                 host = os.path.join(root, p)

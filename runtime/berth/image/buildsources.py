@@ -7,7 +7,6 @@ name it was asked by, as docker does; links inside a copied directory stay links
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import posixpath
 import re
@@ -75,11 +74,47 @@ def go_match_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.S)
 
 
+def ignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as docker's matcher reads it: `*` and `?` stop at '/', `**` spans
+    any number of directories, `[...]` classes, `\\` escapes."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**", i):
+            i += 2
+            if pattern.startswith("/", i):
+                i += 1
+            out.append(".*" if i >= len(pattern) else "(.*/)?")
+            continue
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 1
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise InvalidInput(f".dockerignore: syntax error in pattern {pattern!r}: unclosed '['")
+            body = pattern[i + 1:end]
+            out.append("[^" + body[1:] + "]" if body.startswith("^") else "[" + body + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    try:
+        return re.compile("^" + "".join(out) + "$", re.S)
+    except re.error as e:
+        raise InvalidInput(f".dockerignore: syntax error in pattern {pattern!r}: {e}") from None
+
+
 class Ignore:
-    """The context's .dockerignore (docker's rules: later patterns win, `!` re-includes)."""
+    """The context's .dockerignore with docker's rules: a pattern excludes the paths it matches
+    and everything below them, later patterns win, `!` re-includes."""
 
     def __init__(self, context: str) -> None:
-        self.patterns: list[tuple[bool, str]] = []
+        self.patterns: list[tuple[bool, re.Pattern[str], int]] = []
         path = os.path.join(context, ".dockerignore")
         if os.path.isfile(path):
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -89,13 +124,18 @@ class Ignore:
                         continue
                     neg = p.startswith("!")
                     p = posixpath.normpath(p[1:].strip() if neg else p).lstrip("/")
-                    self.patterns.append((neg, p))
+                    if p == ".":
+                        continue
+                    self.patterns.append((neg, ignore_regex(p), p.count("/") + 1))
 
     def __call__(self, rel: str) -> bool:
         result = False
-        parents = ["/".join(rel.split("/")[:i]) for i in range(1, rel.count("/") + 1)]
-        for neg, pat in self.patterns:
-            if fnmatch.fnmatchcase(rel, pat) or any(fnmatch.fnmatchcase(p, pat) for p in parents):
+        parts = rel.split("/")
+        for neg, regex, depth in self.patterns:
+            hit = bool(regex.match(rel))
+            if not hit and len(parts) > depth:
+                hit = bool(regex.match("/".join(parts[:depth])))
+            if hit:
                 result = not neg
         return result
 
