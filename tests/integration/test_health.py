@@ -112,7 +112,12 @@ def test_on_failure_restart_brings_a_new_monitor(env: dict[str, str]) -> None:
     first = state(env, "phoenix")["State"]["StartedAt"]
     old_monitor = monitor_pid(env, cid)
     berth(env, "exec", "phoenix", "touch", "/tmp/broken")
-    wait_for(lambda: state(env, "phoenix")["State"]["StartedAt"] != first, what="a restart")
+    try:  # stop's grace period and a probe interval on a busy machine: give it time
+        wait_for(lambda: state(env, "phoenix")["State"]["StartedAt"] != first, timeout=60, what="a restart")
+    except AssertionError as e:
+        log = os.path.join(env["BERTH_RUNROOT"], "containers", cid, "health.log")
+        text = open(log, errors="replace").read()[-2000:] if os.path.exists(log) else "(no monitor log)"
+        raise AssertionError(f"{e}; state {state(env, 'phoenix')['State']}; monitor log: {text}") from None
     berth(env, "wait", "--condition", "healthy", "--timeout", "20", "phoenix")
     new_monitor = monitor_pid(env, cid)
     assert new_monitor is not None and new_monitor != old_monitor and new_monitor in processes_naming(cid)
