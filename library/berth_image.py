@@ -122,21 +122,7 @@ EXAMPLES = r"""
     name: registry.example.invalid:5000/team/web:v3
     source: pull
     tags: [web:current]
-    push:
-    description:
-      - Push the image to O(repository), or to O(name) when it is not given. The registry is asked for the
-        tag's manifest digest first and the image is pushed only when it differs from the local one (so a
-        second run reports no change); check mode asks the registry too.
-      - Computing the local manifest digest of an image that was never pushed or pulled compresses its layers
-        once (also in check mode); they are kept for the push.
-    type: bool
-    default: false
-  repository:
-    description:
-      - Push target C(HOST[:PORT]/REPOSITORY[:TAG]) for O(push); the image is also tagged with it (moved here from
-        any other image), as docker_image's O(repository) does.
-    type: str
-  archive_path: /var/backups/web-v3.tar
+    archive_path: /var/backups/web-v3.tar
 
 - name: Follow a tag in the registry (pulled only when the tag names another image)
   berth.runtime.berth_image:
