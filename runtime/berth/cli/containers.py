@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from berth.cli import listing, logcmd, netfmt, output, render
-from berth.cli.parser import add_bool_flag
+from berth.cli.parser import add_bool_flag, verb_adder
 from berth.container import options
 from berth.container.config import ContainerConfig, OptionError, parse_env
 from berth.errors import BerthError, InvalidInput, one_line
@@ -242,15 +242,7 @@ def cmd_snapshot(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type: ignore[type-arg]
              want: Callable[[str], bool]) -> None:
-    from berth.cli.main import Skipped
-
-    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str | None) -> Any:
-        if not want(name):
-            return Skipped()
-        # an internal command gets no help entry, so `berth --help` does not list it
-        sp = sub.add_parser(name) if help is None else sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(fn=lambda a: fn(a, open_engine))
-        return sp
+    add = verb_adder(sub, open_engine, want)
 
     sp = add("run", cmd_run, "create and start a container (exit code: the container's; 125 berth error; "
                              "126 not executable; 127 not found)")

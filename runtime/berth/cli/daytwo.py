@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from berth.cli import output
+from berth.cli.parser import verb_adder
 from berth.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -161,14 +162,7 @@ def cmd_container_health(a: argparse.Namespace, open_engine: EngineOpener) -> in
 
 def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type: ignore[type-arg]
              want: Callable[[str], bool]) -> None:
-    from berth.cli.main import Skipped
-
-    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str | None) -> Any:
-        if not want(name):
-            return Skipped()
-        sp = sub.add_parser(name) if help is None else sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(fn=lambda a: fn(a, open_engine))
-        return sp
+    add = verb_adder(sub, open_engine, want)
 
     sp = add("stats", cmd_stats, "display a live stream of containers' resource usage (cgroup counters)")
     sp.add_argument("--no-stream", action="store_true", help="disable streaming stats and only pull the first result")

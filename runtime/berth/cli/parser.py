@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from berth.engine import Engine
 
 # docker exits 125 when its own command line is wrong (cobra's flag errors), as for any error of
 # docker itself, so that scripts tell it apart from the container's exit code
@@ -48,3 +52,20 @@ def add_bool_flag(sp: argparse.ArgumentParser, flag: str, default: bool, help: s
     sp.add_argument(flag, f"{flag}=true", dest=dest, action="store_true", default=default, help=help)
     sp.add_argument("--no-" + flag.removeprefix("--"), f"{flag}=false", dest=dest, action="store_false",
                     help=argparse.SUPPRESS)
+
+
+def verb_adder(sub: argparse._SubParsersAction, open_engine: Callable[[argparse.Namespace], Engine],  # type: ignore[type-arg]
+               want: Callable[[str], bool]) -> Callable[..., Any]:
+    """`add(name, fn, help)` for a module's verbs: a sub-parser whose fn gets the engine opener, or
+    Skipped when another verb is being parsed. help None: an internal verb, not listed in --help."""
+    from berth.cli.main import Skipped
+
+    def add(name: str, fn: Callable[[argparse.Namespace, Callable[[argparse.Namespace], Engine]], int],
+            help: str | None) -> Any:
+        if not want(name):
+            return Skipped()
+        sp = sub.add_parser(name) if help is None else sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=lambda a: fn(a, open_engine))
+        return sp
+
+    return add

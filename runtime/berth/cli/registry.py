@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from berth.cli.parser import verb_adder
 from berth.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -51,14 +52,7 @@ def cmd_logout(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type: ignore[type-arg]
              want: Callable[[str], bool], tls: Callable[[str], bool]) -> None:
-    from berth.cli.main import Skipped
-
-    def add(name: str, fn: Callable[[argparse.Namespace, EngineOpener], int], help: str) -> Any:
-        if not want(name):
-            return Skipped()
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.set_defaults(fn=lambda a: fn(a, open_engine))
-        return sp
+    add = verb_adder(sub, open_engine, want)
 
     sp = add("login", cmd_login,
              "check credentials with a registry and keep them for pull and push (in auth.json next to berth's "
