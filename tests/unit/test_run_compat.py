@@ -69,3 +69,21 @@ def test_hosts_without_network_is_dockers() -> None:
     assert etchosts.content([]) == (b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                                     b"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                                     b"ff02::2\tip6-allrouters\n")
+
+
+def test_copier_threads_never_take_the_proxied_signals() -> None:
+    """A signal the kernel hands to a copier thread waits for the main thread, which sits in
+    waitpid until the container ends on its own: the copiers must block every proxied signal, and
+    the main thread must keep taking them."""
+    import signal
+    import threading
+
+    from berth.container import foreground
+
+    seen: list[set[int]] = []
+    t = threading.Thread(target=lambda: seen.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, []))))
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    foreground.start_without_signals([t])
+    t.join()
+    assert set(foreground.FORWARDED) <= seen[0] and signal.SIGWINCH in seen[0]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before

@@ -122,14 +122,28 @@ def _copy_terminal(master: int, log_path: str) -> None:
         writer.close()
 
 
+def start_without_signals(threads: list[threading.Thread]) -> None:
+    """Start threads that never take berth's signals. The kernel hands a signal sent to the process
+    to any thread that does not block it; Python runs its handler in the main thread, but only
+    once that thread wakes up. A signal taken by a copier thread would wait, with the main thread in
+    waitpid, for the container to end on its own (observed: `timeout -s TERM` lost 1 run in 3).
+    A new thread inherits the signal mask of the thread that starts it."""
+    blocked = set(FORWARDED) | {signal.SIGWINCH}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        for t in threads:
+            t.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _copy_pipes(proc: subprocess.Popen[bytes], log_path: str) -> int:
     """stdout and stderr to berth's own and into the log, so that `berth logs` shows them later."""
     writer = logs.Writer(log_path)
     try:
         copiers = [threading.Thread(target=logs.tee, args=(pipe, name, writer))
                    for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
-        for t in copiers:
-            t.start()
+        start_without_signals(copiers)
         code = proc.wait()
         for t in copiers:
             t.join()
