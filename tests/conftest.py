@@ -335,6 +335,8 @@ def remove_networks(root: str) -> None:
     """Delete the bridges of a test root's networks (interface names are host-global)."""
     import json
 
+    from berth.container import isolation
+
     ndir = os.path.join(root, "networks")
     if not os.path.isdir(ndir):
         return
@@ -342,6 +344,7 @@ def remove_networks(root: str) -> None:
         if n.endswith(".conflist"):
             with open(os.path.join(ndir, n)) as f:
                 bridge = json.load(f)["plugins"][0]["bridge"]
+            isolation.remove(bridge)
             sh("ip", "link", "delete", bridge, check=False)
 
 

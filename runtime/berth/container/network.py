@@ -19,7 +19,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from berth import trace
-from berth.container import etchosts
+from berth.container import etchosts, isolation
 from berth.container.ports import dnat_rules, ports_in_use
 from berth.errors import BerthError, InUse, InvalidInput, NotFound
 from berth.locks import FileLock
@@ -157,7 +157,7 @@ class Networks:
         members = [{"Name": c.name, "Id": c.id[:12], "IP": c.ip} for c in self.containers.store.list()
                    if c.config.bridge_network() == name and c.state == "running"]
         return {"name": name, "subnet": bridge["ipam"]["ranges"][0][0]["subnet"], "bridge": bridge["bridge"],
-                "containers": members}
+                "isolated": isolation.available(), "containers": members}
 
     def list(self) -> list[dict[str, object]]:
         if not os.path.isdir(self.dir):
@@ -183,6 +183,7 @@ class Networks:
                 raise InUse(f"network {name} is used by container(s) {', '.join(users)}: remove them first")
             os.unlink(self._path(name))
             bridge = str(conf["plugins"][0]["bridge"])  # type: ignore[index]
+            isolation.remove(bridge)
             run(["ip", "link", "delete", bridge], check=False)
 
     # -- attachments -------------------------------------------------------------------------
@@ -250,6 +251,7 @@ class Networks:
              ip: str | None) -> str:
         cni_args = f"IgnoreUnknown=1;IP={ip}" if ip else ""
         try:
+            isolation.ensure(str(conf["plugins"][0]["bridge"]))  # type: ignore[index]
             run(["unshare", f"--net={netns}", "true"], what="creating a network namespace")
             lo = {"type": "loopback"}
             self._exec(lo, {"name": conf["name"], "cniVersion": conf["cniVersion"]}, "ADD", cid, netns, None, {}, "")
