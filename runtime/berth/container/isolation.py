@@ -39,9 +39,9 @@ def _entering(bridge: str) -> list[str]:
 
 def ensure(bridge: str) -> None:
     """The bridge's two rules, and the chains and FORWARD's jump the first time (idempotent: one
-    iptables check when they are there already). Without iptables the networks are not isolated
-    (`network inspect` says so)."""
-    if not available() or _iptables("-C", *_leaving(bridge)) and _iptables("-C", *_entering(bridge)):
+    iptables check when they are there already; the leaving rule is made last, so it stands for
+    both). Without iptables the networks are not isolated (`network inspect` says so)."""
+    if not available() or _iptables("-C", *_leaving(bridge)):
         return
     for chain in (FIRST, SECOND):
         _iptables("-N", chain)  # fails when it exists: fine
