@@ -158,10 +158,12 @@ def mkdirs_in_root(root: str, path: str, mode: int = 0o755) -> None:
         os.close(fd)
 
 
-def resolve_in_root(root: str, path: str) -> str | None:
-    """Host path of `path` inside root with every symlink resolved inside root; None if missing.
-    A path, so only for trees nothing else changes meanwhile (a build's source); anything inside a
-    container's rootfs goes through open_in_root."""
+def resolve_components(root: str, path: str, strict: bool) -> list[str] | None:
+    """The components of path inside root with every existing symlink followed inside root.
+
+    strict (a build's COPY destination): components that do not exist are kept as written, and a
+    non-directory in the middle or a symlink loop is an InvalidInput. Not strict: None for any of
+    these (the path does not resolve)."""
     parts = [p for p in path.split("/") if p and p != "."]
     resolved: list[str] = []
     links = 0
@@ -174,19 +176,42 @@ def resolve_in_root(root: str, path: str) -> str | None:
         host = os.path.join(root, *resolved, part)
         try:
             st = os.lstat(host)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except FileNotFoundError:
+            if not strict:
+                return None
+            for rest in [part, *parts]:
+                if rest != "..":
+                    resolved.append(rest)
+                elif resolved:
+                    resolved.pop()
+            return resolved
+        except NotADirectoryError:
+            if not strict:
+                return None
+            raise InvalidInput(f"{'/' + '/'.join(resolved)} is not a directory") from None
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_LINKS:
-                return None
+                if not strict:
+                    return None
+                raise InvalidInput(f"{path}: too many levels of symbolic links")
             target = os.readlink(host)
             if target.startswith("/"):
                 resolved = []
             parts = [p for p in target.split("/") if p and p != "."] + parts
             continue
+        if strict and parts and not stat.S_ISDIR(st.st_mode):
+            raise InvalidInput(f"{'/' + '/'.join([*resolved, part])} is not a directory")
         resolved.append(part)
-    return os.path.join(root, *resolved)
+    return resolved
+
+
+def resolve_in_root(root: str, path: str) -> str | None:
+    """Host path of `path` inside root with every symlink resolved inside root; None if missing.
+    A path, so only for trees nothing else changes meanwhile (a build's source); anything inside a
+    container's rootfs goes through open_in_root."""
+    resolved = resolve_components(root, path, strict=False)
+    return None if resolved is None else os.path.join(root, *resolved)
 
 
 def check_executable(root: str, cmd: str, env: list[str], cwd: str) -> None:

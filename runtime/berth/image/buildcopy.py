@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from berth.container.pathres import read_in_root
+from berth.container.pathres import read_in_root, resolve_components
 from berth.errors import HostileInput, InvalidInput
 from berth.image.buildsources import Source, walk_tree
 from berth.storage.tarapply import clean_name
@@ -38,54 +38,14 @@ from berth.storage.tarwriter import (
     TarWriter,
 )
 
-MAX_LINKS = 40
 CHUNK = 1 << 20
 Owner = tuple[int, int] | None  # None: keep the source's owner (COPY --from, archives)
-
-
-def _parts(path: str) -> list[str]:
-    return [p for p in path.split("/") if p and p != "."]
 
 
 def resolve(root: str, path: str) -> list[str]:
     """The components of path inside root with every existing symlink followed inside root;
     components that do not exist are kept as written."""
-    parts = _parts(path)
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            resolved.append(part)
-            for rest in parts:
-                if rest == "..":
-                    if resolved:
-                        resolved.pop()
-                else:
-                    resolved.append(rest)
-            return resolved
-        except NotADirectoryError:
-            raise InvalidInput(f"{'/' + '/'.join(resolved)} is not a directory") from None
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_LINKS:
-                raise InvalidInput(f"{path}: too many levels of symbolic links")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                resolved = []
-            parts = _parts(target) + parts
-            continue
-        if parts and not stat.S_ISDIR(st.st_mode):
-            raise InvalidInput(f"{'/' + '/'.join([*resolved, part])} is not a directory")
-        resolved.append(part)
-    return resolved
+    return resolve_components(root, path, strict=True) or []
 
 
 def _id_from(db: bytes | None, name: str, what: str, file: str) -> int:
