@@ -32,6 +32,15 @@ options:
     type: str
     choices: [present, absent, restored]
     default: present
+  with_volumes:
+    description:
+      - With O(state=present), a snapshot that is created also copies the container's named volumes,
+        taken while the container is paused so that layer and volumes are of one moment (C(berth
+        snapshot create --with-volumes)). An existing snapshot is kept as it is.
+      - O(state=restored) puts back the volumes a snapshot has whatever this option says, and compares
+        them with the snapshot too.
+    type: bool
+    default: false
   commit_to:
     description:
       - Image reference to commit the snapshot to (with O(state=present)), as C(berth commit) would the
@@ -59,6 +68,12 @@ EXAMPLES = r"""
   berth.runtime.berth_snapshot:
     container: web
     name: before-upgrade
+
+- name: Snapshot a database container with its named volumes (one moment for both)
+  berth.runtime.berth_snapshot:
+    container: db
+    name: before-migration
+    with_volumes: true
 
 - name: Keep that state as an image too
   berth.runtime.berth_snapshot:
@@ -111,7 +126,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(container=dict(type="str", required=True), name=dict(type="str", required=True),
                            state=dict(type="str", default="present", choices=["present", "absent", "restored"]),
-                           commit_to=dict(type="str"), **COMMON_ARGS),
+                           with_volumes=dict(type="bool", default=False), commit_to=dict(type="str"),
+                           **COMMON_ARGS),
         supports_check_mode=True,
     )
     p = module.params
@@ -127,7 +143,7 @@ def main():
             if name not in before:
                 done.append(f"create snapshot {name}")
                 if not module.check_mode:
-                    m.snapshot_create(p["container"], name)
+                    m.snapshot_create(p["container"], name, with_volumes=p["with_volumes"])
             if p["commit_to"]:
                 existing = {str(s["name"]): str(s["layer"]) for s in m.snapshot_list(p["container"])}
                 layer = existing.get(name)

@@ -71,3 +71,30 @@ def test_volume_module(env: dict[str, str]) -> None:
     assert not task(env, "berth_volume", {"name": "db-data", "state": "absent"})["changed"]
     bad = task(env, "berth_volume", {"name": "x"})
     assert bad["failed"] and "invalid volume name 'x'" in bad["msg"] and "Traceback" not in json.dumps(bad)
+
+
+def test_snapshot_module_with_volumes(env: dict[str, str]) -> None:
+    """berth_snapshot with_volumes: the volume is part of the snapshot; state=restored sees (and
+    undoes) a change that is only in the volume."""
+    berth(env, "create", "--name", "db", "--network", "none", "-v", "db-data:/v", "busybox:latest", "sleep", "1000")
+    mountpoint = json.loads(berth(env, "volume", "inspect", "db-data").stdout)[0]["Mountpoint"]
+    keep = os.path.join(mountpoint, "keep")
+    with open(keep, "w") as f:
+        f.write("before")
+    snap = {"container": "db", "name": "s1", "with_volumes": True}
+    made = task(env, "berth_snapshot", snap)
+    assert made["changed"] and not made["failed"], made
+    assert [s.get("volumes") for s in made["snapshots"]] == [["db-data"]], made
+    assert not task(env, "berth_snapshot", snap)["changed"]
+    restored = dict(snap, state="restored")
+    assert not task(env, "berth_snapshot", restored)["changed"]  # nothing differs yet
+    with open(keep, "w") as f:
+        f.write("after")
+    check = task(env, "berth_snapshot", restored, "--check")
+    assert check["changed"] and check["actions"] == ["restore snapshot s1"], check
+    with open(keep) as f:
+        assert f.read() == "after"  # check mode changed nothing
+    assert task(env, "berth_snapshot", restored)["changed"]
+    with open(keep) as f:
+        assert f.read() == "before"
+    assert not task(env, "berth_snapshot", restored)["changed"]

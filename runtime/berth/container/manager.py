@@ -793,13 +793,20 @@ class ContainerManager:
 
     def snapshot_matches(self, ref: str, name: str) -> bool:
         """Whether the container's rw layer holds exactly what the snapshot holds (the naive differ
-        over both mounted trees finds nothing), so that restoring it would change nothing."""
+        over both mounted trees finds nothing), and so do the named volumes the snapshot has, so
+        that restoring it would change nothing."""
         from berth.storage import differ
 
         c = self.get(ref)
-        layer = str(self.store.snapshot(c.id, name)["layer"])
-        with self.layers.mounted(c.rw_layer) as current, self.layers.mounted(layer) as saved:
-            return not differ.Differ(current, saved).plan()
+        snap = self.store.snapshot(c.id, name)
+        with self.layers.mounted(c.rw_layer) as current, self.layers.mounted(str(snap["layer"])) as saved:
+            if differ.Differ(current, saved).plan():
+                return False
+        for vol in list(snap.get("volumes") or []):  # type: ignore[call-overload]
+            saved_vol = os.path.join(self.volumes.snapshot_dir(c.id, name), vol)
+            if not os.path.isdir(saved_vol) or differ.Differ(self.volumes.path(vol), saved_vol).plan():
+                return False
+        return True
 
     def snapshot_restore(self, ref: str, name: str) -> Container:
         """Put the rw layer back exactly as it was (and the named volumes, when the snapshot has
