@@ -162,3 +162,24 @@ def test_image_healthcheck_is_used_and_can_be_disabled(env: dict[str, str]) -> N
     assert bad.returncode == 125 and "conflicts" in bad.stderr and "Traceback" not in bad.stderr
     bad = berth(env, "create", "--health-interval", "soon", "busybox:bb", check=False)
     assert bad.returncode != 0 and "invalid --health-interval 'soon'" in bad.stderr
+
+
+def test_a_killed_monitor_comes_back_with_the_next_look(env: dict[str, str]) -> None:
+    """No daemon keeps the monitor alive: the next berth command that looks at the running
+    container starts it again, and the health it had recorded is kept."""
+    import signal
+
+    cid = berth(env, "run", "-d", "--name", "watched", *FAST, "--health-cmd", "true", "busybox:bb",
+                "sleep", "1000").stdout.strip()
+    berth(env, "wait", "--condition", "healthy", "--timeout", "20", "watched")
+    old = monitor_pid(env, cid)
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: old not in processes_naming(cid), what="the killed monitor to be gone")
+    last = health(env, "watched")["Log"][-1]["Start"]  # this look starts a new monitor
+    new = monitor_pid(env, cid)
+    assert new is not None and new != old and new in processes_naming(cid)
+    assert health(env, "watched")["Status"] == "healthy"  # what it had recorded is kept
+    wait_for(lambda: health(env, "watched")["Log"][-1]["Start"] != last, what="the new monitor to probe")
+    berth(env, "stop", "-t", "1", "watched")
+    assert new not in processes_naming(cid)

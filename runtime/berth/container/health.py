@@ -119,14 +119,16 @@ def pid_path(m: ContainerManager, cid: str) -> str:
     return os.path.join(m.state_dir(cid), PID_FILE)
 
 
-def spawn(m: ContainerManager, c: Container) -> None:
-    """Start the monitor of a container that has just started (nothing without a health check)."""
+def spawn(m: ContainerManager, c: Container, revive: bool = False) -> None:
+    """Start the monitor of a container that has just started (nothing without a health check);
+    revive: of a running container whose monitor died, keeping the health it has recorded."""
     check = m.health_check(c)
     if check is None:
         if c.health is not None:
             m.store.set_health(c.id, None)
         return
-    m.store.set_health(c.id, fresh())
+    if not revive:
+        m.store.set_health(c.id, fresh())
     argv = [sys.executable, "-m", "berth.cli.main", "--root", m.root, "--runroot", m.runroot, MONITOR_COMMAND, c.id]
     env = dict(os.environ, BERTH_CGROUP_PARENT=m.cgroup_parent)
     log = os.path.join(m.state_dir(c.id), "health.log")
@@ -142,6 +144,14 @@ def _is_monitor(pid: int, cid: str) -> bool:
     except OSError:
         return False
     return MONITOR_COMMAND.encode() in argv and cid.encode() in argv
+
+
+def monitor_alive(m: ContainerManager, cid: str) -> bool:
+    try:
+        with open(pid_path(m, cid), encoding="ascii") as f:
+            return _is_monitor(int(f.read().strip()), cid)
+    except (OSError, ValueError):
+        return False
 
 
 def stop_monitor(m: ContainerManager, cid: str, timeout: float = 5.0) -> None:

@@ -177,6 +177,8 @@ class ContainerManager:
             return c
         exit_file = os.path.join(self.exit_dir, c.id)
         if not os.path.exists(exit_file) and self._conmon_alive(c.id):
+            if c.health is not None and not health.monitor_alive(self, c.id):
+                self._revive_monitor(c)
             return c
         with self._lock(c.id):
             c = self.store.get(c.id)
@@ -202,6 +204,21 @@ class ContainerManager:
         if c.config.auto_remove:
             self.remove(c.id, force=True)
         return c
+
+    def _revive_monitor(self, c: Container) -> None:
+        """A health monitor that died (killed, out of memory) while its container runs is started
+        again by the next look at the container, as a daemon would never lose it. Only when the
+        container's lock is free: whoever holds it (a start, a stop, this very process) decides."""
+        lock = self._lock(c.id)
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            c = self.store.get(c.id)
+            if c.state == "running" and c.health is not None and not c.stopped_by_user and \
+                    not health.monitor_alive(self, c.id):
+                health.spawn(self, c, revive=True)
+        finally:
+            lock.release()
 
     def _release(self, c: Container) -> None:
         """Runtime state, cgroup and rootfs mount of a container that is no longer running."""
