@@ -58,3 +58,24 @@ def test_filters() -> None:
 ])
 def test_management_command_forms(argv: list[str], expected: list[str]) -> None:
     assert aliases.rewrite(argv, command_index(argv)) == expected
+
+
+@pytest.mark.parametrize("ports,exposed,network,text", [
+    (["8080:80"], [], "bridge", "0.0.0.0:8080->80/tcp"),
+    # exposed and not published, as docker's DisplayablePorts: grouped into ranges, before the mappings
+    (["8080:80"], ["80/tcp", "443/tcp"], "bridge", "443/tcp, 0.0.0.0:8080->80/tcp"),
+    ([], ["80/tcp", "81/tcp", "82/tcp", "90/udp"], "bridge", "80-82/tcp, 90/udp"),
+    (["80:80", "81:81", "127.0.0.1:9000:9000/udp"], [], "bridge",
+     "0.0.0.0:80-81->80-81/tcp, 127.0.0.1:9000->9000/udp"),
+    # no network of its own: nothing, as docker
+    ([], ["80/tcp"], "none", ""),
+])
+def test_ps_ports_are_dockers(ports: list[str], exposed: list[str], network: str, text: str) -> None:
+    from berth.cli.listing import ports_text
+    from berth.container.config import ContainerConfig
+    from berth.container.store import Container
+
+    cfg = ContainerConfig(image="bb", ports=ports, network=network)
+    c = Container("c" * 64, "web", "i" * 64, "l" * 64, cfg, 0.0, "running", 1, None, False, 0.0, None, "crun", None)
+    assert ports_text(c, exposed) == text
+    assert ports_text(c.replace(state="exited"), exposed) == ""

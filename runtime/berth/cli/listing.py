@@ -119,18 +119,52 @@ def status_text(c: Container, now: float) -> str:
     return c.state.capitalize()
 
 
-def ports_text(c: Container) -> str:
-    """docker's PORTS: "0.0.0.0:8080->80/tcp" for each published port of a running container."""
-    if c.state not in ("running", "paused"):
+def ports_text(c: Container, exposed: list[str]) -> str:
+    """docker's PORTS (its DisplayablePorts) for a running container on a bridge network: each
+    published port as "0.0.0.0:8080->80/tcp"; exposed ports no one publishes, and ports published
+    on the same number, grouped into ranges ("80-81/tcp", "0.0.0.0:80->80/tcp"); sorted by the
+    container's port. exposed: the image's ExposedPorts keys ("80/tcp")."""
+    if c.state not in ("running", "paused") or not c.config.bridge_network():
         return ""
     from berth.container.network import parse_port
 
-    out = []
+    ports: list[tuple[int, str, int, str]] = []  # (private, ip, public, proto) as docker's types.Port
+    published = set()
     for spec in c.config.ports:
         p = parse_port(spec)
-        out.append((int(p["containerPort"]), f"{p.get('hostIP') or '0.0.0.0'}:{p['hostPort']}->"  # type: ignore[call-overload]
-                                             f"{p['containerPort']}/{p['protocol']}"))
-    return ", ".join(t for _, t in sorted(out))
+        private, proto = int(p["containerPort"]), str(p["protocol"])  # type: ignore[call-overload]
+        ports.append((private, str(p.get("hostIP") or "0.0.0.0"), int(p["hostPort"]), proto))  # type: ignore[call-overload]
+        published.add((private, proto))
+    for key in exposed:
+        number, _, proto = key.partition("/")
+        if number.isdigit() and (int(number), proto or "tcp") not in published:
+            ports.append((int(number), "", 0, proto or "tcp"))
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    mappings: list[str] = []
+    for private, ip, public, proto in sorted(ports):
+        key = proto
+        if ip:
+            if public != private:
+                mappings.append(f"{ip}:{public}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [private, private]
+        elif private == group[1] + 1:
+            group[1] = private
+        else:
+            result.append(_port_group(key, *group))
+            groups[key] = [private, private]
+    result.extend(_port_group(key, *group) for key, group in groups.items())
+    return ", ".join(result + mappings)
+
+
+def _port_group(key: str, first: int, last: int) -> str:
+    ip, _, proto = key.rpartition("/")
+    span = str(first) if first == last else f"{first}-{last}"
+    return f"{ip}:{span}->{span}/{proto}" if ip else f"{span}/{proto}"
 
 
 def image_shown(c: Container) -> str:
@@ -236,7 +270,7 @@ def container_context(e: Engine, c: Container, now: float, no_trunc: bool) -> Co
         "Command": f'"{command}"',
         "CreatedAt": created_at(c.created),
         "RunningFor": ago(c.created, now),
-        "Ports": ports_text(c),
+        "Ports": ports_text(c, list(dict(e.image_config(c.image_id).get("ExposedPorts") or {}))),  # type: ignore[call-overload]
         "State": c.state,
         "Status": status_text(c, now),
         "Size": size,
