@@ -155,6 +155,12 @@ options:
   privileged:
     description: "Privileged container (berth's default: false)."
     type: bool
+  pid_mode:
+    description:
+      - V(host) shares the host's PID namespace with the container (docker's C(--pid host)), so that it sees
+        and can signal the host's processes. Changing it recreates the container.
+    type: str
+    choices: [host]
   runtime:
     description: "OCI runtime (default: crun where it works, else runc); changing it recreates the container."
     type: str
@@ -320,7 +326,8 @@ def main():
             memory=dict(type="str"), cpus=dict(type="float"), pids_limit=dict(type="int"),
             blkio_weight=dict(type="int"), cap_add=dict(type="list", elements="str"),
             cap_drop=dict(type="list", elements="str"), privileged=dict(type="bool"),
-            runtime=dict(type="str", choices=["crun", "runc"]), auto_remove=dict(type="bool"),
+            pid_mode=dict(type="str", choices=["host"]), runtime=dict(type="str", choices=["crun", "runc"]),
+            auto_remove=dict(type="bool"),
             restart_policy=dict(type="str"), restart_retries=dict(type="int"),
             health_cmd=dict(type="str"), health_interval=dict(type="str"), health_timeout=dict(type="str"),
             health_retries=dict(type="int"), health_start_period=dict(type="str"), no_healthcheck=dict(type="bool"),

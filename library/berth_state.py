@@ -43,7 +43,8 @@ options:
       - "C(labels): a mapping. C(network) (or C(network_mode)): bridge (default), none, host or a network's
         name; C(ports) (or C(published_ports)): C([IP:]HOST:CTR[/proto]); C(ip): a fixed IPv4 address."
       - "C(memory) (such as 64m), C(cpus), C(pids_limit), C(blkio_weight) (10 to 1000), C(cap_add),
-        C(cap_drop), C(privileged), C(runtime) (crun or runc), C(storage_opts) (a mapping, C(size))."
+        C(cap_drop), C(privileged), C(pid_mode) (host), C(runtime) (crun or runc), C(storage_opts) (a mapping,
+        C(size))."
       - "C(restart) (or C(restart_policy)): no (default), always, unless-stopped, on-failure or on-failure:N;
         C(restart_retries): N for on-failure. C(snapshots): names of snapshots that must exist."
       - "C(health_cmd): a health check command (through C(/bin/sh -c)); C(health_interval),

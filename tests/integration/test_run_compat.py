@@ -218,3 +218,16 @@ def test_detached_tty_stays_up_with_a_terminal_until_stopped(bb: dict[str, str])
             p.kill()
             p.wait(timeout=30)
     assert json.loads(berth(bb, "inspect", "dt").stdout)[0]["State"]["ExitCode"] == 137
+
+
+def test_pid_host_shares_the_hosts_processes(bb: dict[str, str]) -> None:
+    """docker's --pid host: the container sees the host's processes (PID 1 is the host's init)."""
+    with open("/proc/1/comm") as f:
+        host_init = f.read()
+    out = berth(bb, "run", "--rm", "--network", "none", "--pid", "host", "bb", "cat", "/proc/1/comm").stdout
+    assert out == host_init
+    assert berth(bb, "run", "--rm", "--network", "none", "bb", "cat", "/proc/1/comm").stdout == "cat\n"
+    berth(bb, "create", "--name", "ph", "--network", "none", "--pid", "host", "bb", "true")
+    assert json.loads(berth(bb, "inspect", "ph").stdout)[0]["HostConfig"]["PidMode"] == "host"
+    cp = berth(bb, "run", "--rm", "--network", "none", "--pid", "container:x", "bb", "true", check=False)
+    assert cp.returncode == 125 and "--pid" in cp.stderr and "host" in cp.stderr and len(cp.stderr.splitlines()) == 1

@@ -26,8 +26,8 @@ def berth_cli(tmp_path: str, *args: str) -> subprocess.CompletedProcess[str]:
     (["run", "--bogus", "bb", "true"], "berth run", "--bogus"),
     (["create", "--bogus", "bb"], "berth create", "--bogus"),
     (["ps", "--bogus"], "berth ps", "--bogus"),
-    # docker's --pid: berth has no such flag, and must not take it for --pids-limit
-    (["run", "--pid", "host", "bb", "true"], "berth run", "--pid"),
+    # a prefix of --pid and of --pids-limit is neither
+    (["run", "--pi", "host", "bb", "true"], "berth run", "--pi"),
     (["run", "--pids", "5", "bb", "true"], "berth run", "--pids"),
 ])
 def test_unknown_flag_is_one_line_and_exit_125(tmp_path: str, argv: list[str], prog: str, flag: str) -> None:

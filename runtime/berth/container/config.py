@@ -146,6 +146,7 @@ class ContainerConfig(Record):
     cap_add: list[str] = Factory(list)
     cap_drop: list[str] = Factory(list)
     privileged: bool = False
+    pid: str | None = None
     runtime: str | None = None
     storage_opts: dict[str, str] = Factory(dict)
     auto_remove: bool = False

@@ -111,7 +111,7 @@ def container_json(m: ContainerManager, c: Container) -> dict[str, object]:
         "Cgroup": "",
         "Links": None,
         "OomScoreAdj": 0,
-        "PidMode": "",
+        "PidMode": cfg.pid or "",
         "Privileged": cfg.privileged,
         "PublishAllPorts": False,
         "ReadonlyRootfs": cfg.read_only,

@@ -123,6 +123,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("cap_drop", "list", cli=("--cap-drop",), key="cap_drop", ansible="cap_drop"),
     Option("privileged", "bool", cli=("--privileged",), key="privileged", ansible="privileged", default=False,
            help="all capabilities, all devices, no masked paths"),
+    Option("pid", "str", cli=("--pid",), key="pid_mode", ansible="pid_mode", choices=("host",), metavar="host",
+           help="host: the container shares the host's PID namespace (sees and signals the host's processes)"),
     Option("runtime", "str", cli=("--runtime",), key="runtime", ansible="runtime", choices=("crun", "runc"),
            help="OCI runtime (default: crun where it works, else runc)"),
     Option("storage_opts", "map", cli=("--storage-opt",), key="storage_opts", ansible="storage_opts",

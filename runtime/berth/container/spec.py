@@ -126,7 +126,7 @@ def build(cfg: ContainerConfig, *, rootfs: str, args: list[str], env: list[str],
             continue
         mounts.append({"destination": m.destination, "type": "bind", "source": m.source,
                        "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
-    namespaces = [{"type": t} for t in ("pid", "mount", "ipc", "uts")]
+    namespaces = [{"type": t} for t in ("pid", "mount", "ipc", "uts") if not (t == "pid" and cfg.pid == "host")]
     if netns:
         namespaces.append({"type": "network", "path": netns})
     elif cfg.network != "host":
