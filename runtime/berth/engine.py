@@ -528,6 +528,18 @@ class Engine:
     def image(self, ref: str) -> Image:
         return self.images.resolve(ref)
 
+    def image_and_descendants(self, ref: str) -> set[str]:
+        """IDs of the image and of every image built on it (its top layer is in their layer chain):
+        docker's `ps --filter ancestor=`."""
+        img = self.images.resolve(ref)
+        out = {img.id}
+        if img.top_layer is None:
+            return out
+        for other in self.images.list():
+            if other.top_layer and img.top_layer in {layer.id for layer in self.layers.chain(other.top_layer)}:
+                out.add(other.id)
+        return out
+
     def tag(self, src: str, dst: str) -> str:
         with self.layers.referencing():
             return self.images.tag(self.images.resolve(src).id, dst)

@@ -238,6 +238,18 @@ def test_cli_flags_filters_logs_version_and_aliases(env: dict[str, str]) -> None
     assert berth(env, "ps", "-a", "--filter", "status=exited", "--filter", "name=c1", "-q").stdout == ""
     assert berth(env, "ps", "--filter", "exited=3", "-q").stdout == ""  # running ones only, as in docker
     assert berth(env, "ps", "-a", "--filter", "ancestor=bb", "-q").stdout.split().__len__() == 3
+    # docker's ancestor: also the containers of images built on it (not those of its base)
+    berth(env, "commit", "--change", "CMD [\"true\"]", "c1", "child")
+    berth(env, "run", "--name", "kid", "--network", "none", "child", "touch", "/tmp/made-by-kid")
+    berth(env, "commit", "kid", "grandchild:1")  # a layer of its own on child's
+    berth(env, "create", "--name", "grandkid", "--network", "none", "grandchild:1")
+    assert berth(env, "ps", "-a", "--filter", "ancestor=bb", "-q").stdout.split().__len__() == 5
+    assert sorted(berth(env, "ps", "-a", "--filter", "ancestor=child", "--format", "{{.Names}}").stdout.split()) == \
+        ["grandkid", "kid"]
+    assert berth(env, "ps", "-a", "--filter", "ancestor=grandchild:1", "--format", "{{.Names}}").stdout.split() == \
+        ["grandkid"]
+    berth(env, "rm", "kid", "grandkid")
+    berth(env, "rmi", "grandchild:1", "child")
     cid = json.loads(berth(env, "inspect", "c1").stdout)[0]["Id"]
     assert berth(env, "ps", "-a", "--filter", f"id={cid[:5]}", "--no-trunc", "-q").stdout.strip() == cid
     assert berth(env, "ps", "-a", "--filter", "before=c3", "--format", "{{.Names}}").stdout.split() == ["c2", "c1"]

@@ -219,7 +219,7 @@ def filter_containers(e: Engine, cs: list[Container], f: dict[str, list[str]]) -
     ancestors: set[str] = set()
     for ref in f.get("ancestor", []):
         try:
-            ancestors.add(e.image(ref).id)
+            ancestors |= e.image_and_descendants(ref)
         except NotFound:  # docker: an ancestor that does not exist matches nothing
             continue
     by_ref = {c.id: c for c in cs}
