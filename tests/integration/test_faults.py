@@ -8,6 +8,7 @@ for, and the command succeeds when repeated; at the end, removing everything lea
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -233,4 +234,64 @@ def test_load_from_stdin_killed_leaves_no_spool(berth_env: dict[str, str], busyb
     berth(env, "images")
     assert not spool_leftovers(env)
     berth(env, "load", "-i", _archive(env))
+    assert_empty(env, "overlay")
+
+
+def _image_id(env: dict[str, str], ref: str) -> str:
+    return berth(env, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
+def _two_image_archive(env: dict[str, str]) -> str:
+    """A docker-archive holding a:1 then b:1, b's layer replaced by one that does not match its
+    DiffID (the load fails on the second image, after the first one is in)."""
+    base = os.path.dirname(env["BERTH_ROOT"])
+    berth(env, "import", _small_tar(env, 101), "a:1")
+    berth(env, "import", _small_tar(env, 102), "b:1")
+    good, bad = os.path.join(base, "ab.tar"), os.path.join(base, "ab-bad.tar")
+    berth(env, "save", "-o", good, "a:1", "b:1")
+    with tarfile.open(good) as t:
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+        b_layer = next(e for e in manifest if "b:1" in " ".join(e["RepoTags"]))["Layers"][-1]
+        assert manifest.index(next(e for e in manifest if "b:1" in " ".join(e["RepoTags"]))) == 1
+        with tarfile.open(bad, "w") as out:
+            for m in t.getmembers():
+                data = t.extractfile(m) if m.isfile() else None
+                if m.name == b_layer:
+                    data = open(_small_tar(env, 103), "rb")  # noqa: SIM115 - closed with the tar
+                    m.size = os.fstat(data.fileno()).st_size
+                out.addfile(m, data)
+    berth(env, "rmi", "a:1", "b:1")
+    return bad
+
+
+def test_failed_load_leaves_names_where_they_were(berth_env: dict[str, str]) -> None:
+    """Issue 18: a load whose archive names an image the root already has under that name, and
+    that then fails on a later image's bad layer, leaves the name on the image it named before."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    bad = _two_image_archive(env)
+    berth(env, "import", _small_tar(env, 104), "a:1")
+    old = _image_id(env, "a:1")
+    cp = berth(env, "load", "-i", bad, check=False)
+    assert cp.returncode != 0 and "Traceback" not in cp.stderr, cp.stderr
+    assert _image_id(env, "a:1") == old
+    assert berth(env, "inspect", "b:1", check=False).returncode != 0
+    assert_consistent(env, "overlay", "after the failed load")
+    assert_empty(env, "overlay")
+
+
+def test_load_refused_by_policy_gives_names_back(berth_env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: a load the trust policy refuses takes out the images it added and gives the
+    names it moved back to the images that had them."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", _small_tar(env, 105), "a:1")
+    berth(env, "save", "-o", str(tmp_path / "a.tar"), "a:1")
+    berth(env, "rmi", "a:1")
+    berth(env, "import", _small_tar(env, 106), "a:1")
+    old = _image_id(env, "a:1")
+    (tmp_path / "reject.json").write_text(json.dumps({"default": [{"type": "reject"}]}))
+    cp = berth(dict(env, BERTH_POLICY=str(tmp_path / "reject.json")), "load", "-i", str(tmp_path / "a.tar"),
+               check=False)
+    assert cp.returncode != 0 and "Traceback" not in cp.stderr, cp.stderr
+    assert _image_id(env, "a:1") == old
+    assert len(berth(env, "images", "-q").stdout.split()) == 1
     assert_empty(env, "overlay")
