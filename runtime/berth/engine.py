@@ -207,6 +207,7 @@ class Engine:
                     self.layers.chain(img.top_layer)
                 except NotFound:
                     problems.append(f"image {img.id} refers to a missing layer {img.top_layer}")
+        problems += self.volumes.problems()
         return {"recovered": self.recovered, "problems": problems}
 
     # -- host --------------------------------------------------------------------------------

@@ -89,6 +89,33 @@ def _ctx(env_root_parent: str, k: int) -> str:
     return os.path.join(env_root_parent, f"ctx{k}")
 
 
+def _volume_with_data(env: dict[str, str], k: int) -> None:
+    berth(env, "volume", "create", f"w{k}")
+    data = os.path.join(env["BERTH_ROOT"], "volumes", f"w{k}", "_data")
+    for i in range(3):
+        os.makedirs(os.path.join(data, f"d{i}"), exist_ok=True)
+        with open(os.path.join(data, f"d{i}", "f"), "w") as f:
+            f.write(f"{i}\n")
+
+
+def _cp_source(base: str) -> str:
+    """A small host tree to copy into a container."""
+    src = os.path.join(base, "cpsrc")
+    for i in range(3):
+        os.makedirs(os.path.join(src, f"d{i}"), exist_ok=True)
+        with open(os.path.join(src, f"d{i}", "f"), "w") as f:
+            f.write(f"{i}\n")
+    return src
+
+
+def _cp_in_again(env: dict[str, str], k: int) -> None:
+    base = os.path.dirname(env["BERTH_ROOT"])
+    berth(env, "cp", _cp_source(base) + "/.", f"cpc:/in{k}")
+    berth(env, "cp", f"cpc:/in{k}/d2/f", os.path.join(base, f"back-{k}"))
+    with open(os.path.join(base, f"back-{k}")) as f:
+        assert f.read() == "2\n"
+
+
 CASES = [
     Case("run", lambda k: ["run", "-d", *RUN, "--name", f"r{k}", "busybox", "sleep", "1000"], again=_run_again),
     Case("start", lambda k: ["start", f"s{k}"],
@@ -124,6 +151,14 @@ CASES = [
          setup=lambda env, k: berth(env, "network", "create", f"m{k}") and None,
          again=lambda env, k: berth(env, "network", "rm", f"m{k}") and None
          if _exists(env, "network", "inspect", f"m{k}") else None),
+    Case("volume-create", lambda k: ["volume", "create", f"v{k}"]),
+    Case("volume-rm", lambda k: ["volume", "rm", f"w{k}"], setup=_volume_with_data,
+         again=lambda env, k: berth(env, "volume", "rm", f"w{k}") and None
+         if _exists(env, "volume", "inspect", f"w{k}") else None),
+    Case("cp-in", lambda k: ["cp", "CPSRC", f"cpc:/in{k}"],
+         setup=_once(lambda env: berth(env, "create", *RUN, "--name", "cpc", "busybox", "true")), again=_cp_in_again),
+    Case("cp-out", lambda k: ["cp", "cpc:/etc", "CPDST"],
+         setup=_once(lambda env: berth(env, "create", *RUN, "--name", "cpc", "busybox", "true"))),
 ]
 
 
@@ -137,7 +172,8 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
     def resolved(k: int) -> list[str]:
         out = []
         for a in argv(k):
-            a = {"IMPORT": busybox_tar, "ARCHIVE": _archive(env)}.get(a, a)
+            a = {"IMPORT": busybox_tar, "ARCHIVE": _archive(env), "CPSRC": _cp_source(base) + "/.",
+                 "CPDST": os.path.join(base, f"out-{k}")}.get(a, a)
             out.append(_ctx(base, k) if a == "CTX" else a)
         return out
 
@@ -294,4 +330,20 @@ def test_load_refused_by_policy_gives_names_back(berth_env: dict[str, str], tmp_
     assert cp.returncode != 0 and "Traceback" not in cp.stderr, cp.stderr
     assert _image_id(env, "a:1") == old
     assert len(berth(env, "images", "-q").stdout.split()) == 1
+    assert_empty(env, "overlay")
+
+
+def test_volume_commands_killed_before_their_record(berth_env: dict[str, str]) -> None:
+    """`volume rm` killed after moving the data aside, before removing the record, and `volume
+    create` killed after making the directory, before recording it: `storage check` finishes the
+    removal and undoes the creation (no record without its directory, no directory without its
+    record), and both commands work again."""
+    env = berth_env
+    berth(env, "volume", "create", "w1")
+    _killed_at(env, "db: before commit", "volume", "rm", "w1")
+    _killed_at(env, "db: before commit", "volume", "create", "v1")
+    assert_consistent(env, "overlay", "volume rm and volume create killed before their records")
+    assert berth(env, "volume", "inspect", "w1", check=False).returncode != 0
+    berth(env, "volume", "create", "v1")
+    berth(env, "volume", "rm", "v1")
     assert_empty(env, "overlay")
