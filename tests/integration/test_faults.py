@@ -217,7 +217,9 @@ def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg
         case = Case("pull", lambda k: ["pull", "--tls-verify=false", f"{reg}/faults/bb:1"], setup=_unpull(reg),
                     again=_pull_again(reg))
     else:
-        case = Case("push", lambda k: ["push", "--tls-verify=false", "busybox", f"{reg}/faults/p:{k}"])
+        # a new image each time: every push compresses and records its layer, as the first one does
+        case = Case("push", lambda k: ["push", "--tls-verify=false", f"pk:{k}", f"{reg}/faults/p:{k}"],
+                    setup=lambda env, k: berth(env, "import", _small_tar(env, k), f"pk:{k}") and None)
     n, kills = exercise(env, case)
     print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
     assert kills > 0, f"{what}: no kill landed in {n} points"
