@@ -207,6 +207,7 @@ class Engine:
                     self.layers.chain(img.top_layer)
                 except NotFound:
                     problems.append(f"image {img.id} refers to a missing layer {img.top_layer}")
+        problems += self.volumes.problems()
         return {"recovered": self.recovered, "problems": problems}
 
     # -- host --------------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class Engine:
         if isinstance(source, str):
             if not os.path.exists(source):
                 raise InvalidInput(f"cannot read {source}: no such file or directory")
-            before = {img.id for img in self.images.list()}
+            before = {img.id: img.tags for img in self.images.list()}
             with self.layers.referencing():
                 loaded = archive.load(self.stores, Lookaside(self.sigstore), source)
             return self._trusted(loaded, before)
@@ -297,16 +298,18 @@ class Engine:
         try:
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(source, f, 1 << 20)
-            before = {img.id for img in self.images.list()}
+            before = {img.id: img.tags for img in self.images.list()}
             with self.layers.referencing():
                 loaded = archive.load(self.stores, Lookaside(self.sigstore), tmp, default_name="localhost/loaded")
             return self._trusted(loaded, before)
         finally:
             os.unlink(tmp)
 
-    def _trusted(self, loaded: list[tuple[Image, list[str]]], before: set[str]) -> list[tuple[Image, list[str]]]:
+    def _trusted(self, loaded: list[tuple[Image, list[str]]], before: dict[str, list[str]]
+                 ) -> list[tuple[Image, list[str]]]:
         """Loaded images must satisfy the trust policy; when one is refused, the images this load
-        added are taken out again (images that were already there are left alone)."""
+        added are taken out again (images that were already there are left alone) and the names
+        it moved go back to the images that had them (before: image ID -> its names)."""
         for _img, names in loaded:
             for n in names:
                 try:
@@ -316,6 +319,8 @@ class Engine:
                         for added, _names in loaded:
                             if added.id not in before:
                                 self.images.delete(added.id)
+                        given = {g for _img, gs in loaded for g in gs}
+                        self.images.move_tags([(iid, [t for t in tags if t in given]) for iid, tags in before.items()])
                         self._collect()
                     raise
         return loaded

@@ -8,6 +8,7 @@ for, and the command succeeds when repeated; at the end, removing everything lea
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -88,6 +89,33 @@ def _ctx(env_root_parent: str, k: int) -> str:
     return os.path.join(env_root_parent, f"ctx{k}")
 
 
+def _volume_with_data(env: dict[str, str], k: int) -> None:
+    berth(env, "volume", "create", f"w{k}")
+    data = os.path.join(env["BERTH_ROOT"], "volumes", f"w{k}", "_data")
+    for i in range(3):
+        os.makedirs(os.path.join(data, f"d{i}"), exist_ok=True)
+        with open(os.path.join(data, f"d{i}", "f"), "w") as f:
+            f.write(f"{i}\n")
+
+
+def _cp_source(base: str) -> str:
+    """A small host tree to copy into a container."""
+    src = os.path.join(base, "cpsrc")
+    for i in range(3):
+        os.makedirs(os.path.join(src, f"d{i}"), exist_ok=True)
+        with open(os.path.join(src, f"d{i}", "f"), "w") as f:
+            f.write(f"{i}\n")
+    return src
+
+
+def _cp_in_again(env: dict[str, str], k: int) -> None:
+    base = os.path.dirname(env["BERTH_ROOT"])
+    berth(env, "cp", _cp_source(base) + "/.", f"cpc:/in{k}")
+    berth(env, "cp", f"cpc:/in{k}/d2/f", os.path.join(base, f"back-{k}"))
+    with open(os.path.join(base, f"back-{k}")) as f:
+        assert f.read() == "2\n"
+
+
 CASES = [
     Case("run", lambda k: ["run", "-d", *RUN, "--name", f"r{k}", "busybox", "sleep", "1000"], again=_run_again),
     Case("start", lambda k: ["start", f"s{k}"],
@@ -123,6 +151,14 @@ CASES = [
          setup=lambda env, k: berth(env, "network", "create", f"m{k}") and None,
          again=lambda env, k: berth(env, "network", "rm", f"m{k}") and None
          if _exists(env, "network", "inspect", f"m{k}") else None),
+    Case("volume-create", lambda k: ["volume", "create", f"v{k}"]),
+    Case("volume-rm", lambda k: ["volume", "rm", f"w{k}"], setup=_volume_with_data,
+         again=lambda env, k: berth(env, "volume", "rm", f"w{k}") and None
+         if _exists(env, "volume", "inspect", f"w{k}") else None),
+    Case("cp-in", lambda k: ["cp", "CPSRC", f"cpc:/in{k}"],
+         setup=_once(lambda env: berth(env, "create", *RUN, "--name", "cpc", "busybox", "true")), again=_cp_in_again),
+    Case("cp-out", lambda k: ["cp", "cpc:/etc", "CPDST"],
+         setup=_once(lambda env: berth(env, "create", *RUN, "--name", "cpc", "busybox", "true"))),
 ]
 
 
@@ -136,7 +172,8 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
     def resolved(k: int) -> list[str]:
         out = []
         for a in argv(k):
-            a = {"IMPORT": busybox_tar, "ARCHIVE": _archive(env)}.get(a, a)
+            a = {"IMPORT": busybox_tar, "ARCHIVE": _archive(env), "CPSRC": _cp_source(base) + "/.",
+                 "CPDST": os.path.join(base, f"out-{k}")}.get(a, a)
             out.append(_ctx(base, k) if a == "CTX" else a)
         return out
 
@@ -180,7 +217,9 @@ def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg
         case = Case("pull", lambda k: ["pull", "--tls-verify=false", f"{reg}/faults/bb:1"], setup=_unpull(reg),
                     again=_pull_again(reg))
     else:
-        case = Case("push", lambda k: ["push", "--tls-verify=false", "busybox", f"{reg}/faults/p:{k}"])
+        # a new image each time: every push compresses and records its layer, as the first one does
+        case = Case("push", lambda k: ["push", "--tls-verify=false", f"pk:{k}", f"{reg}/faults/p:{k}"],
+                    setup=lambda env, k: berth(env, "import", _small_tar(env, k), f"pk:{k}") and None)
     n, kills = exercise(env, case)
     print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
     assert kills > 0, f"{what}: no kill landed in {n} points"
@@ -233,4 +272,80 @@ def test_load_from_stdin_killed_leaves_no_spool(berth_env: dict[str, str], busyb
     berth(env, "images")
     assert not spool_leftovers(env)
     berth(env, "load", "-i", _archive(env))
+    assert_empty(env, "overlay")
+
+
+def _image_id(env: dict[str, str], ref: str) -> str:
+    return berth(env, "image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+
+def _two_image_archive(env: dict[str, str]) -> str:
+    """A docker-archive holding a:1 then b:1, b's layer replaced by one that does not match its
+    DiffID (the load fails on the second image, after the first one is in)."""
+    base = os.path.dirname(env["BERTH_ROOT"])
+    berth(env, "import", _small_tar(env, 101), "a:1")
+    berth(env, "import", _small_tar(env, 102), "b:1")
+    good, bad = os.path.join(base, "ab.tar"), os.path.join(base, "ab-bad.tar")
+    berth(env, "save", "-o", good, "a:1", "b:1")
+    with tarfile.open(good) as t:
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+        b_layer = next(e for e in manifest if "b:1" in " ".join(e["RepoTags"]))["Layers"][-1]
+        assert manifest.index(next(e for e in manifest if "b:1" in " ".join(e["RepoTags"]))) == 1
+        with tarfile.open(bad, "w") as out:
+            for m in t.getmembers():
+                data = t.extractfile(m) if m.isfile() else None
+                if m.name == b_layer:
+                    data = open(_small_tar(env, 103), "rb")  # noqa: SIM115 - closed with the tar
+                    m.size = os.fstat(data.fileno()).st_size
+                out.addfile(m, data)
+    berth(env, "rmi", "a:1", "b:1")
+    return bad
+
+
+def test_failed_load_leaves_names_where_they_were(berth_env: dict[str, str]) -> None:
+    """Issue 18: a load whose archive names an image the root already has under that name, and
+    that then fails on a later image's bad layer, leaves the name on the image it named before."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    bad = _two_image_archive(env)
+    berth(env, "import", _small_tar(env, 104), "a:1")
+    old = _image_id(env, "a:1")
+    cp = berth(env, "load", "-i", bad, check=False)
+    assert cp.returncode != 0 and "Traceback" not in cp.stderr, cp.stderr
+    assert _image_id(env, "a:1") == old
+    assert berth(env, "inspect", "b:1", check=False).returncode != 0
+    assert_consistent(env, "overlay", "after the failed load")
+    assert_empty(env, "overlay")
+
+
+def test_load_refused_by_policy_gives_names_back(berth_env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: a load the trust policy refuses takes out the images it added and gives the
+    names it moved back to the images that had them."""
+    env = dict(berth_env, BERTH_DRIVER="overlay")
+    berth(env, "import", _small_tar(env, 105), "a:1")
+    berth(env, "save", "-o", str(tmp_path / "a.tar"), "a:1")
+    berth(env, "rmi", "a:1")
+    berth(env, "import", _small_tar(env, 106), "a:1")
+    old = _image_id(env, "a:1")
+    (tmp_path / "reject.json").write_text(json.dumps({"default": [{"type": "reject"}]}))
+    cp = berth(dict(env, BERTH_POLICY=str(tmp_path / "reject.json")), "load", "-i", str(tmp_path / "a.tar"),
+               check=False)
+    assert cp.returncode != 0 and "Traceback" not in cp.stderr, cp.stderr
+    assert _image_id(env, "a:1") == old
+    assert len(berth(env, "images", "-q").stdout.split()) == 1
+    assert_empty(env, "overlay")
+
+
+def test_volume_commands_killed_before_their_record(berth_env: dict[str, str]) -> None:
+    """`volume rm` killed after moving the data aside, before removing the record, and `volume
+    create` killed after making the directory, before recording it: `storage check` finishes the
+    removal and undoes the creation (no record without its directory, no directory without its
+    record), and both commands work again."""
+    env = berth_env
+    berth(env, "volume", "create", "w1")
+    _killed_at(env, "db: before commit", "volume", "rm", "w1")
+    _killed_at(env, "db: before commit", "volume", "create", "v1")
+    assert_consistent(env, "overlay", "volume rm and volume create killed before their records")
+    assert berth(env, "volume", "inspect", "w1", check=False).returncode != 0
+    berth(env, "volume", "create", "v1")
+    berth(env, "volume", "rm", "v1")
     assert_empty(env, "overlay")

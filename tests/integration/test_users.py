@@ -106,3 +106,27 @@ def test_declared_group_add_is_compared(env: dict[str, str], tmp_path) -> None: 
     assert berth(env, "plan", "-f", str(state)).stdout.startswith("no changes")
     write(state.read_text().replace("[wheel]", "[wheel, audio]"))
     assert "group audio added" in berth(env, "plan", "-f", str(state)).stdout
+
+
+def exec_ids(env: dict[str, str], container: str, *flags: str) -> tuple[int, int, set[int]]:
+    out = berth(env, "exec", *flags, container, "cat", "/proc/self/status").stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    return (int(fields["Uid"].split()[0]), int(fields["Gid"].split()[0]),
+            {int(g) for g in fields["Groups"].split()})
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_exec_user_gets_the_groups_run_gives(env: dict[str, str], runtime: str) -> None:
+    """Issue 18: `exec -u NAME` runs with the user's supplementary groups from the container's
+    /etc/group, as `run -u` does (crun's exec flags cannot pass them, runc's kept the container
+    user's); without -u, exec runs as the container's process does, --group-add included."""
+    berth(env, "run", "-d", "--network", "none", "--runtime", runtime, "--name", "x", "users:linked", "sleep", "1000")
+    for flags, want in CASES:
+        if flags and "--group-add" not in flags:
+            assert exec_ids(env, "x", *flags) == want, (runtime, flags)
+    berth(env, "run", "-d", "--network", "none", "--runtime", runtime, "--name", "y", "-u", "app",
+          "--group-add", "wheel", "users:plain", "sleep", "1000")
+    assert exec_ids(env, "y") == (1000, 1000, {10, 29, 50})
+    assert exec_ids(env, "y", "-u", "svc") == (1001, 1001, {10, 29})  # --group-add applies to every exec
+    assert exec_ids(env, "y", "-u", "root") == (0, 0, {10})
+    berth(env, "rm", "-f", "x", "y")

@@ -291,7 +291,8 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached (always on)")
     sp.add_argument("-t", "--tty", action="store_true")
     sp.add_argument("-e", "--env", action="append", default=[])
-    sp.add_argument("-u", "--user")
+    sp.add_argument("-u", "--user", help="USER[:GROUP] as run -u: resolved in the container, with the user's "
+                    "supplementary groups and the container's --group-add (default: the container's user)")
     sp.add_argument("-w", "--workdir")
     sp.add_argument("container")
     sp.add_argument("command", nargs=argparse.REMAINDER)

@@ -4,6 +4,7 @@ connection starts it; see berth.container.execmux)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -20,13 +21,15 @@ def cmd_exec_mux(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
     if a.idle <= 0:
         raise InvalidInput("--idle must be a positive number of seconds")
-    with open_engine(a) as e:
-        argv = e.containers.exec_argv(a.container, execmux.AGENT_ARGS, [], a.user, None, False)
-    ready = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())  # the client reads stdout up to "ready"; nothing after it
-    os.close(devnull)
-    return execmux.serve(argv, a.socket, a.idle, ready)
+    with contextlib.ExitStack() as keep:  # the exec command's process file, until the agent has started
+        with open_engine(a) as e:
+            argv = keep.enter_context(e.containers.exec_command(a.container, execmux.AGENT_ARGS, [], a.user,
+                                                                None, False))
+        ready = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the client reads stdout up to "ready"; nothing after it
+        os.close(devnull)
+        return execmux.serve(argv, a.socket, a.idle, ready)
 
 
 def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type: ignore[type-arg]

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, BinaryIO
 
+from berth import faults
 from berth.container import pathres
 from berth.errors import HostileInput, InvalidInput
 
@@ -200,6 +201,7 @@ class Extractor:
             self._create(pfd, name, rel, m, tf)
         finally:
             os.close(pfd)
+        faults.point("cp: entry written")
 
     def _make_room(self, pfd: int, name: str, rel: str, m: tarfile.TarInfo) -> bool:
         """Clear the way for the entry; True when a directory of that name is there to reuse."""

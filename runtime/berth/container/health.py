@@ -191,13 +191,16 @@ def probe(m: ContainerManager, c: Container, check: Check) -> tuple[int, str]:
     except (OSError, ValueError, KeyError):
         process = {}
     user = process.get("user") or {}
+    from berth.container import execproc
     from berth.container.runtime import select
 
     rt = select(m.runroot, c.runtime)
-    argv = rt.exec_argv(c.id, check.argv(), list(process.get("env") or []),
-                        f"{user.get('uid', 0)}:{user.get('gid', 0)}", process.get("cwd") or "/", False)
+    probe_process = execproc.process(process, check.argv(), list(process.get("env") or []),
+                                     process.get("cwd") or "/", False, int(user.get("uid", 0)),
+                                     int(user.get("gid", 0)), list(user.get("additionalGids") or []))
     try:
-        cp = proc.run(argv, check=False, timeout=check.timeout)
+        with execproc.process_file(m.state_dir(c.id), probe_process) as path:
+            cp = proc.run(rt.exec_file_argv(c.id, path), check=False, timeout=check.timeout)
     except CommandError as e:
         if e.returncode == 124:
             return -1, f"Health check exceeded timeout ({format_duration(check.timeout)})"

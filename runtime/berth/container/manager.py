@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from berth.container import cgroups, etchosts, health, logs, pathres, spec, users
+from berth.container import cgroups, etchosts, execproc, health, logs, pathres, spec, users
 from berth.container.config import ContainerConfig, merge_env
 from berth.container.events import Journal
 from berth.container.runtime import OCIRuntime, launch_conmon, select
@@ -33,7 +33,7 @@ from berth.storage.fsutil import atomic_write
 from berth.timefmt import iso_seconds
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from berth.container.network import Networks
     from berth.storage.layers import LayerStore
@@ -672,11 +672,16 @@ class ContainerManager:
 
     def exec(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
              tty: bool) -> int:
-        return subprocess.call(self.exec_argv(ref, args, env, user, workdir, tty))
+        with self.exec_command(ref, args, env, user, workdir, tty) as argv:
+            return subprocess.call(argv)
 
-    def exec_argv(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
-                  tty: bool) -> list[str]:
-        """The runtime command that runs args in the running container ref, as `exec` does."""
+    @contextlib.contextmanager
+    def exec_command(self, ref: str, args: list[str], env: list[str], user: str | None, workdir: str | None,
+                     tty: bool) -> Iterator[list[str]]:
+        """The runtime command that runs args in the running container ref, as `exec` does; it is
+        valid while the context lasts (it names the process file, see execproc). -u resolves the
+        user in the container, supplementary groups and --group-add included, as docker does; without
+        it the process runs as the container's own process does."""
         c = self.get(ref)
         if c.state != "running":
             raise InvalidInput(f"container {c.name} is not running")
@@ -689,17 +694,18 @@ class ContainerManager:
         # the container's environment, then the caller's additions (runtimes differ in what exec inherits)
         env = merge_env(list(proc.get("env", [])), env)
         workdir = workdir or proc.get("cwd") or "/"
+        own = proc.get("user") or {}
+        uid, gid, extra = int(own.get("uid", 0)), int(own.get("gid", 0)), list(own.get("additionalGids") or [])
         rootfs = self.layers.mount(c.rw_layer)
         try:
             if user:
-                uid, gid, _extra, _home = users.resolve(rootfs, user)
-                user = f"{uid}:{gid}"
-            elif proc.get("user"):
-                user = f"{proc['user'].get('uid', 0)}:{proc['user'].get('gid', 0)}"
+                uid, gid, extra, _home = users.resolve(rootfs, user, c.config.group_add)
             pathres.check_executable(rootfs, args[0], env, workdir)
         finally:
             self.layers.unmount(c.rw_layer)
-        return rt.exec_argv(c.id, args, env, user, workdir, tty)
+        process = execproc.process(proc, args, env, workdir, tty, uid, gid, extra)
+        with execproc.process_file(self.state_dir(c.id), process) as path:
+            yield rt.exec_file_argv(c.id, path)
 
     # -- file-system views -------------------------------------------------------------------
     def changes(self, ref: str) -> list[tuple[str, str]]:

@@ -111,18 +111,10 @@ class OCIRuntime:
         if os.path.exists(os.path.join(self.state_root, cid)):
             run(self._argv("delete", "--force", cid), check=False)
 
-    def exec_argv(self, cid: str, args: list[str], env: list[str], user: str | None, cwd: str | None,
-                  tty: bool) -> list[str]:
-        argv = self._argv("exec")
-        if tty:
-            argv.append("--tty")
-        for e in env:
-            argv += ["--env", e]
-        if user:
-            argv += ["--user", user]
-        if cwd:
-            argv += ["--cwd", cwd]
-        return argv + [cid, *args]
+    def exec_file_argv(self, cid: str, process_file: str) -> list[str]:
+        """The command that runs the process a process file describes in the running container
+        (both runtimes take --process; see berth.container.execproc)."""
+        return self._argv("exec", "--process", process_file, cid)
 
     def run_attached_argv(self, cid: str, bundle: str, log: str) -> list[str]:
         return [self.path, f"--root={self.state_root}", "--log", log, "--log-format", "json",

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from berth import proc
+from berth import faults, proc
 from berth.container import pathres
 from berth.container.config import ContainerConfig, Mount, check_volume_name
 from berth.container.volumestore import Volume, VolumeStore
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from berth.container.store import ContainerStore
 
 COPY_TIMEOUT = 3600
+REMOVING = ".removing-"  # a volume being removed: its directory moved aside under this prefix
+
+
+def _empty_volume_dir(path: str) -> bool:
+    """A volume directory holding nothing but an empty _data (what creation makes first)."""
+    try:
+        entries = os.listdir(path)
+        return entries == [] or (entries == ["_data"] and os.listdir(os.path.join(path, "_data")) == [])
+    except OSError:
+        return False
 
 
 class VolumeInUse(InUse):
@@ -55,6 +65,7 @@ class Volumes:
         # the directory first: a crash between the two leaves an empty directory the next create reuses
         os.makedirs(self.path(name), mode=0o755, exist_ok=True)
         os.chmod(os.path.join(self.dir, name), 0o700)
+        faults.point("volume: directory made")
         v = Volume(name, time.time(), dict(labels))
         if self.store.insert(v):
             return v, True
@@ -104,10 +115,12 @@ class Volumes:
             users = self.users(name)
             if users:
                 raise VolumeInUse(f"volume {name} is in use by container(s) {', '.join(users)}: remove them first")
-            # out of the way first, so that a crash half-way through the removal leaves no half volume
-            trash = os.path.join(self.dir, f".removing-{name}-{os.getpid()}")
+            # out of the way first, so that a crash half-way through the removal leaves no half
+            # volume: the record of a volume moved aside is removed by recovery (leftovers)
+            trash = os.path.join(self.dir, f"{REMOVING}{name}-{os.getpid()}")
             with contextlib.suppress(FileNotFoundError):
                 os.rename(os.path.join(self.dir, name), trash)
+            faults.point("volume: moved aside")
             self.store.delete(name)
             shutil.rmtree(trash, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -129,13 +142,31 @@ class Volumes:
         return out
 
     def leftovers(self) -> list[str]:
-        """Removals a crash interrupted: finish them (for storage check)."""
+        """What a crash left (for storage check): a removal it interrupted is finished (the data
+        moved aside and the record go), a creation it interrupted is undone (an empty directory
+        that was never recorded). Each under the volume's lock, so a command at work is not
+        taken for a dead one."""
         out = []
-        for n in os.listdir(self.dir) if os.path.isdir(self.dir) else []:
-            if n.startswith(".removing-"):
-                shutil.rmtree(os.path.join(self.dir, n), ignore_errors=True)
-                out.append(f"volumes/{n}")
+        for n in sorted(os.listdir(self.dir)) if os.path.isdir(self.dir) else []:
+            name = n[len(REMOVING):].rpartition("-")[0] if n.startswith(REMOVING) else n
+            with self._lock(name):
+                path = os.path.join(self.dir, n)
+                if not os.path.lexists(path):
+                    continue  # the command that was at work finished meanwhile
+                if n.startswith(REMOVING):
+                    if self.store.exists(name) and not os.path.lexists(os.path.join(self.dir, name)):
+                        self.store.delete(name)
+                    shutil.rmtree(path, ignore_errors=True)
+                    out.append(f"finished removing volume {name}")
+                elif not self.store.exists(name) and _empty_volume_dir(path):
+                    shutil.rmtree(path)
+                    out.append(f"removed the directory of volume {name}, which was never recorded")
         return out
+
+    def problems(self) -> list[str]:
+        """Recorded volumes whose data directory is missing (for storage check)."""
+        return [f"volume {v.name} is recorded but its directory {self.path(v.name)} is missing"
+                for v in self.store.list() if not os.path.isdir(self.path(v.name))]
 
     # -- snapshots (berth snapshot create --with-volumes) --------------------------------------
     def snapshot_dir(self, cid: str, snapshot: str | None = None) -> str:

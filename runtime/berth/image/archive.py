@@ -408,9 +408,12 @@ def load(stores: Stores, lookaside: Lookaside, path: str, default_name: str | No
     try:
         plan = _plan(src, path, default_name)
         for config_bytes, layer_blobs, names in plan:
-            out.append((_load_image(stores, src, config_bytes, layer_blobs, names, made), names))
+            out.append((_load_image(stores, src, config_bytes, layer_blobs, made), names))
         _import_extras(stores, lookaside, src, out)
-        return out
+        # the names move last, all at once: a load that fails or is killed before leaves every
+        # name where it was
+        stores.images.move_tags([(img.id, names) for img, names in out])
+        return [(stores.images.get(img.id), names) for img, names in out]
     except CORRUPT as e:
         _undo(stores, before, out, made)
         raise InvalidInput(f"{path} is truncated or corrupt: {_why(e)}") from None
@@ -531,7 +534,8 @@ def _plan_oci(src: _Source, default_repo: str) -> Plan:
 
 
 def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[tuple[str, str | None]],
-                names: list[str], made: list[str]) -> Image:
+                made: list[str]) -> Image:
+    """The image's layers and record, without its names (load gives them at the end)."""
     diff_ids = list(validate.image_config(config_bytes, "the image config in the archive")["rootfs"]["diff_ids"])
     if len(diff_ids) != len(layers):
         raise InvalidInput(f"image config lists {len(diff_ids)} layers but the manifest has {len(layers)}")
@@ -546,4 +550,4 @@ def _load_image(stores: Stores, src: _Source, config_bytes: bytes, layers: list[
                 reader = _VerifyingReader(raw, None if blob_digest == diff_id else blob_digest)
                 ingest.unpack(reader, member, lambda r=reader, m=member: r.verify(f"layer {m}"))  # type: ignore[arg-type]
         made.extend(ingest.created)
-        return stores.images.add_raw(config_bytes, ingest.parent, ingest.size, names)
+        return stores.images.add_raw(config_bytes, ingest.parent, ingest.size, [])

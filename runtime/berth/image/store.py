@@ -270,6 +270,14 @@ class ImageStore:
             c.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?, ?)", (n, image_id))
         return n
 
+    def move_tags(self, named: list[tuple[str, list[str]]]) -> None:
+        """Give each image its names, all in one transaction (a name moves from any image that had it)."""
+        with self.db.write() as c:
+            for image_id, names in named:
+                for n in names:
+                    c.execute("INSERT OR REPLACE INTO tags(name, image_id) VALUES (?, ?)",
+                              (str(reference.parse(n)), image_id))
+
     def untag(self, name: str) -> str:
         n = str(reference.parse(name))
         with self.db.write() as c:
