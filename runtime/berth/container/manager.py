@@ -128,7 +128,7 @@ class ContainerManager:
         cid = os.urandom(32).hex()
         name = name or _random_name()
         with self.volumes.using(cfg) as empty:
-            layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
+            layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts), disposable=cfg.auto_remove)
             c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
                           None, None)
             try:

@@ -168,6 +168,15 @@ class Activator(Protocol):
 
 
 @runtime_checkable
+class Disposable(Protocol):
+    """A rw layer that is thrown away after use (an --rm container's) may skip the syncs that
+    would make its content survive a crash: overlay's volatile mount (no syncfs at unmount)."""
+
+    def make_disposable(self, id: str) -> None:
+        """Mark rw layer id so that its mounts skip those syncs where the host allows it."""
+
+
+@runtime_checkable
 class Quiesced(Protocol):
     """A mounted layer must be frozen while it is copied (a file system on a block device)."""
 
