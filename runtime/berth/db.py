@@ -180,4 +180,5 @@ class Database:
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def close(self) -> None:
-        self.conn.close()
+        with trace.span("db", "close (checkpoint)"):
+            self.conn.close()

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 from berth.proc import run
 
@@ -66,6 +65,8 @@ def probe_overlay(options: str, filesystems: list[str]) -> dict[str, object]:
     if "overlay" not in filesystems:
         return {"multiple_lowers": False, "mount_error": "overlay is not in /proc/filesystems",
                 "native_diff": "overlay missing"}
+    import tempfile  # only for the trial, which runs once per boot
+
     tmp = tempfile.mkdtemp(prefix="berth-probe-")
     try:
         cp = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _OVERLAY_TRIAL,
