@@ -12,7 +12,6 @@ from berth import spool
 from berth.db import Database
 from berth.errors import BerthError, ImageInUse, InvalidInput, LayerInUse, NotFound, StoreConflict
 from berth.host.probe import HostFacts, check_root
-from berth.image import formats
 from berth.image.store import BlobStore, Image, ImageStore, ManifestStore, Stores
 from berth.locks import FileLock
 from berth.storage import drivers
@@ -256,6 +255,7 @@ class Engine:
     def import_id(self, path: str, message: str = "", changes: list[str] | None = None) -> str:
         """The image ID import_image would give this rootfs tarball, found by reading it (nothing stored)."""
         from berth.image import changes as changes_mod
+        from berth.image import formats
         from berth.image.store import canonical_json
         from berth.storage.tarapply import tar_identity
 
@@ -407,6 +407,7 @@ class Engine:
 
     def manifest_digest(self, image_id: str) -> str:
         """The digest of the manifest the image is pushed (and signed) with."""
+        from berth.image import formats
         from berth.image.distribution import manifest_for
 
         data, _mt = manifest_for(self.stores, self.images.get(image_id))
@@ -763,6 +764,8 @@ def _import_config(diff_id: str, newest_mtime: int, image_config: dict[str, obje
                    ) -> dict[str, object]:
     """An imported image's config: `created` is the newest mtime in the archive, so the ID depends
     only on the tarball's content, the changes and the message."""
+    from berth.image import formats
+
     created = iso_seconds(newest_mtime)
     history: dict[str, object] = {"created": created, "created_by": "berth import"}
     if message:

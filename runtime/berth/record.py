@@ -2,7 +2,8 @@
 
 `import dataclasses` pulls in inspect, ast and dis (about 10 ms here), a noticeable share of a
 `berth run`. Records declare fields as annotated class attributes, like a dataclass; a mutable
-default is given as `Factory(list)`.
+default is given as `Factory(list)`. `class X(Record, frozen=True)` is a frozen dataclass's
+equivalent: its fields cannot be assigned after construction and it is hashable.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class Record:
     _fields: tuple[str, ...] = ()
     _defaults: dict[str, Any] = {}
 
-    def __init_subclass__(cls) -> None:
+    def __init_subclass__(cls, frozen: bool = False) -> None:
         fields: list[str] = []
         defaults: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
@@ -32,6 +33,10 @@ class Record:
                     defaults[name] = klass.__dict__[name]
         cls._fields = tuple(fields)
         cls._defaults = defaults
+        if frozen:
+            cls.__setattr__ = _refuse_assignment  # type: ignore[method-assign,assignment]
+            cls.__delattr__ = _refuse_assignment  # type: ignore[method-assign,assignment]
+            cls.__hash__ = _hash_fields  # type: ignore[method-assign,assignment]
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         if len(args) > len(self._fields):
@@ -49,7 +54,7 @@ class Record:
                     raise TypeError(f"{type(self).__name__} needs {name!r}")
                 d = self._defaults[name]
                 values[name] = d.make() if isinstance(d, Factory) else d
-            setattr(self, name, values[name])
+            object.__setattr__(self, name, values[name])
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
@@ -67,6 +72,14 @@ class Record:
         values = {n: getattr(self, n) for n in self._fields}
         values.update(kw)
         return type(self)(**values)
+
+
+def _refuse_assignment(self: Record, name: str, *value: Any) -> None:
+    raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
+
+
+def _hash_fields(self: Record) -> int:
+    return hash((type(self), *(getattr(self, n) for n in self._fields)))
 
 
 def _plain(v: Any) -> Any:

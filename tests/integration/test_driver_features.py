@@ -150,3 +150,38 @@ def test_commit_layer_matches_its_diff_id(make_engine, driver: str, base_tar: by
         e.layers.unmount(layer.id)
     again = e.layers.commit(rw.id, base.id)
     assert again.id == layer.id  # the same changes are stored once
+
+
+def _mount_options(target: str) -> list[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == target:
+                return fields[fields.index("-") + 3].split(",")
+    raise AssertionError(f"{target} is not mounted")
+
+
+def test_an_rm_containers_layer_skips_the_sync_at_unmount_and_mounts_again(make_engine, busybox_tar: str) -> None:  # type: ignore[no-untyped-def]
+    """--rm: overlay's volatile option where the kernel has it (the trial mount says), nothing
+    otherwise; the marker a volatile mount leaves in the work dir never stops the next mount."""
+    from berth.container.config import ContainerConfig
+
+    e = make_engine("overlay")
+    with open(busybox_tar, "rb") as f:
+        e.import_image(f, "busybox")
+    volatile_here = e.facts.overlay["volatile"]
+    assert isinstance(volatile_here, bool)
+    rm = e.containers.create(ContainerConfig(image="busybox", command=["true"], network="none", auto_remove=True))
+    keep = e.containers.create(ContainerConfig(image="busybox", command=["true"], network="none"))
+    for _ in range(2):
+        for c, volatile in ((rm, volatile_here), (keep, False)):
+            path = e.layers.mount(c.rw_layer)
+            try:
+                with open(os.path.join(path, "written"), "w") as f:
+                    f.write("x")
+                # shown as fsync=volatile by newer kernels
+                assert bool({"volatile", "fsync=volatile"} & set(_mount_options(path))) is volatile
+            finally:
+                e.layers.unmount(c.rw_layer)
+    for c in (rm, keep):
+        e.containers.remove(c.id)

@@ -73,6 +73,21 @@ def test_overlay_descriptions(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert _listing(home) == before and _mountinfo() == mounted
 
 
+def test_overlay_disposable_rw_layer_is_volatile_where_the_kernel_has_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = str(tmp_path / "overlay")
+    facts = _facts(tmp_path)
+    d = OverlayDriver(home, {}, facts)
+    d.create("base", None)
+    d.create("keep", "base", rw=True)
+    d.create("tmp", "base", rw=True)
+    d.make_disposable("tmp")
+    for volatile_here in (True, False):
+        facts.__dict__["overlay"] = {"present": True, "multiple_lowers": True, "volatile": volatile_here}
+        assert "volatile" not in d.mounts("keep", ["base"])[0].options
+        assert ("volatile" in d.mounts("tmp", ["base"])[0].options) is volatile_here
+    assert d.mounts("tmp", ["base"])[0].options[-2:] == ("upperdir=tmp/diff", "workdir=tmp/work")
+
+
 def test_overlay_refuses_mount_data_over_one_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
     d = OverlayDriver(str(tmp_path / "overlay"), {}, _facts(tmp_path))
     parents = [f"p{i}" for i in range(300)]

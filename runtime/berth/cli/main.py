@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -10,22 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from berth import config as config_mod
 from berth import trace
-from berth.cli import (
-    about,
-    build,
-    checkpoint,
-    containers,
-    cp,
-    daytwo,
-    inspectcmd,
-    listing,
-    mux,
-    output,
-    registry,
-    render,
-    volumes,
-)
-from berth.cli.parser import Parser
+from berth.cli import verbs
+from berth.cli.parser import Parser, tls_value
 from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
@@ -45,6 +32,7 @@ def _settings(a: argparse.Namespace) -> config_mod.Settings:
 
 
 def cmd_host_check(a: argparse.Namespace) -> int:
+    from berth.cli import output
     from berth.host.checks import run_checks
     from berth.host.probe import HostFacts
 
@@ -124,14 +112,6 @@ def cmd_load(a: argparse.Namespace) -> int:
     return 0
 
 
-def _tls(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError("use true or false")
-
-
 def cmd_pull(a: argparse.Namespace) -> int:
     with _engine(a) as e:
         img, _digest = e.pull(a.reference, a.tls_verify, a.ca_file, a.authfile, quiet=a.quiet)
@@ -155,6 +135,8 @@ def cmd_sign(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
+    from berth.cli import output
+
     with _engine(a) as e:
         result = e.verify(a.reference, policy=a.policy, sigstore=a.sigstore)
     if a.format == "json":
@@ -167,6 +149,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_trust_show(a: argparse.Namespace) -> int:
+    from berth.cli import output
     from berth.image import signing
 
     output.print_json(signing.load_policy(a.policy or os.environ.get("BERTH_POLICY")).describe())
@@ -180,6 +163,8 @@ def _plan(a: argparse.Namespace, e: Engine) -> list[Action]:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
+    from berth.cli import output
+
     with _engine(a) as e:
         actions = _plan(a, e)
     if a.format == "json":
@@ -220,6 +205,8 @@ def cmd_rmi(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
+    from berth.cli import output
+
     what = {"image": "unused images", "container": "all stopped containers",
             "system": "all stopped containers and unused images"}[a.prune_group]
     with_volumes = a.prune_group == "system" and a.volumes
@@ -250,6 +237,8 @@ def cmd_prune(a: argparse.Namespace) -> int:
 
 
 def cmd_storage_check(a: argparse.Namespace) -> int:
+    from berth.cli import output
+
     with _engine(a) as e:
         report = e.storage_check()
     if a.format == "json":
@@ -279,6 +268,11 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     def want(name: str) -> bool:
         return wanted is None or wanted == name
 
+    def register(module: str) -> None:
+        """The verbs of a module with a register(): imported only when one of them is wanted."""
+        if wanted is None or verbs.module_of(wanted) == module:
+            importlib.import_module(f"berth.cli.{module}").register(sub, _engine, want)
+
     def add(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> Any:
         if not want(name):
             return Skipped()
@@ -289,11 +283,14 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     def fmt(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--format", choices=["table", "json"], default="table", help="output format")
 
-    about.add_info_format(add("info", lambda a: about.cmd_info(a, lambda a2: _engine(a2, report=True)),
-                              "show the host, the storage driver and why it was chosen"))
-    render.add_format(add("version", about.cmd_version, "show berth's version and the runtimes it finds"),
-                      default="", short=True,
-                      help="json, or a Go template over docker's version shape ('{{.Client.Version}}')")
+    if want("info") or want("version"):
+        from berth.cli import about, render
+
+        about.add_info_format(add("info", lambda a: about.cmd_info(a, lambda a2: _engine(a2, report=True)),
+                                  "show the host, the storage driver and why it was chosen"))
+        render.add_format(add("version", about.cmd_version, "show berth's version and the runtimes it finds"),
+                          default="", short=True,
+                          help="json, or a Go template over docker's version shape ('{{.Client.Version}}')")
 
     host = (sub.add_parser("host", help="host checks") if want("host") else Skipped()).add_subparsers(
         dest="host_command", metavar="COMMAND")
@@ -349,7 +346,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             sp.add_argument("--sign-by", metavar="FINGERPRINT", help="sign the pushed manifest with this gpg key")
             sp.add_argument("--gpg-home")
             sp.add_argument("--sigstore", help="lookaside directory for the signature (default ROOT/sigstore)")
-        sp.add_argument("--tls-verify", type=_tls, default=True, metavar="BOOL",
+        sp.add_argument("--tls-verify", type=tls_value, default=True, metavar="BOOL",
                         help="use https and verify certificates (false: plain http, for local registries)")
         sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
         sp.add_argument("--authfile", help="credentials in docker config.json format (default: REGISTRY_AUTH_FILE, "
@@ -376,7 +373,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     ts.add_argument("--policy")
     ts.set_defaults(fn=cmd_trust_show)
 
-    build.register(sub, _engine, want)
+    register("build")
 
     for name, fn, text in (("plan", cmd_plan, "show what applying a desired-state file would change, and why"),
                            ("apply", cmd_apply, "make the host match a desired-state file")):
@@ -386,8 +383,11 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
         if name == "plan":
             fmt(sp)
 
-    listing.add_images_flags(add("images", lambda a: listing.cmd_images(a, _engine),
-                                 "list images (untagged build steps other images build on only with -a)"))
+    if want("images") or want("history"):
+        from berth.cli import listing
+
+        listing.add_images_flags(add("images", lambda a: listing.cmd_images(a, _engine),
+                                     "list images (untagged build steps other images build on only with -a)"))
 
     sp = add("tag", cmd_tag, "add a name to an image")
     sp.add_argument("source")
@@ -397,18 +397,18 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("images", nargs="+")
     sp.add_argument("-f", "--force", action="store_true", help="remove an image with several tags by ID")
 
-    inspectcmd.add_flags(add("inspect", lambda a: inspectcmd.cmd_inspect(a, _engine),
-                             "show containers' or images' details as JSON (docker's shapes) or through a template"))
-    listing.add_history_flags(add("history", lambda a: listing.cmd_history(a, _engine),
-                                  "show an image's layers and how they were made"))
+    if want("inspect"):
+        from berth.cli import inspectcmd
 
-    containers.register(sub, _engine, want)
-    volumes.register(sub, _engine, want)
-    mux.register(sub, _engine, want)
-    registry.register(sub, _engine, want, _tls)
-    daytwo.register(sub, _engine, want)
-    cp.register(sub, _engine, want)
-    checkpoint.register(sub, _engine, want)
+        inspectcmd.add_flags(add("inspect", lambda a: inspectcmd.cmd_inspect(a, _engine),
+                                 "show containers' or images' details as JSON (docker's shapes) or through a "
+                                 "template"))
+    if want("history"):
+        listing.add_history_flags(add("history", lambda a: listing.cmd_history(a, _engine),
+                                      "show an image's layers and how they were made"))
+
+    for module in ("containers", "volumes", "mux", "registry", "daytwo", "cp", "checkpoint"):
+        register(module)
 
     for group, help_text in (("image", "image maintenance"), ("container", "container maintenance"),
                              ("system", "whole-root maintenance")):
@@ -430,7 +430,9 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             for word, to in aliases.help_lines(group):
                 # main() rewrites these to the verb before parsing; listed here for --help
                 g.add_parser(word, help=f"= berth {to}", add_help=False)
-        if group == "system":
+        if group == "system" and want(group):
+            from berth.cli import about, render
+
             sp.add_argument("--volumes", action="store_true", help="also remove volumes no container refers to")
             sp = g.add_parser("df", help="disk used by images, containers and volumes, and what prune would give back")
             render.add_format(sp)
@@ -496,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     from berth.cli import aliases
 
     argv = aliases.rewrite(argv, command_index(argv))
-    parser = build_parser(wanted_command(argv))
+    wanted = wanted_command(argv)
+    parser = build_parser(wanted if verbs.module_of(wanted) else None)
     if not parser._subparsers or not parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
         parser = build_parser(None)  # an unknown command word: let argparse list the real ones
     a = parser.parse_args(argv)

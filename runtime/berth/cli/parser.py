@@ -54,6 +54,15 @@ def add_bool_flag(sp: argparse.ArgumentParser, flag: str, default: bool, help: s
                     help=argparse.SUPPRESS)
 
 
+def tls_value(value: str) -> bool:
+    """--tls-verify's value: true or false (docker's and podman's spellings)."""
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("use true or false")
+
+
 def verb_adder(sub: argparse._SubParsersAction, open_engine: Callable[[argparse.Namespace], Engine],  # type: ignore[type-arg]
                want: Callable[[str], bool]) -> Callable[..., Any]:
     """`add(name, fn, help)` for a module's verbs: a sub-parser whose fn gets the engine opener, or

@@ -185,9 +185,9 @@ class ContainerConfig(Record):
         if (self.ports or self.ip) and self.bridge_network() is None:
             raise OptionError("ports" if self.ports else "ip", "published ports and a fixed IP need a bridge "
                               f"network (bridge or a network's name), not {self.network!r}")
-        from berth.container.network import parse_port
-
         for p in self.ports:
+            from berth.container.network import parse_port
+
             try:
                 parse_port(p)
             except InvalidInput as e:

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal as signal_mod
-import socket
 import subprocess
 import sys
 import time
@@ -129,7 +128,7 @@ class ContainerManager:
         cid = os.urandom(32).hex()
         name = name or _random_name()
         with self.volumes.using(cfg) as empty:
-            layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts))
+            layer = self.layers.create_rw(img.top_layer, dict(cfg.storage_opts), disposable=cfg.auto_remove)
             c = Container(cid, name, img.id, layer.id, cfg, time.time(), "created", 0, None, False, None, None,
                           None, None)
             try:
@@ -265,7 +264,7 @@ class ContainerManager:
             uid, gid, extra_gids, home = users.resolve(rootfs, cfg.user or icfg.get("User") or None, cfg.group_add)
             env = merge_env([spec.DEFAULT_PATH, f"HOME={home}"], list(icfg.get("Env") or []))
             # on the host's network the host's name, as docker does; otherwise the short ID
-            hostname = cfg.hostname or (socket.gethostname() if cfg.network == "host" else c.id[:12])
+            hostname = cfg.hostname or (os.uname().nodename if cfg.network == "host" else c.id[:12])
             # docker sets TERM=xterm for a container with a terminal (the container's -e wins)
             env = merge_env(env, [f"HOSTNAME={hostname}"] + (["TERM=xterm"] if terminal else []) + cfg.env)
             cwd = cfg.workdir or icfg.get("WorkingDir") or "/"

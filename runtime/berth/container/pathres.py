@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import platform
 import posixpath
 import stat
 
@@ -26,7 +25,7 @@ _SYS_OPENAT2 = 437  # the unified syscall table: the same number on every archit
 _OPENAT2_ARCHES = {"x86_64", "aarch64", "armv7l", "armv8l", "riscv64", "ppc64le", "s390x", "loongarch64"}
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_IN_ROOT = 0x10
-_use_openat2 = platform.machine() in _OPENAT2_ARCHES
+_use_openat2 = os.uname().machine in _OPENAT2_ARCHES
 
 
 class _OpenHow(ctypes.Structure):

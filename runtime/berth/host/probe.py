@@ -185,7 +185,7 @@ class HostFacts:
     @cached_property
     def overlay(self) -> dict[str, object]:
         """What overlay's own checks (beside the driver, storage/overlay_check) found."""
-        from berth.storage.overlay_check import OVERLAY_PARAMS, probe_overlay
+        from berth.storage.overlay_check import OVERLAY_PARAMS, TRIAL_VERSION, probe_overlay
 
         facts: dict[str, object] = {"present": "overlay" in self.filesystems}
         params = {}
@@ -198,7 +198,7 @@ class HostFacts:
         facts["userxattr"] = (major, minor) >= (5, 11)
         facts["mount_options"] = self.overlay_options
         if facts["present"]:
-            facts.update(self._cached("overlay", self.overlay_options,
+            facts.update(self._cached("overlay", f"{self.overlay_options}|trial{TRIAL_VERSION}",
                                       lambda: probe_overlay(self.overlay_options, self.filesystems)))
         return facts
 

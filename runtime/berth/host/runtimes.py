@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 from berth.host.probe import RuntimeFacts
 from berth.proc import run
@@ -56,6 +55,8 @@ def trial_run(path: str) -> tuple[bool, str]:
     busybox = _busybox()
     if busybox is None:
         return False, "not verified: no static busybox to start a trial container with (apt-get install busybox-static)"
+    import tempfile
+
     bundle = tempfile.mkdtemp(prefix="berth-rt-")
     cid = f"berth-probe-{os.urandom(6).hex()}"
     try:

@@ -8,7 +8,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from berth import faults, spool, trace
@@ -379,8 +378,7 @@ class ManifestStore:
             (blob, registry, other_than))]
 
 
-@dataclass(frozen=True)
-class Stores:
+class Stores(Record, frozen=True):
     """What moving images in and out works on: the image, manifest and layer stores, and the root
     (temporary files go on its file system)."""
 

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from berth.errors import BerthError, NotFound
+from berth.record import Record
 
 if TYPE_CHECKING:
     from berth.host.probe import HostFacts
     from berth.storage.differ import Candidates
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(Record, frozen=True):
     """One mount, as data: `mount -t type -o ",".join(options) source <target>` run in cwd.
 
     A "bind" mount of a directory is the layer's tree as it already is: the mount table hands out
@@ -166,6 +165,15 @@ class Activator(Protocol):
     def activate(self, id: str) -> None: ...
 
     def deactivate(self, id: str) -> None: ...
+
+
+@runtime_checkable
+class Disposable(Protocol):
+    """A rw layer that is thrown away after use (an --rm container's) may skip the syncs that
+    would make its content survive a crash: overlay's volatile mount (no syncfs at unmount)."""
+
+    def make_disposable(self, id: str) -> None:
+        """Mark rw layer id so that its mounts skip those syncs where the host allows it."""
 
 
 @runtime_checkable

@@ -23,7 +23,15 @@ from berth.errors import BerthError, LayerInUse, NotFound
 from berth.locks import FileLock
 from berth.proc import run
 from berth.record import Record
-from berth.storage.driver import ContentRoot, FastCommit, Quiesced, Snapshotter, plain_directory, require
+from berth.storage.driver import (
+    ContentRoot,
+    Disposable,
+    FastCommit,
+    Quiesced,
+    Snapshotter,
+    plain_directory,
+    require,
+)
 from berth.storage.layerdiff import LayerDiffer, native_status
 from berth.storage.mounttable import MountTable
 
@@ -292,13 +300,16 @@ class LayerStore:
         self._abort(id)
         return self.get(row["id"])
 
-    def create_rw(self, parent: str | None, opts: dict[str, str] | None = None) -> Layer:
-        """A container's read-write layer; opts are the driver's per-layer options (size=N)."""
+    def create_rw(self, parent: str | None, opts: dict[str, str] | None = None, disposable: bool = False) -> Layer:
+        """A container's read-write layer; opts are the driver's per-layer options (size=N).
+        disposable: the layer is removed after use (--rm), so its mounts may skip syncs."""
         id, lock = self._begin(parent, rw=True)
         try:
             try:
                 with self._quiesced(parent):
                     self.driver.create(id, parent, rw=True, opts=opts or None)
+                if disposable and isinstance(self.driver, Disposable):
+                    self.driver.make_disposable(id)
             except BaseException:
                 self._abort(id)
                 raise

@@ -5,6 +5,8 @@
     <home>/<id>/lower     l/A:l/B:... the parent chain, nearest first
     <home>/<id>/work      overlay's work dir (layers with parents)
     <home>/<id>/rw        present for read-write layers
+    <home>/<id>/volatile  present for disposable rw layers: mounted with overlay's volatile option
+                          where the kernel has it (no sync of the upper dir at unmount)
 
 Mount data must fit in one page: lower dirs are given as short relative links and the mount
 runs with the driver home as its working directory (the layer store's mount table mounts what
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 from berth.errors import BerthError
 from berth.storage.driver import (
     ContentRoot,
+    Disposable,
     Driver,
     FastCommit,
     Mount,
@@ -44,7 +47,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 INCOMPATIBLE_BACKING = ("overlay", "aufs", "ecryptfs", "nfs", "fuse")
 
 
-class OverlayDriver(Driver, NativeDiffer, FastCommit, Snapshotter, ContentRoot):
+class OverlayDriver(Driver, NativeDiffer, FastCommit, Snapshotter, ContentRoot, Disposable):
     subdirs = (LINK_DIR,)
     name = "overlay"
     whiteouts = "overlay"
@@ -130,12 +133,30 @@ class OverlayDriver(Driver, NativeDiffer, FastCommit, Snapshotter, ContentRoot):
         opts = tuple(o for o in self.facts.overlay_options.split(",") if o)
         if os.path.exists(self._d(id, "rw")):
             layers = (f"lowerdir={lower}", f"upperdir={id}/diff", f"workdir={id}/work")
+            if self._volatile(id):
+                layers += ("volatile",)
         else:
             layers = (f"lowerdir={LINK_DIR}/{self._read(id, 'link')}:{lower}",)
         m = Mount("overlay", "overlay", opts + layers, cwd=self.home)
         if len(m.data) > PAGE - 1:
             raise BerthError(f"cannot mount layer {id}: mount data is {len(m.data)} bytes, over one page")
         return [m]
+
+    def make_disposable(self, id: str) -> None:
+        open(self._d(id, "volatile"), "w").close()
+
+    def _volatile(self, id: str) -> bool:
+        return bool(self.facts.overlay.get("volatile")) and os.path.exists(self._d(id, "volatile"))
+
+    def activate(self, id: str) -> None:
+        """A volatile mount leaves work/work/incompat/volatile behind, and overlay refuses to mount
+        that work dir again until it is gone (the upper dir may be inconsistent after a crash): a
+        disposable layer's content is thrown away with it, so the marker is simply removed."""
+        if self._volatile(id):
+            shutil.rmtree(self._d(id, "work", "work", "incompat"), ignore_errors=True)
+
+    def deactivate(self, id: str) -> None:
+        return None
 
     def remove(self, id: str) -> None:
         if not os.path.lexists(self._d(id)):

@@ -1,6 +1,7 @@
 """overlay's own checks, beside the driver (as containers/storage keeps drivers/overlay/check.go):
 the mount options berth always passes, and a trial mount in a private mount namespace that tells
-whether several lower dirs mount and whether the upper dir stays a faithful diff. Nothing here
+whether several lower dirs mount, whether the upper dir stays a faithful diff and whether the
+volatile option (no sync of the upper dir at unmount) is there. Nothing here
 changes the host: the trial happens in a temporary directory inside `unshare --mount`."""
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
 from berth.proc import run
 
 OVERLAY_PARAMS = "/sys/module/overlay/parameters"
+# part of the key the trial's answer is remembered under: a trial that learns more gets a new one
+TRIAL_VERSION = 2
 
 # Run in a child process inside `unshare --mount`: the trial mounts vanish with it.
 _OVERLAY_TRIAL = r"""
@@ -23,7 +25,7 @@ res = {}
 def sh(*a):
     import subprocess
     return subprocess.run(list(a), capture_output=True, text=True)
-for d in ("l1/d", "l1/d1", "l2/d", "l3", "work", "merged"):
+for d in ("l1/d", "l1/d1", "l2/d", "l3", "work", "merged", "l4", "work4"):
     os.makedirs(os.path.join(base, d))
 os.setxattr(os.path.join(base, "l2/d"), "trusted.overlay.opaque", b"y")
 data = f"{opts}lowerdir={base}/l2:{base}/l1,upperdir={base}/l3,workdir={base}/work"
@@ -50,6 +52,10 @@ if r.returncode == 0:
     os.chmod(f"{base}/merged/d", 0o700)
     res["metacopy"] = False
     sh("umount", f"{base}/merged")
+    data = f"{opts}lowerdir={base}/l1,upperdir={base}/l4,workdir={base}/work4,volatile"
+    res["volatile"] = sh("mount", "-t", "overlay", "overlay", "-o", data, f"{base}/merged").returncode == 0
+    if res["volatile"]:
+        sh("umount", f"{base}/merged")
 print(json.dumps(res))
 """
 
@@ -59,6 +65,8 @@ def probe_overlay(options: str, filesystems: list[str]) -> dict[str, object]:
     if "overlay" not in filesystems:
         return {"multiple_lowers": False, "mount_error": "overlay is not in /proc/filesystems",
                 "native_diff": "overlay missing"}
+    import tempfile  # only for the trial, which runs once per boot
+
     tmp = tempfile.mkdtemp(prefix="berth-probe-")
     try:
         cp = run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", _OVERLAY_TRIAL,
