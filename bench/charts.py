@@ -38,6 +38,8 @@ PHASES = (
     ("diff of that container", "diff_s", "floor_changes_find_s", "find", "containers"),
     ("save the Debian image (167 MB tar)", "save_s", "floor_tar_sha256_pipe_s", "tar | sha256sum", "images"),
     ("load it into an empty store", "load_s", "floor_tar_x_s", "tar -x", "images"),
+    ("pull it from a local registry", "pull_s", "floor_tar_x_s", "tar -x", "images"),
+    ("import the Debian rootfs tar", "import_s", "floor_tar_x_s", "tar -x", "images"),
 )
 Results = dict[str, Any]
 
@@ -87,7 +89,7 @@ def fmt(seconds: float) -> str:
 
 
 def peers_chart(res: dict[str, Results], names: dict[str, str], out: str) -> None:
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
     for ax, (title, metric, floor_metric, floor_label, kind) in zip(axes.flat, PHASES, strict=True):
         data = res.get(kind, {})
         floor = median(data.get("floor"), floor_metric)
