@@ -16,7 +16,7 @@ COLLECTIONS_PATH := .collections
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv collection collection-install sanity up test test-faults test-fuzz test-kernel kernel-deps bench-kernel lint molecule unit bench bench-diff bench-containers bench-images bench-storage bench-fleet bench-deps \
-	bench-plot bench-charts docs clean
+	bench-plot bench-charts bench-summary docs clean
 
 setup: apt venv collection-install
 
@@ -121,7 +121,8 @@ test-kernel: setup kernel-deps $(KERNEL_IMAGE)/root.img
 		--step "$(KERNEL_STEP1)" --step "$(KERNEL_STEP2)"
 
 # Benchmarks (not part of `make test`). Each writes bench/results-<kind>-<date>.json; `make bench`
-# then draws the charts (bench/chart-*.png) from the latest results. BENCH_ARGS goes to the one
+# then draws the charts (bench/chart-*.png) and prints the one table of every phase against issue 15's
+# targets (bench/summary.py, also written to bench/summary-<date>.md) from the latest results. BENCH_ARGS goes to the one
 # script a target runs, e.g. `make bench-containers BENCH_ARGS=--quick` (its results are named
 # *-quick.json and are not charted by default).
 BENCH_ARGS ?=
@@ -129,6 +130,7 @@ BENCH_DATE := $(shell date +%Y%m%d)$(if $(findstring --quick,$(BENCH_ARGS)),-qui
 
 bench: bench-diff bench-containers bench-images bench-storage bench-fleet
 	$(MAKE) --no-print-directory bench-charts
+	$(MAKE) --no-print-directory bench-summary
 
 bench-diff: setup
 	$(BIN)/python bench/diff.py --json bench/results-diff-$(BENCH_DATE).json $(BENCH_ARGS)
@@ -172,6 +174,10 @@ bench-images: bench-deps $(CACHE)/debroot.done
 # Charts from the recorded results (no benchmark is run): bench/chart-*.png.
 bench-charts: bench-plot
 	$(BIN)/python bench/charts.py
+
+# The table of every phase from the recorded results (no benchmark is run), also bench/summary-<date>.md.
+bench-summary:
+	$(or $(wildcard $(BIN)/python),$(PYTHON)) bench/summary.py
 
 # The architecture picture: docs/architecture.dot -> docs/architecture.png (Graphviz).
 docs:

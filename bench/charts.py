@@ -3,8 +3,9 @@
 
     python bench/charts.py [--out DIR] [RESULTS.json ...]
 
-Without files, the latest bench/results-<kind>-<YYYYMMDD>.json of each kind is used (quick runs,
-named *-quick.json, only when given). Files name their kind: results-<kind>-*.json. Writes:
+Without files, the latest bench/results-<kind>-<YYYYMMDD>[-quick].json of each kind is used, as
+bench/summary.py picks them (the newest date; on the same date a full run over a --quick one, whose
+chart says so). Files name their kind: results-<kind>-*.json. Writes:
   chart-peers.png   berth vs docker vs podman per phase (containers + images results), floor marked
   chart-fleet.png   fleet converge time by hosts and connection (fleet results)
   chart-diff.png    native vs naive diff by driver (diff results)
@@ -13,7 +14,6 @@ named *-quick.json, only when given). Files name their kind: results-<kind>-*.js
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 import matplotlib
+from summary import latest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,14 +39,10 @@ PHASES = (
     ("diff of that container", "diff_s", "floor_changes_find_s", "find", "containers"),
     ("save the Debian image (167 MB tar)", "save_s", "floor_tar_sha256_pipe_s", "tar | sha256sum", "images"),
     ("load it into an empty store", "load_s", "floor_tar_x_s", "tar -x", "images"),
+    ("pull it from a local registry", "pull_s", "floor_tar_x_s", "tar -x", "images"),
+    ("import the Debian rootfs tar", "import_s", "floor_tar_x_s", "tar -x", "images"),
 )
 Results = dict[str, Any]
-
-
-def latest(kind: str) -> str | None:
-    found = sorted(p for p in glob.glob(os.path.join(BENCH, f"results-{kind}-*.json"))
-                   if (m := NAME.search(os.path.basename(p))) and not m["quick"])
-    return found[-1] if found else None
 
 
 def pick(files: list[str]) -> dict[str, str]:
@@ -87,7 +84,7 @@ def fmt(seconds: float) -> str:
 
 
 def peers_chart(res: dict[str, Results], names: dict[str, str], out: str) -> None:
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
     for ax, (title, metric, floor_metric, floor_label, kind) in zip(axes.flat, PHASES, strict=True):
         data = res.get(kind, {})
         floor = median(data.get("floor"), floor_metric)

@@ -46,6 +46,20 @@ def settle() -> None:
     subprocess.run(["sync"], check=True)
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg gives them."""
+    with open("/proc/loadavg", encoding="utf-8") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def machine() -> dict[str, object]:
+    """What the summary prints about the machine; loadavg_end is added when the run is over."""
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    return {"cpus": os.cpu_count(), "mem_gib": round(kib / (1 << 20), 1), "kernel": os.uname().release,
+            "loadavg_start": loadavg()}
+
+
 class BerthBench:
     def __init__(self, work: str, args: argparse.Namespace) -> None:
         self.work = work
@@ -179,7 +193,7 @@ def main() -> int:
         print(f"no debian rootfs at {args.debroot}: run 'make bench-containers' (it builds one)", file=sys.stderr)
         return 2
     work = tempfile.mkdtemp(prefix="bcb-", dir="/tmp")
-    results: dict[str, object] = {"params": vars(args)}
+    results: dict[str, object] = {"params": vars(args), "machine": machine()}
     try:
         busybox_tar = os.path.join(work, "busybox.tar")
         sh(os.path.join(REPO, "scripts", "busybox-rootfs.sh"), busybox_tar)
@@ -202,6 +216,7 @@ def main() -> int:
             results[engine] = {"metrics": data.get("metrics"), "errors": data.get("errors"), "info": data.get("info")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["loadavg_end"] = loadavg()  # type: ignore[index]
     _print(results)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
@@ -218,7 +233,7 @@ def _writer() -> str:
 def _print(results: dict[str, object]) -> None:
     berth = results["berth"]
     assert isinstance(berth, dict)
-    peers = [k for k in results if k not in ("params", "berth", "floor")]
+    peers = [k for k in results if k in PEER_CONFIGS]
     floor = (results.get("floor") or {}).get("metrics") or {}  # type: ignore[union-attr]
     head = f"{'phase':<40} {'berth':>9}" + "".join(f" {p:>9} {'ratio':>6}" for p in peers) + f" {'floor':>9}"
     print(head)

@@ -7,7 +7,7 @@ tar, hashed as the layer store would), naive and native, medians of --reps runs,
 ratios. vfs and overlay run on a fresh loop-mounted ext4 (journal on), btrfs on a fresh
 loop-mounted btrfs: never on the host's root file system.
 
-    python bench/diff.py [--reps 3] [--small 10000] [--big-mib 200] [--base-files 20000] [--json OUT]
+    python bench/diff.py [--reps 3 | --quick] [--small 10000] [--big-mib 200] [--base-files 20000] [--json OUT]
 """
 
 from __future__ import annotations
@@ -133,7 +133,10 @@ def main() -> int:
     ap.add_argument("--base-files", type=int, default=20_000)
     ap.add_argument("--drivers", default="vfs,overlay,btrfs")
     ap.add_argument("--json", help="write results here")
+    ap.add_argument("--quick", action="store_true", help="one repetition (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.reps = 1
     work = tempfile.mkdtemp(prefix="berth-bench-")
     devs: list[tuple[str, str]] = []
     fs: dict[str, tuple[str, str]] = {}

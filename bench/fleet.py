@@ -5,7 +5,9 @@ re-run — over the berth connection plugin and over SSH (pipelining), with Ansi
 and with forks = N. The outer berth root lives on a fresh loop-mounted ext4 (overlay driver); the
 hosts run berth inside with vfs.
 
-    python bench/fleet.py [--sizes 1,3,10] [--containers 5] [--reps 3] [--json OUT]
+    python bench/fleet.py [--sizes 1,3,10] [--containers 5] [--reps 3] [--quick] [--json OUT]
+
+--quick: 10 hosts only, one repetition (the size issue 15's target is set at).
 
 Each figure is the median over --reps repetitions, each on freshly started hosts.
 """
@@ -24,6 +26,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from containers import loadavg, machine  # noqa: E402
 
 from tests import fleethosts  # noqa: E402
 from tests.conftest import remove_cgroups  # noqa: E402
@@ -102,8 +107,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,3,10")
     ap.add_argument("--containers", type=int, default=5)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="--sizes 10 --reps 1")
     ap.add_argument("--json", default=os.path.join(REPO, "bench", f"results-fleet-{time.strftime('%Y%m%d')}.json"))
     args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.reps = "10", 1
     if os.geteuid() != 0:
         raise SystemExit("bench/fleet.py needs root (mounts, containers)")
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -115,6 +123,7 @@ def main() -> None:
     sh("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", img)
     dev = sh("losetup", "-f", "--show", img).stdout.strip()
     parent = f"berth-bench-{os.getpid()}"
+    info = machine()
     try:
         sh("mount", dev, mnt)
         rows = run(sizes, args.containers, args.reps, mnt)
@@ -125,7 +134,8 @@ def main() -> None:
         sh("losetup", "-d", dev, check=False)
         sh("rm", "-rf", "--one-file-system", tmp, check=False)
         remove_cgroups(parent)
-    result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": rows}
+    info["loadavg_end"] = loadavg()
+    result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": rows, "machine": info}
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {args.json}")

@@ -3,8 +3,8 @@
 # berth can be compared with them side by side (bench/containers.py and bench/images.py call it;
 # berth's own side is measured by those scripts on the same kind of file system, same images).
 # It began as the reference driver handed to the project and keeps its phases, floors, images
-# and file systems (it adds the commit / diff floors), so results compare with the
-# bench/results-*.json recorded with the reference.
+# and file systems (it adds the commit / diff floors, the pull phase and skopeo's copy), so
+# results compare with the bench/results-*.json recorded with the reference.
 #
 # Every bench run sets up an ISOLATED engine instance under a fresh temp dir (own dockerd
 # data-root/exec-root/socket/pidfile/config-file, or own podman root/runroot/tmpdir/
@@ -15,6 +15,7 @@
 # Usage:
 #   peers.sh bench --engine docker|podman --driver overlay2|overlay|vfs|btrfs --json OUT [--fs FS] [opts]
 #   peers.sh floor --json OUT [--fs FS] [opts]   # runc run, exec, tar|sha256, tar -x, cp -a floors
+#                                                # (+ skopeo copy to a dir: with --registry)
 #   peers.sh table RESULT.json...                # re-print the tables of result files
 #
 # --fs FS: where the engine's data root (or the floor's copy targets) lives:
@@ -31,9 +32,13 @@
 #   --reps-lifecycle N     batches (default 3)
 #   --reps-commit N        commit reps, each on a fresh container (default 3)
 #   --reps-diff N          diff reps on one fresh container (default 5)
-#   --reps-io N            import / save / load reps (default 3)
+#   --reps-io N            import / save / load / pull reps (default 3)
 #   --reps-floor N         reps of the file-system floors (default 5; fsfloor in bench: --reps-io)
-#   --phases LIST          comma list of fsfloor,import,run,lifecycle,commit,diff,save,load (default all)
+#   --phases LIST          comma list of fsfloor,import,run,lifecycle,commit,diff,save,load,pull
+#                          (default all; pull only with --registry)
+#   --registry HOST:PORT   a plain-http registry holding --pull-ref (bench/images.py starts one): the
+#                          pull phase pulls it into an empty instance; floor runs `skopeo copy` of it
+#   --pull-ref REPO:TAG    the image pulled from --registry (default bench/debian:bench)
 #   --loop-size SIZE       size of the sparse loop file (default 16G)
 #   --keep                 keep the temp dir (engines are still stopped and mounts removed)
 #   --quick                tiny rep counts (smoke test)
@@ -64,7 +69,8 @@ BUSYBOX_BIN=${BUSYBOX_BIN:-/bin/busybox}
 
 WORKBASE=/tmp/peerbench
 REPS_RUN=20 N_LC=50 REPS_LC=3 REPS_COMMIT=3 REPS_DIFF=5 REPS_IO=3 REPS_FLOOR=5
-PHASES="fsfloor,import,run,lifecycle,commit,diff,save,load"
+PHASES="fsfloor,import,run,lifecycle,commit,diff,save,load,pull"
+REGISTRY="" PULL_REF=bench/debian:bench
 LOOP_SIZE=16G
 KEEP=0 JSON_OUT="" ENGINE="" DRIVER="" FS="" POSARGS=()
 
@@ -104,7 +110,7 @@ with open(root + '/bench/big.bin', 'wb') as f:
         f.write(os.urandom(1 << 20))
 PYEOF
 
-usage() { sed -n '2,47p' "$SELF" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,53p' "$SELF" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 CMD=${1:-}; [[ -n $CMD ]] || usage; shift
 while (( $# )); do
@@ -123,6 +129,8 @@ while (( $# )); do
     --reps-floor) REPS_FLOOR=$2; shift 2;;
     --phases) PHASES=$2; shift 2;;
     --loop-size) LOOP_SIZE=$2; shift 2;;
+    --registry) REGISTRY=$2; shift 2;;
+    --pull-ref) PULL_REF=$2; shift 2;;
     --keep) KEEP=1; shift;;
     --quick) REPS_RUN=3 N_LC=5 REPS_LC=1 REPS_COMMIT=1 REPS_DIFF=2 REPS_IO=1 REPS_FLOOR=2; shift;;
     -h|--help) usage 0;;
@@ -321,8 +329,9 @@ engine_setup() {
   esac
 }
 
-load_engine_setup() {   # a second, empty instance of the same engine + driver on the same data fs
+load_engine_setup() {   # a second, empty instance of the same engine + driver on the same data fs (once)
   local sock
+  ((${#ECLI2[@]})) && return 0
   case $ENGINE in
     docker) sock=$(start_dockerd docker-load "$DATA_MNT/docker-load-data") || return 1
             ECLI2=("$DOCKER_CLI" -H "unix://$sock");;
@@ -461,6 +470,24 @@ phase_load() {
   cmdline load "${ECLI2[@]}" load -q -i FILE
 }
 
+phase_pull() {   # into the empty second instance: the first would find the imported layer and skip it
+  local r c ref=$REGISTRY/$PULL_REF
+  [[ -n $REGISTRY ]] || { say "g. pull: no --registry, skipped"; info pull_skipped "no --registry"; return 0; }
+  say "g. pull $ref into an empty engine instance ($REPS_IO reps)"
+  load_engine_setup || return 1
+  local pull=(pull -q "$ref")
+  [[ $ENGINE == podman ]] && pull=(pull -q --tls-verify=false "$ref")
+  for ((r = 1; r <= REPS_IO; r++)); do
+    settle
+    c=$(n_images E2); [[ $c == 0 ]] || err pull "pull engine not empty before rep $r ($c images)"
+    tm pull_s /dev/null E2 "${pull[@]}"
+    E2 image inspect "$ref" >/dev/null 2>>"$LOG" || err pull "image $ref missing after pull rep $r"
+    QCTX=pull_cleanup q E2 rmi "$ref"
+  done
+  settle
+  cmdline pull "${ECLI2[@]}" "${pull[@]}"
+}
+
 probe_crun() {  # document why crun is not used (podman only)
   local out rc pc=("$PODMAN" --root "$RUN/crun-probe/root" --runroot "$RUN/rr3" --tmpdir "$RUN/crun-probe/tmp"
                    --storage-driver vfs --cgroup-manager cgroupfs --events-backend file --network-config-dir "$RUN/crun-probe/net")
@@ -543,6 +570,7 @@ info = dict(tsv("info.tsv"))
 if "debroot_du_kib" in info: info["debroot_du_bytes"] = str(int(info["debroot_du_kib"]) * 1024)
 metrics = {k: stats(v, "s") for k, v in samples.items()}
 thr = {"import_s": "debroot_tar_bytes", "save_s": "save_tar_bytes", "load_s": "load_tar_bytes",
+       "pull_s": "debroot_tar_bytes", "floor_skopeo_copy_dir_s": "debroot_tar_bytes",
        "fs_tar_x_s": "debroot_tar_bytes", "fs_cp_a_s": "debroot_du_bytes",
        "floor_tar_sha256_pipe_s": "debroot_tar_bytes", "floor_tar_file_sha256_s": "debroot_tar_bytes",
        "floor_tar_x_s": "debroot_tar_bytes", "floor_cp_a_s": "debroot_du_bytes"}
@@ -597,6 +625,7 @@ ORDER = [("run_s", "a. run --rm busybox /bin/true"), ("run_warmup_s", "   (2 war
          ("save_s", "e. save debian image"), ("save_MBps", "   save throughput"),
          ("load_s", "e. load into empty engine"), ("load_MBps", "   load throughput"),
          ("import_s", "f. import debian rootfs tar"), ("import_MBps", "   import throughput"),
+         ("pull_s", "g. pull debian from a local registry"), ("pull_MBps", "   pull throughput (tar bytes)"),
          ("fs_tar_x_s", "fs floor: tar -x debroot.tar"), ("fs_tar_x_MBps", "   throughput"),
          ("fs_cp_a_s", "fs floor: cp -a DEBROOT"), ("fs_cp_a_MBps", "   throughput (du bytes)"),
          ("floor_runc_run_s", "runc run busybox /bin/true"), ("floor_runc_warmup_s", "   (2 warm-up runs)"),
@@ -606,6 +635,7 @@ ORDER = [("run_s", "a. run --rm busybox /bin/true"), ("run_warmup_s", "   (2 war
          ("floor_tar_x_s", "tar -x of debroot.tar"), ("floor_tar_x_MBps", "   throughput"),
          ("floor_cp_a_s", "cp -a DEBROOT"), ("floor_cp_a_MBps", "   throughput (du bytes)"),
          ("floor_cp_a_sync_s", "   sync right after cp -a"),
+         ("floor_skopeo_copy_dir_s", "skopeo copy docker://REF dir:"), ("floor_skopeo_copy_dir_MBps", "   throughput (tar bytes)"),
          ("floor_changes_tar_sha256_s", "tar -c | sha256sum of the writer's files"),
          ("floor_changes_find_s", "find over the writer's files")]
 def fmt(m):
@@ -681,6 +711,7 @@ do_bench() {
     has_phase diff      && phase_diff
     has_phase save      && phase_save
     has_phase load      && phase_load
+    has_phase pull      && phase_pull
   else
     err setup "setup failed; see $LOG and daemon logs"
     for f in "$RUN"/*/dockerd.log; do [[ -f $f ]] && info "daemon_log_tail_$(basename "$(dirname "$f")")" "$(tail -n 15 "$f")"; done
@@ -739,6 +770,15 @@ do_floor() {
     cmdline floor_changes_find find CHANGES
   else
     err floor "the host-side writer failed: $(tail -n 2 "$LOG" | tr '\n' ' ')"
+  fi
+  if [[ -n $REGISTRY ]]; then
+    say "floor: skopeo copy docker://$REGISTRY/$PULL_REF dir: on $FS ($REPS_FLOOR reps)"
+    local skopeo=(skopeo copy -q --insecure-policy --src-tls-verify=false "docker://$REGISTRY/$PULL_REF")
+    for ((r = 1; r <= REPS_FLOOR; r++)); do
+      mkdir -p "$DATA_MNT/skopeo$r"; settle
+      tm floor_skopeo_copy_dir_s /dev/null "${skopeo[@]}" "dir:$DATA_MNT/skopeo$r"
+    done
+    cmdline floor_skopeo_copy_dir "${skopeo[@]}" dir:DIR
   fi
   cmdline floor_tar_pipe tar --numeric-owner -C "$DEBROOT" -cf - . '|' sha256sum
   cmdline floor_tar_file tar --numeric-owner -C "$DEBROOT" -cf FILE_ON_HOST_FS . '&&' sha256sum FILE_ON_HOST_FS

@@ -4,7 +4,7 @@
 fresh loop-mounted file system, in one run. Where the kernel has device-mapper (the kernel lane's
 VM: `make bench-kernel`) devicemapper also runs on a real dm-thin pool made of two loop files.
 
-    python bench/storage.py [--n 50] [--reps 3] [--data-mib 100] [--json OUT]
+    python bench/storage.py [--n 50] [--reps 3 | --quick] [--data-mib 100] [--json OUT]
 """
 
 from __future__ import annotations
@@ -105,7 +105,10 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--data-mib", type=int, default=100)
     ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true", help="one repetition (smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.reps = 1
     work = tempfile.mkdtemp(prefix="bst-", dir="/tmp")
     res: dict[str, dict[str, float]] = {}
     devs: list[tuple[str, str]] = []
