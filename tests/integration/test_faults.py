@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import BERTH, BERTH_TIMEOUT, berth
-from tests.faultharness import Case, assert_consistent, assert_empty, exercise, spool_leftovers
+from tests.faultharness import Case, assert_consistent, assert_empty, exercise, moments, spool_leftovers
 from tests.peers import registry
 
 pytestmark = pytest.mark.timeout(1800)
@@ -349,3 +349,30 @@ def test_volume_commands_killed_before_their_record(berth_env: dict[str, str]) -
     berth(env, "volume", "create", "v1")
     berth(env, "volume", "rm", "v1")
     assert_empty(env, "overlay")
+
+
+def test_runtime_probe_killed_leaves_no_trial_bundle(berth_env: dict[str, str]) -> None:
+    """The first command on a runroot probes the runtimes with trial containers (later ones read
+    the answer, so the harness's repeated commands never pass these points): killed at its
+    points, it leaves no trial bundle behind once the next command has probed again, whether the
+    bundle was in the runroot or (no runroot yet: `info` writes none) in the temp dir."""
+    base = os.path.dirname(berth_env["BERTH_ROOT"])
+    tmp = os.path.join(base, "tmpdir")
+    os.makedirs(tmp)
+    env = dict(berth_env, TMPDIR=tmp)
+    for with_runroot in (False, True):
+        trace = os.path.join(base, f"probe-trace-{with_runroot}")
+        first = os.path.join(base, f"run-{with_runroot}")
+        if with_runroot:
+            os.makedirs(first)
+        berth(dict(env, BERTH_RUNROOT=first, BERTH_FAULT_TRACE=trace), "info")
+        with open(trace) as f:
+            n = sum(1 for _ in f)
+        for p in moments(n):
+            runroot = os.path.join(base, f"run-{with_runroot}-{p}")
+            if with_runroot:
+                os.makedirs(runroot)
+            _killed_at(dict(env, BERTH_RUNROOT=runroot), str(p), "info")
+            berth(dict(env, BERTH_RUNROOT=runroot), "info")
+            left = os.listdir(tmp) + (os.listdir(runroot) if os.path.isdir(runroot) else [])
+            assert [e for e in left if "trial" in e or e.startswith("berth-rt-")] == [], (with_runroot, p, n, left)
