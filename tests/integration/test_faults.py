@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import BERTH, BERTH_TIMEOUT, berth
-from tests.faultharness import Case, assert_consistent, assert_empty, exercise, spool_leftovers
+from tests.faultharness import Case, assert_consistent, assert_empty, exercise, moments, spool_leftovers
 from tests.peers import registry
 
 pytestmark = pytest.mark.timeout(1800)
@@ -116,6 +116,15 @@ def _cp_in_again(env: dict[str, str], k: int) -> None:
         assert f.read() == "2\n"
 
 
+def _probe_runtimes(env: dict[str, str]) -> None:
+    """The runtime probe that the first command on a runroot makes (its trial containers, then
+    remembered): made before the harness counts a command's points, so that every run passes
+    the same points and every moment's kill lands (test_runtime_probe_killed_leaves_no_trial_bundle
+    kills the probe itself)."""
+    os.makedirs(env["BERTH_RUNROOT"], exist_ok=True)
+    berth(env, "info")
+
+
 CASES = [
     Case("run", lambda k: ["run", "-d", *RUN, "--name", f"r{k}", "busybox", "sleep", "1000"], again=_run_again),
     Case("start", lambda k: ["start", f"s{k}"],
@@ -167,6 +176,7 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
     env = dict(berth_env, BERTH_DRIVER=case.driver)
     base = os.path.dirname(env["BERTH_ROOT"])
     berth(env, "import", busybox_tar, "busybox")
+    _probe_runtimes(env)
     argv = case.argv
 
     def resolved(k: int) -> list[str]:
@@ -182,7 +192,7 @@ def test_kill_every_command(berth_env: dict[str, str], busybox_tar: str, case: C
         case.stdin = _archive(env)
     n, kills = exercise(env, case)
     print(f"{case.name}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
-    assert kills > 0, f"{case.name}: no kill landed in {n} points"
+    assert kills == len(moments(n)), f"{case.name}: {kills} of {len(moments(n))} kills landed in {n} points"
     assert_empty(env, case.driver)
 
 
@@ -213,6 +223,7 @@ def _pull_again(reg: str) -> Callable[[dict[str, str], int], None]:
 def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg: str, what: str) -> None:
     env = dict(berth_env, BERTH_DRIVER="overlay")
     berth(env, "import", busybox_tar, "busybox")
+    _probe_runtimes(env)
     if what == "pull":
         case = Case("pull", lambda k: ["pull", "--tls-verify=false", f"{reg}/faults/bb:1"], setup=_unpull(reg),
                     again=_pull_again(reg))
@@ -222,7 +233,7 @@ def test_kill_registry_commands(berth_env: dict[str, str], busybox_tar: str, reg
                     setup=lambda env, k: berth(env, "import", _small_tar(env, k), f"pk:{k}") and None)
     n, kills = exercise(env, case)
     print(f"{what}: {n} fault points, killed at {kills}")  # the figures of the run (pytest -rP)
-    assert kills > 0, f"{what}: no kill landed in {n} points"
+    assert kills == len(moments(n)), f"{what}: {kills} of {len(moments(n))} kills landed in {n} points"
     assert_empty(env, case.driver)
 
 
@@ -349,3 +360,30 @@ def test_volume_commands_killed_before_their_record(berth_env: dict[str, str]) -
     berth(env, "volume", "create", "v1")
     berth(env, "volume", "rm", "v1")
     assert_empty(env, "overlay")
+
+
+def test_runtime_probe_killed_leaves_no_trial_bundle(berth_env: dict[str, str]) -> None:
+    """The first command on a runroot probes the runtimes with trial containers (later ones read
+    the answer, so the harness's repeated commands never pass these points): killed at its
+    points, it leaves no trial bundle behind once the next command has probed again, whether the
+    bundle was in the runroot or (no runroot yet: `info` writes none) in the temp dir."""
+    base = os.path.dirname(berth_env["BERTH_ROOT"])
+    tmp = os.path.join(base, "tmpdir")
+    os.makedirs(tmp)
+    env = dict(berth_env, TMPDIR=tmp)
+    for with_runroot in (False, True):
+        trace = os.path.join(base, f"probe-trace-{with_runroot}")
+        first = os.path.join(base, f"run-{with_runroot}")
+        if with_runroot:
+            os.makedirs(first)
+        berth(dict(env, BERTH_RUNROOT=first, BERTH_FAULT_TRACE=trace), "info")
+        with open(trace) as f:
+            n = sum(1 for _ in f)
+        for p in moments(n):
+            runroot = os.path.join(base, f"run-{with_runroot}-{p}")
+            if with_runroot:
+                os.makedirs(runroot)
+            _killed_at(dict(env, BERTH_RUNROOT=runroot), str(p), "info")
+            berth(dict(env, BERTH_RUNROOT=runroot), "info")
+            left = os.listdir(tmp) + (os.listdir(runroot) if os.path.isdir(runroot) else [])
+            assert [e for e in left if "trial" in e or e.startswith("berth-rt-")] == [], (with_runroot, p, n, left)

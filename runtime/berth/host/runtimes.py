@@ -7,6 +7,7 @@ import os
 import shutil
 
 from berth.host.probe import RuntimeFacts
+from berth.locks import FileLock
 from berth.proc import run
 from berth.storage.fsutil import atomic_write
 
@@ -19,6 +20,8 @@ CRUN_HYBRID_WRAPPER = """#!/bin/sh
 exec unshare --mount --propagation private -- /bin/sh -c \
   'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"' {crun} "$@"
 """
+TRIAL_PREFIX = ".trial-"  # a trial container's bundle in the probe's cache directory
+TEMP_TRIAL_PREFIX = "berth-trial-"  # one in the temp dir (no cache directory): then the probe's pid follows
 STATIC_BUSYBOX = ("/bin/busybox", "/usr/bin/busybox")
 
 
@@ -51,13 +54,29 @@ def _trial_config() -> dict[str, object]:
     }
 
 
-def trial_run(path: str) -> tuple[bool, str]:
+def _sweep_dead_trials() -> None:
+    """Remove the trial bundles in the temp dir whose probe (the pid in the name) is gone."""
+    import re
+    import tempfile
+
+    tmp = tempfile.gettempdir()
+    for n in os.listdir(tmp):
+        m = re.fullmatch(TEMP_TRIAL_PREFIX + r"(\d+)-.*", n)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            shutil.rmtree(os.path.join(tmp, n), ignore_errors=True)
+
+
+def trial_run(path: str, work_dir: str | None = None) -> tuple[bool, str]:
+    """Start a trial container with the runtime at path; its bundle is made in work_dir (a probe's
+    cache directory, where the next probe removes it if this one is killed) or the temp dir."""
     busybox = _busybox()
     if busybox is None:
         return False, "not verified: no static busybox to start a trial container with (apt-get install busybox-static)"
     import tempfile
 
-    bundle = tempfile.mkdtemp(prefix="berth-rt-")
+    if work_dir is None:
+        _sweep_dead_trials()
+    bundle = tempfile.mkdtemp(prefix=TRIAL_PREFIX if work_dir else f"{TEMP_TRIAL_PREFIX}{os.getpid()}-", dir=work_dir)
     cid = f"berth-probe-{os.urandom(6).hex()}"
     try:
         os.makedirs(f"{bundle}/rootfs/proc")
@@ -98,6 +117,18 @@ def _write_hybrid_wrapper(cache_dir: str, crun: str) -> str:
 
 
 def _probe(cache_dir: str | None) -> list[RuntimeFacts]:
+    if cache_dir is None:
+        return _probe_in(None)
+    # one probe at a time per cache directory: a trial bundle found there was left by a probe
+    # that died, and a second process finds the first one's answer instead of probing again
+    with FileLock(os.path.join(cache_dir, "runtimes.lock")):
+        for n in os.listdir(cache_dir):
+            if n.startswith(TRIAL_PREFIX):
+                shutil.rmtree(os.path.join(cache_dir, n), ignore_errors=True)
+        return _probe_in(cache_dir)
+
+
+def _probe_in(cache_dir: str | None) -> list[RuntimeFacts]:
     cache_file = os.path.join(cache_dir, "runtimes.json") if cache_dir else None
     cached: dict[str, dict[str, object]] = {}
     if cache_file and os.path.exists(cache_file):
@@ -124,11 +155,11 @@ def _probe(cache_dir: str | None) -> list[RuntimeFacts]:
                 continue
         cp = run([path, "--version"], check=False)
         version = cp.stdout.decode(errors="replace").splitlines()[0] if cp.stdout else ""
-        works, reason = trial_run(path)
+        works, reason = trial_run(path, cache_dir)
         run_path = path
         if not works and name == "crun" and HYBRID_REFUSAL in reason and cache_dir:
             wrapper = _write_hybrid_wrapper(cache_dir, path)
-            w_works, w_reason = trial_run(wrapper)
+            w_works, w_reason = trial_run(wrapper, cache_dir)
             if w_works:
                 works, run_path = True, wrapper
                 reason = ("started a trial container in a private mount namespace without the cgroup v2 mount "
