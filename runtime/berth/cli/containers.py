@@ -7,13 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from berth.cli import listing, logcmd, netfmt, output, render
 from berth.cli.parser import add_bool_flag, verb_adder
-from berth.container import options
-from berth.container.config import ContainerConfig, OptionError, parse_env
+from berth.container.config import OptionError, parse_env
 from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
+    from berth.container.config import ContainerConfig
     from berth.engine import Engine
 
 EngineOpener = Callable[[argparse.Namespace], "Engine"]
@@ -21,10 +20,16 @@ RUN_ERROR = 125
 
 
 def add_create_flags(sp: argparse.ArgumentParser) -> None:
+    if not isinstance(sp, argparse.ArgumentParser):
+        return  # another verb is being parsed: the option table is not even imported
+    from berth.container import options
+
     options.add_cli_flags(sp)
 
 
 def config_from_args(a: argparse.Namespace) -> ContainerConfig:
+    from berth.container import options
+
     return options.config_from_cli(a)
 
 
@@ -101,6 +106,8 @@ def cmd_container_exited(a: argparse.Namespace, open_engine: EngineOpener) -> in
 
 
 def cmd_network(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.cli import netfmt, output, render
+
     with open_engine(a) as e:
         nets = e.networks()
         if a.network_command == "create":
@@ -180,6 +187,8 @@ def cmd_wait(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 
 def cmd_diff(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.cli import output
+
     with open_engine(a) as e:
         changes = e.containers.changes(a.container)
     if a.format == "json":
@@ -218,6 +227,8 @@ def cmd_export(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 
 def cmd_snapshot(a: argparse.Namespace, open_engine: EngineOpener) -> int:
+    from berth.cli import output
+
     with open_engine(a) as e:
         m = e.containers
         if a.snapshot_command == "create":
@@ -277,9 +288,14 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     sp.add_argument("containers", nargs="+")
 
-    listing.add_ps_flags(add("ps", listing.cmd_ps, "list containers (running ones; -a: all)"))
+    if want("ps"):
+        from berth.cli import listing
 
-    logcmd.add_flags(add("logs", logcmd.cmd_logs, "show a container's output"))
+        listing.add_ps_flags(add("ps", listing.cmd_ps, "list containers (running ones; -a: all)"))
+    if want("logs"):
+        from berth.cli import logcmd
+
+        logcmd.add_flags(add("logs", logcmd.cmd_logs, "show a container's output"))
 
     sp = add("attach", cmd_attach, "follow a running container's output until it exits; exit with its code")
     add_bool_flag(sp, "--sig-proxy", True, "pass the signals berth gets on to the container (default: true)")
@@ -319,6 +335,8 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("container")
 
     if want("network"):
+        from berth.cli import netfmt, render
+
         net = sub.add_parser("network", help="bridge networks (CNI)")
         nsub = net.add_subparsers(dest="network_command", metavar="COMMAND")
         nsub.required = True
