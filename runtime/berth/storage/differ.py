@@ -96,10 +96,11 @@ class Differ:
         return list(self._visit("", "" in self.cand.subtrees))
 
     def _added(self, rel: str) -> Iterator[Item]:
-        for name in sorted(_names(os.path.join(self.new_root, rel)), key=_bkey):
+        entries = _names(os.path.join(self.new_root, rel))
+        for name in sorted(entries, key=_bkey):
             p = rel_join(rel, name)
             yield Item("A", p)
-            if stat.S_ISDIR(os.lstat(os.path.join(self.new_root, p)).st_mode):
+            if entries[name].is_dir(follow_symlinks=False):  # the directory entry's type: no stat
                 yield from self._added(p)
 
     def _changed(self, p: str, ost: os.stat_result, nst: os.stat_result) -> bool:

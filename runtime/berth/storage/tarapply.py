@@ -21,50 +21,25 @@ import io
 import lzma
 import os
 import posixpath
+import queue
 import stat
-import tarfile
+import threading
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from berth.errors import HostileInput, InvalidInput
 from berth.storage.differ import OPAQUE_MARKER, WHITEOUT_PREFIX
 from berth.storage.fsutil import OPAQUE_XATTR, OVERLAY_XATTR_PREFIXES, rel_join, remove_path
-from berth.storage.tarsplit import Recorder
+from berth.storage.tarstream import BLK, CHR, DIR, FIFO, HARDLINK, SYMLINK, ChunkFeed, Member, TarReader
+
+if TYPE_CHECKING:
+    from berth.storage.tarsplit import Recorder
 
 CHUNK = 1 << 20
-TAIL = 2 * CHUNK + (64 << 10)  # bytes HashingReader keeps: more than tarfile and its buffer read ahead
-
-
-class HashingReader(io.RawIOBase):
-    """Reads through to `inner`, hashing and counting every byte that passes."""
-
-    def __init__(self, inner: BinaryIO, recorder: Recorder | None = None) -> None:
-        self.inner = inner
-        self.hash = hashlib.sha256()
-        self.count = 0
-        self.recorder = recorder
-        self.tail = bytearray()  # the last TAIL bytes read (the tar's end is checked in them)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.hash.update(data)
-        self.count += n
-        if self.recorder is not None:
-            self.recorder.feed(data)
-        self.tail += data
-        if len(self.tail) > TAIL:
-            del self.tail[: len(self.tail) - TAIL]
-        return n
-
-    def block(self, offset: int) -> bytes:
-        """The bytes read so far of the 512-byte block at offset (fewer where the stream ended)."""
-        start = offset - (self.count - len(self.tail))
-        return bytes(self.tail[max(start, 0): max(start + tarfile.BLOCKSIZE, 0)])
+WRITE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+T = TypeVar("T")
 
 
 def open_uncompressed(raw: BinaryIO) -> BinaryIO:
@@ -88,18 +63,49 @@ def open_uncompressed(raw: BinaryIO) -> BinaryIO:
 
 
 class HashingSink:
-    """A write-only sink that hashes a layer tar and counts the bytes of its regular files."""
+    """A write-only sink that hashes a layer tar and counts its bytes. The hashing runs on a
+    helper thread (sha256 releases the GIL), so the tar is produced while it is hashed; small
+    writes are batched. digest() waits for it; close() stops it when the tar is abandoned."""
+
+    BATCH = 64 << 10
 
     def __init__(self) -> None:
         self.hash = hashlib.sha256()
         self.count = 0
+        self._small = bytearray()
+        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(16)
+        self._thread = threading.Thread(target=self._run, name="berth-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self.hash.update(item)
 
     def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.count += len(data)
-        return len(data)
+        n = len(data)
+        self.count += n
+        if n < self.BATCH:
+            self._small += data
+            if len(self._small) >= self.BATCH:
+                self._queue.put(self._small)
+                self._small = bytearray()
+        else:
+            if self._small:
+                self._queue.put(self._small)
+                self._small = bytearray()
+            self._queue.put(data)
+        return n
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            if self._small:
+                self._queue.put(self._small)
+                self._small = bytearray()
+            self._queue.put(None)
+            self._thread.join()
 
     def digest(self) -> str:
+        self.close()
         return "sha256:" + self.hash.hexdigest()
 
 
@@ -213,9 +219,20 @@ class Applier:
                 self._forget(child)
                 remove_path(os.path.join(d, name))
 
-    def entry(self, m: tarfile.TarInfo, tf: tarfile.TarFile) -> None:
+    def _create(self, rel: str, make: Callable[[], T]) -> T:
+        """make() a new entry at rel; where something is in the way, it goes first. Creating
+        never follows a symlink at rel (O_EXCL, mkdir, symlink, link, mkfifo), so trying first
+        and clearing only on EEXIST is as safe as clearing first, and saves a stat per entry."""
+        try:
+            return make()
+        except FileExistsError:
+            self._clear(rel, keep_dir=False)
+            return make()
+
+    def entry(self, m: Member, reader: TarReader) -> None:
         rel = clean_name(m.name)
-        self.newest_mtime = max(self.newest_mtime, int(m.mtime))
+        if m.mtime > self.newest_mtime:
+            self.newest_mtime = m.mtime
         base = posixpath.basename(rel)
         if base.startswith(WHITEOUT_PREFIX):
             parent = posixpath.dirname(rel)
@@ -229,43 +246,39 @@ class Applier:
                     raise HostileInput(f"archive whiteout {m.name!r} names no file; refusing the archive")
                 self.whiteout(rel_join(parent, target))
             return
-        if m.ischr() or m.isblk():
+        kind = m.type
+        if kind in (CHR, BLK):
             self.skipped.append(rel)
             return
         if rel:
             self._ensure_parents(rel)
         p = self._abs(rel)
-        if m.isdir():
-            self._clear(rel, keep_dir=True)
-            if not os.path.lexists(p):
-                os.mkdir(p, 0o700)
-            self.real_dirs.add(rel)
-            self._meta(p, m, is_link=False)
-            self.dir_times.append((p, int(m.mtime)))
-        elif m.isreg():
-            self._clear(rel, keep_dir=False)
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        if m.isreg():
+            fd = self._create(rel, lambda: os.open(p, WRITE_NEW, 0o600))
             try:
-                src = tf.extractfile(m)
-                assert src is not None
-                remaining = m.size
-                while remaining:
-                    chunk = src.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise InvalidInput(f"archive is truncated inside {m.name!r}")
-                    os.write(fd, chunk)
-                    remaining -= len(chunk)
+                for view in reader.content(m):
+                    while view:
+                        view = view[os.write(fd, view):]
                 self.size += m.size
                 self._meta(fd, m, is_link=False)
-                os.utime(fd, (int(m.mtime), int(m.mtime)))
+                os.utime(fd, (m.mtime, m.mtime))
             finally:
                 os.close(fd)
-        elif m.issym():
-            self._clear(rel, keep_dir=False)
-            os.symlink(m.linkname, p)
+        elif kind == DIR:
+            try:
+                os.mkdir(p, 0o700)
+            except FileExistsError:
+                self._clear(rel, keep_dir=True)
+                if not os.path.lexists(p):
+                    os.mkdir(p, 0o700)
+            self.real_dirs.add(rel)
+            self._meta(p, m, is_link=False)
+            self.dir_times.append((p, m.mtime))
+        elif kind == SYMLINK:
+            self._create(rel, lambda: os.symlink(m.linkname, p))
             self._meta(p, m, is_link=True)
-            os.utime(p, (int(m.mtime), int(m.mtime)), follow_symlinks=False)
-        elif m.islnk():
+            os.utime(p, (m.mtime, m.mtime), follow_symlinks=False)
+        elif kind == HARDLINK:
             target = clean_name(m.linkname, "hard link target")
             if not target:
                 raise HostileInput(f"archive hard link {m.name!r} points at the root; refusing the archive")
@@ -280,25 +293,23 @@ class Applier:
                 raise HostileInput(f"archive hard link {m.name!r} points at a directory; refusing the archive")
             if tp == p:
                 return
-            self._clear(rel, keep_dir=False)
-            os.link(tp, p, follow_symlinks=False)
-        elif m.isfifo():
-            self._clear(rel, keep_dir=False)
-            os.mkfifo(p, 0o600)
+            self._create(rel, lambda: os.link(tp, p, follow_symlinks=False))
+        elif kind == FIFO:
+            self._create(rel, lambda: os.mkfifo(p, 0o600))
             self._meta(p, m, is_link=False)
-            os.utime(p, (int(m.mtime), int(m.mtime)))
+            os.utime(p, (m.mtime, m.mtime))
         else:
-            raise InvalidInput(f"archive entry {m.name!r} has an unsupported type {m.type!r}")
+            raise InvalidInput(f"archive entry {m.name!r} has an unsupported type {kind!r}")
         self.created.add(rel)
 
-    def _meta(self, target: str | int, m: tarfile.TarInfo, is_link: bool) -> None:
+    def _meta(self, target: str | int, m: Member, is_link: bool) -> None:
         """Owner first (chown clears setuid bits and file capabilities), then mode, then xattrs."""
         follow = not is_link
         os.chown(target, m.uid, m.gid, follow_symlinks=follow) if isinstance(target, str) \
             else os.fchown(target, m.uid, m.gid)
         if not is_link:
             os.chmod(target, m.mode & 0o7777)
-        for key, value in m.pax_headers.items():
+        for key, value in m.pax.items():
             if not key.startswith("SCHILY.xattr."):
                 continue
             name = key[len("SCHILY.xattr."):]
@@ -321,67 +332,58 @@ class Applier:
             os.utime(p, (t, t))
 
 
-def _check_end(reader: HashingReader, offset: int) -> None:
-    """tarfile stops quietly at a cut or damaged header after the first entry; a tar ends with a
-    zero block, or (as Go's archive/tar accepts) exactly at an entry's end."""
-    blk = reader.block(offset)
-    if 0 < len(blk) < tarfile.BLOCKSIZE:
-        raise InvalidInput(f"archive is truncated: it ends inside the header at byte {offset}")
-    if blk.count(0) != len(blk):
-        raise InvalidInput(f"archive is corrupt: the header at byte {offset} is not a valid tar header")
+def _kept(m: Member) -> bool:
+    """Whether a member's content is left out of the tar-split record (read back from the layer)."""
+    return m.isreg() and not posixpath.basename(m.name).startswith(WHITEOUT_PREFIX)
+
+
+def _read_tar(stream: BinaryIO, visit: Callable[[Member, TarReader], None],
+              recorder: Recorder | None = None) -> ChunkFeed:
+    """Run visit over every member of a (possibly compressed) tar; returns the feed that read it,
+    with the hash and count of every uncompressed byte, what follows the archive's end included."""
+    feed = ChunkFeed(open_uncompressed(stream))
+    try:
+        reader = TarReader(feed, recorder, _kept)
+        for m in reader:
+            visit(m, reader)
+        reader.finish()
+    except (EOFError, gzip.BadGzipFile, lzma.LZMAError, zlib.error, OSError) as e:
+        feed.close()
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
+    except Exception as e:
+        feed.close()
+        if type(e).__module__.startswith("zstandard"):
+            raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
+        raise
+    except BaseException:
+        feed.close()
+        raise
+    feed.close()
+    return feed
 
 
 def apply_tar(stream: BinaryIO, root: str, whiteouts: str, recorder: Recorder | None = None) -> ApplyResult:
     """Apply a (possibly compressed) layer tar to root; returns its DiffID and unpacked size.
     With a recorder, everything but file contents is kept for exact reassembly."""
-    reader = HashingReader(open_uncompressed(stream), recorder)
     applier = Applier(root, whiteouts)
-    try:
-        buffered = io.BufferedReader(reader, CHUNK)
-        tf = tarfile.open(fileobj=buffered, mode="r|", errorlevel=2)  # noqa: SIM115 - streamed below
-        for m in tf:
-            if m.issparse():
-                raise InvalidInput(f"archive entry {m.name!r} is a sparse file, which berth cannot apply")
-            if recorder is not None:
-                kept = m.isreg() and not posixpath.basename(m.name).startswith(WHITEOUT_PREFIX)
-                recorder.member(m.name, m.offset_data, m.size, kept)
-            applier.entry(m, tf)
-        _check_end(reader, tf.offset)
-        applier.finish()
-        # the tar stream may carry padding after the end-of-archive blocks: it is part of the DiffID
-        while buffered.read(CHUNK):
-            pass
-        if recorder is not None:
-            recorder.finish()
-    except tarfile.TarError as e:
-        raise InvalidInput(f"not a valid tar archive: {e}") from None
-    except (EOFError, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
-        if isinstance(e, OSError) and e.errno is not None:
-            raise
-        raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
-    except Exception as e:
-        if type(e).__module__.startswith("zstandard"):
-            raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
-        raise
-    return ApplyResult(diff_id="sha256:" + reader.hash.hexdigest(), size=applier.size,
-                       tar_bytes=reader.count, newest_mtime=applier.newest_mtime,
-                       skipped=applier.skipped)
+    feed = _read_tar(stream, applier.entry, recorder)
+    applier.finish()
+    if recorder is not None:
+        recorder.finish()
+    return ApplyResult(diff_id=feed.digest(), size=applier.size, tar_bytes=feed.count,
+                       newest_mtime=applier.newest_mtime, skipped=applier.skipped)
 
 
 def tar_identity(stream: BinaryIO) -> tuple[str, int]:
     """(DiffID, newest member mtime) apply_tar finds for a (possibly compressed) tar, read without
     writing anything: what an import of it would be called."""
-    reader = HashingReader(open_uncompressed(stream))
     newest = 0
-    try:
-        buffered = io.BufferedReader(reader, CHUNK)
-        with tarfile.open(fileobj=buffered, mode="r|", errorlevel=2) as tf:
-            for m in tf:
-                newest = max(newest, int(m.mtime))
-            while buffered.read(CHUNK):
-                pass
-    except tarfile.TarError as e:
-        raise InvalidInput(f"not a valid tar archive: {e}") from None
-    except (EOFError, gzip.BadGzipFile, lzma.LZMAError) as e:
-        raise InvalidInput(f"archive is truncated or corrupt: {e}") from None
-    return "sha256:" + reader.hash.hexdigest(), newest
+
+    def visit(m: Member, _reader: TarReader) -> None:
+        nonlocal newest
+        newest = max(newest, m.mtime)
+
+    feed = _read_tar(stream, visit)
+    return feed.digest(), newest

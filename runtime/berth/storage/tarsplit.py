@@ -13,7 +13,6 @@ import base64
 import gzip
 import json
 import os
-from collections import deque
 from collections.abc import Iterator
 
 from berth.errors import BerthError
@@ -21,84 +20,70 @@ from berth.errors import BerthError
 CHUNK = 1 << 20
 
 
+MAGIC = b"berth-tarsplit-2\n"
+TRAILER = 20  # digits of the index's length, at the very end
+
+
 class Recorder:
-    """Fed every byte of the uncompressed stream; told where file contents are."""
+    """Told, in stream order, the bytes that are not kept file content (segment) and where kept
+    file contents are (file).
+
+    The record (version 2) is one gzip stream: MAGIC, the recorded bytes back to back, then a
+    JSON index ({"version": 2, "exact", "size", "entries"}: an integer entry is that many recorded
+    bytes, a [name, size] entry a file's content) and the index's length in TRAILER digits.
+    Version 1 records (JSON with base64 segments) are still read."""
 
     def __init__(self) -> None:
-        # (absolute offset, bytes) of what lies outside skipped contents, oldest first
-        self.chunks: deque[tuple[int, memoryview]] = deque()
+        self.pending = 0  # recorded bytes not yet in an entry
+        self.data = bytearray(MAGIC)
         self.pos = 0
-        self.skip_from = -1
-        self.skip_to = -1
-        self.prev_end = 0
-        self.entries: list[dict[str, object]] = []
+        self.entries: list[int | list[object]] = []
         self.names: set[str] = set()
         self.exact = True
 
-    def feed(self, data: bytes) -> None:
-        start, end = self.pos, self.pos + len(data)
-        self.pos = end
-        a, b = self.skip_from, self.skip_to
-        view = memoryview(bytes(data))
-        if b <= start or a >= end:
-            self.chunks.append((start, view))
-            return
-        if a > start:
-            self.chunks.append((start, view[: a - start]))
-        if b < end:
-            self.chunks.append((b, view[b - start :]))
+    def segment(self, data: bytes | memoryview) -> None:
+        self.data += data
+        self.pending += len(data)
+        self.pos += len(data)
 
-    def _take(self, upto: int) -> bytes:
-        """Recorded bytes in [prev_end, upto); drops everything before upto."""
-        out = bytearray()
-        chunks = self.chunks
-        while chunks:
-            off, data = chunks[0]
-            if off >= upto:
-                break
-            end = off + len(data)
-            lo, hi = max(off, self.prev_end), min(end, upto)
-            if lo < hi:
-                out += data[lo - off : hi - off]
-            if end > upto:
-                chunks[0] = (upto, data[upto - off :])
-                break
-            chunks.popleft()
-        if len(out) != upto - self.prev_end:
-            raise BerthError("internal error: tar bytes went unrecorded")
-        return bytes(out)
+    def _flush(self) -> None:
+        if self.pending:
+            self.entries.append(self.pending)
+            self.pending = 0
 
-    def member(self, name: str, offset_data: int, size: int, is_file: bool) -> None:
-        """Called when a member's header has been read (before its content is consumed)."""
-        seg = self._take(offset_data)
-        if seg:
-            self.entries.append({"t": "s", "d": base64.b64encode(seg).decode()})
-        self.prev_end = offset_data
-        if is_file and size:
-            if name in self.names:
-                self.exact = False
-            self.names.add(name)
-            self.entries.append({"t": "f", "n": name, "s": size})
-            self.skip_from, self.skip_to = offset_data, offset_data + size
-            self.prev_end = offset_data + size
+    def file(self, name: str, size: int) -> None:
+        """The next size bytes are the content of file name, read back from the layer."""
+        self._flush()
+        if name in self.names:
+            self.exact = False
+        self.names.add(name)
+        self.entries.append([name, size])
+        self.pos += size
 
     def finish(self) -> None:
-        seg = self._take(self.pos)
-        if seg:
-            self.entries.append({"t": "s", "d": base64.b64encode(seg).decode()})
-        self.prev_end = self.pos
+        self._flush()
 
     def dump(self) -> bytes:
-        doc = {"version": 1, "exact": self.exact, "size": self.pos, "entries": self.entries}
-        return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=1)
+        doc = {"version": 2, "exact": self.exact, "size": self.pos, "entries": self.entries}
+        index = json.dumps(doc, separators=(",", ":")).encode()
+        self.data += index
+        self.data += b"%0*d" % (TRAILER, len(index))
+        return gzip.compress(self.data, compresslevel=1)
 
 
 class TarSplit:
     def __init__(self, data: bytes) -> None:
-        doc = json.loads(gzip.decompress(data))
+        raw = gzip.decompress(data)
+        self.payload = memoryview(b"")
+        if raw.startswith(MAGIC):
+            n = int(raw[-TRAILER:])
+            doc = json.loads(raw[-TRAILER - n: -TRAILER])
+            self.payload = memoryview(raw)[len(MAGIC): -TRAILER - n]
+        else:
+            doc = json.loads(raw)
         self.exact = bool(doc["exact"])
         self.size = int(doc["size"])
-        self.entries: list[dict[str, object]] = doc["entries"]
+        self.entries: list[object] = doc["entries"]
 
     def assemble(self, root: str) -> Iterator[bytes]:
         """The original tar bytes, file contents read from root (the layer's own files)."""
@@ -106,19 +91,27 @@ class TarSplit:
 
         if not self.exact:
             raise BerthError("this layer's tar repeats a path, so its exact bytes cannot be rebuilt")
+        at = 0
         for e in self.entries:
-            if e["t"] == "s":
-                yield base64.b64decode(str(e["d"]))
+            if isinstance(e, int):
+                yield bytes(self.payload[at: at + e])
+                at += e
                 continue
-            size = int(e["s"])  # type: ignore[call-overload]
-            path = os.path.join(root, clean_name(str(e["n"])))
+            if isinstance(e, list):
+                name, size = str(e[0]), int(e[1])
+            elif e["t"] == "s":  # type: ignore[index]
+                yield base64.b64decode(str(e["d"]))  # type: ignore[index]
+                continue
+            else:
+                name, size = str(e["n"]), int(e["s"])  # type: ignore[index]
+            path = os.path.join(root, clean_name(name))
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             try:
                 remaining = size
                 while remaining:
                     chunk = os.read(fd, min(CHUNK, remaining))
                     if not chunk:
-                        raise BerthError(f"layer file {e['n']} is shorter than when it was stored")
+                        raise BerthError(f"layer file {name} is shorter than when it was stored")
                     remaining -= len(chunk)
                     yield chunk
             finally:
