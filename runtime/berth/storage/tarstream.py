@@ -74,6 +74,10 @@ def _text(raw: bytes) -> str:
 
 def _number(raw: bytes) -> int:
     """A numeric header field: NUL/space-terminated octal, or base-256 (first byte 0x80 or 0xff)."""
+    try:
+        return int(raw.rstrip(b"\0"), 8)  # the usual field; int() ignores surrounding whitespace
+    except ValueError:
+        pass
     first = raw[0]
     if first == 0o200 or first == 0o377:
         n = int.from_bytes(raw[1:], "big")
@@ -82,7 +86,7 @@ def _number(raw: bytes) -> int:
     if p >= 0:
         raw = raw[:p]
     try:
-        return int(raw, 8)  # int() ignores surrounding whitespace
+        return int(raw, 8)
     except ValueError:
         if raw.strip():
             raise ValueError("invalid number") from None
@@ -250,10 +254,21 @@ class TarReader:
             if not got:
                 raise InvalidInput(f"archive is truncated inside {m.name!r}")
 
+    def _skip(self, m: Member) -> None:
+        """Pass over the current member's unread data without looking at it."""
+        while self._left:
+            if self.pos >= len(self.buf) and not self._fill():
+                raise InvalidInput(f"archive is truncated inside {m.name!r}")
+            take = min(self._left, len(self.buf) - self.pos)
+            self.pos += take
+            self._left -= take
+
     def _skip_rest(self) -> None:
         m = self._current
         if m is None:
             return
+        if self._left and not (self._record_left and self.recorder is not None):
+            self._skip(m)
         for _view in self.content(m):
             pass
         if self._pad:
@@ -357,8 +372,9 @@ class TarReader:
         m.size = _number(f[4])
         m.mtime = _number(f[5])
         m.linkname = _text(f[8])
-        m.devmajor = _number(f[13])
-        m.devminor = _number(f[14])
+        if kind in (CHR, BLK):
+            m.devmajor = _number(f[13])
+            m.devminor = _number(f[14])
         prefix = _text(f[15])
         if kind == b"\0" and name.endswith("/"):
             kind = DIR
