@@ -250,7 +250,6 @@ class LayerStore:
                 try:
                     size = self.differ.diff(rw_id, parent, sink)
                 finally:
-                    sink.close()
                     t.join()
                 if errors:
                     raise errors[0]

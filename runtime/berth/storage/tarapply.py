@@ -21,9 +21,7 @@ import io
 import lzma
 import os
 import posixpath
-import queue
 import stat
-import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,49 +61,18 @@ def open_uncompressed(raw: BinaryIO) -> BinaryIO:
 
 
 class HashingSink:
-    """A write-only sink that hashes a layer tar and counts its bytes. The hashing runs on a
-    helper thread (sha256 releases the GIL), so the tar is produced while it is hashed; small
-    writes are batched. digest() waits for it; close() stops it when the tar is abandoned."""
-
-    BATCH = 64 << 10
+    """A write-only sink that hashes a layer tar and counts its bytes."""
 
     def __init__(self) -> None:
         self.hash = hashlib.sha256()
         self.count = 0
-        self._small = bytearray()
-        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(16)
-        self._thread = threading.Thread(target=self._run, name="berth-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            self.hash.update(item)
 
     def write(self, data: bytes) -> int:
-        n = len(data)
-        self.count += n
-        if n < self.BATCH:
-            self._small += data
-            if len(self._small) >= self.BATCH:
-                self._queue.put(self._small)
-                self._small = bytearray()
-        else:
-            if self._small:
-                self._queue.put(self._small)
-                self._small = bytearray()
-            self._queue.put(data)
-        return n
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            if self._small:
-                self._queue.put(self._small)
-                self._small = bytearray()
-            self._queue.put(None)
-            self._thread.join()
+        self.hash.update(data)
+        self.count += len(data)
+        return len(data)
 
     def digest(self) -> str:
-        self.close()
         return "sha256:" + self.hash.hexdigest()
 
 
