@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 from collections.abc import Callable
 
@@ -56,6 +57,11 @@ def _xattr_dir(name: str, key: str, value: str) -> tuple[tarfile.TarInfo, None]:
     return ti, None
 
 
+def _pax(entry: tuple[tarfile.TarInfo, bytes | None], **headers: str) -> tuple[tarfile.TarInfo, bytes | None]:
+    entry[0].pax_headers = dict(headers)
+    return entry
+
+
 # name -> (builder(outside_dir) -> entries, expected outcome)
 CASES: dict[str, tuple[Builder, str]] = {
     "dotdot": (lambda o: [_reg("../escape")], "refused"),
@@ -81,6 +87,18 @@ CASES: dict[str, tuple[Builder, str]] = {
     "opaque-through-symlink": (lambda o: [_sym("link", o), _reg("link/.wh..wh..opq", b"")], "refused"),
     "overlay-xattr-smuggled": (lambda o: [_xattr_dir("d", "trusted.overlay.redirect", "/etc"),
                                           _reg("d/f")], "contained"),
+    # the layer's own root is never replaced (it became a link to the host directory, or a file)
+    "root-replaced-by-symlink": (lambda o: [_sym(".", o)], "refused"),
+    "root-replaced-by-symlink-then-more": (lambda o: [_sym(".", o), _reg("p")], "refused"),
+    "root-replaced-by-file": (lambda o: [_reg(".")], "refused"),
+    "root-dir-entry": (lambda o: [_dir("."), _reg("f")], "contained"),
+    # a directory's time is set at the end: never through the link that replaced it
+    "dir-time-through-replacing-symlink": (lambda o: [_dir("a"), _sym("a", o + "/secret")], "contained"),
+    "dir-then-its-whiteout": (lambda o: [_dir("a"), _reg(".wh.a", b"")], "contained"),
+    # values the system calls cannot take: one line, not an internal error
+    "uid-out-of-range": (lambda o: [_pax(_reg("f"), uid="99999999999")], "refused"),
+    "mtime-out-of-range": (lambda o: [_pax(_reg("f"), mtime="1e300")], "refused"),
+    "symlink-target-nul": (lambda o: [_pax(_sym("s", "x"), linkpath="a\0b")], "refused"),
 }
 
 
@@ -92,14 +110,14 @@ def _tar(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return buf.getvalue()
 
 
-def _snapshot(path: str) -> dict[str, tuple[int, int, bytes | None]]:
+def _snapshot(path: str) -> dict[str, tuple[int, int, bytes | None, int]]:
     out = {}
     for root, dirs, files in os.walk(path):
         for n in dirs + files:
             p = os.path.join(root, n)
             st = os.lstat(p)
             data = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else None
-            out[p] = (st.st_mode, st.st_size, data)
+            out[p] = (st.st_mode, st.st_size, data, st.st_mtime_ns)
     return out
 
 
@@ -145,6 +163,13 @@ def _check_contained(case: str, root: str, outside: str) -> None:
         assert open(p, "rb").read() == b"overwritten\n"
     elif case in ("block-device", "char-device"):
         assert os.listdir(os.path.join(root, "dev")) == []
+    elif case == "root-dir-entry":
+        assert os.path.isfile(os.path.join(root, "f"))
+    elif case == "dir-time-through-replacing-symlink":
+        assert os.path.islink(os.path.join(root, "a"))
+    elif case == "dir-then-its-whiteout":  # gone, or overlay's whiteout (a base layer is its own diff dir)
+        p = os.path.join(root, "a")
+        assert not os.path.lexists(p) or stat.S_ISCHR(os.lstat(p).st_mode)
     elif case == "overlay-xattr-smuggled":
         assert not [x for x in os.listxattr(os.path.join(root, "d")) if "overlay" in x]
         assert os.path.isfile(os.path.join(root, "d", "f"))

@@ -105,7 +105,7 @@ class Applier:
         self.aufs = whiteouts == "aufs"  # aufs branches keep whiteouts as .wh. files, like the tar
         self.real_dirs: set[str] = {""}
         self.created: set[str] = set()
-        self.dir_times: list[tuple[str, int]] = []
+        self.dir_times: list[tuple[str, int]] = []  # (rel, mtime) of the directory entries
         self.size = 0
         self.newest_mtime = 0
         self.skipped: list[str] = []
@@ -145,6 +145,8 @@ class Applier:
 
     def _clear(self, rel: str, keep_dir: bool) -> None:
         """Make room for a new entry at rel (an existing directory is kept when keep_dir)."""
+        if not rel and not keep_dir:
+            raise HostileInput("archive entry would replace the layer's root directory; refusing the archive")
         p = self._abs(rel)
         try:
             st = os.lstat(p)
@@ -217,6 +219,9 @@ class Applier:
         if kind in (CHR, BLK):
             self.skipped.append(rel)
             return
+        _check_fields(m)
+        if not rel and kind != DIR:
+            raise HostileInput(f"archive entry {m.name!r} names the root but is no directory; refusing the archive")
         if rel:
             self._ensure_parents(rel)
         p = self._abs(rel)
@@ -240,7 +245,7 @@ class Applier:
                     os.mkdir(p, 0o700)
             self.real_dirs.add(rel)
             self._meta(p, m, is_link=False)
-            self.dir_times.append((p, m.mtime))
+            self.dir_times.append((rel, m.mtime))
         elif kind == SYMLINK:
             self._create(rel, lambda: os.symlink(m.linkname, p))
             self._meta(p, m, is_link=True)
@@ -290,13 +295,40 @@ class Applier:
                 else:
                     os.setxattr(target, name, raw, follow_symlinks=follow)
             except OSError as e:
+                if e.errno in (errno.ERANGE, errno.E2BIG, errno.EINVAL):
+                    raise InvalidInput(f"archive entry {m.name!r}: extended attribute {name!r} cannot be set "
+                                       f"({e.strerror}); refusing the archive") from None
                 if e.errno not in (errno.ENOTSUP, errno.EPERM):
                     raise
                 self.skipped.append(f"{m.name} xattr {name}")
 
     def finish(self) -> None:
-        for p, t in reversed(self.dir_times):
-            os.utime(p, (t, t))
+        """Directory times last (entries made inside change them). Only for directories that are
+        still the ones the archive made: a later entry may have replaced one, or a parent, with a
+        symlink (real_dirs forgets those), and a time must never be set through a link."""
+        for rel, t in reversed(self.dir_times):
+            if rel in self.real_dirs:
+                os.utime(self._abs(rel), (t, t), follow_symlinks=False)
+
+
+MAX_ID = 2**32 - 2  # uid/gid: (uid_t)-1 means "leave unchanged" to chown
+MAX_TIME = 2**62  # seconds either way: what time_t (and utimensat) can hold, with room
+
+
+def _check_fields(m: Member) -> None:
+    """Refuse, in one line naming the entry, values the system calls would fail on with an
+    OverflowError or ValueError (the header parser takes any number PAX or base-256 can write)."""
+    if not (0 <= m.uid <= MAX_ID and 0 <= m.gid <= MAX_ID):
+        raise InvalidInput(f"archive entry {m.name!r} has an owner out of range ({m.uid}:{m.gid}); "
+                           "refusing the archive")
+    if not -MAX_TIME <= m.mtime <= MAX_TIME:
+        raise InvalidInput(f"archive entry {m.name!r} has a modification time out of range; refusing the archive")
+    if "\0" in m.linkname:
+        raise HostileInput(f"archive entry {m.name!r} has a link target with a NUL byte; refusing the archive")
+    for key in m.pax:
+        if key.startswith("SCHILY.xattr.") and ("\0" in key or not key[len("SCHILY.xattr."):]):
+            raise InvalidInput(f"archive entry {m.name!r} has an invalid extended attribute name {key!r}; "
+                               "refusing the archive")
 
 
 def _kept(m: Member) -> bool:
