@@ -14,21 +14,16 @@ chart says so). Files name their kind: results-<kind>-*.json. Writes:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
-from typing import Any
 
 import matplotlib
-from summary import latest
+from summary import Results, load, median, pick
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-KINDS = ("containers", "images", "fleet", "diff")
-NAME = re.compile(r"results-(?P<kind>[a-z]+)-(?P<stamp>[0-9]{8})(?P<quick>-quick)?\.json$")
 ENGINES = (("berth", "#2a7ab0"), ("docker", "#8c8c8c"), ("podman", "#c27c2c"))
 # phase -> (title, metric, floor metric, floor label, source kind)
 PHASES = (
@@ -42,41 +37,6 @@ PHASES = (
     ("pull it from a local registry", "pull_s", "floor_tar_x_s", "tar -x", "images"),
     ("import the Debian rootfs tar", "import_s", "floor_tar_x_s", "tar -x", "images"),
 )
-Results = dict[str, Any]
-
-
-def pick(files: list[str]) -> dict[str, str]:
-    chosen: dict[str, str] = {}
-    for path in files:
-        m = NAME.search(os.path.basename(path))
-        if not m or m["kind"] not in KINDS:
-            raise SystemExit(f"charts.py: {path}: not a results-<kind>-<YYYYMMDD>.json of a kind in {KINDS}")
-        chosen[m["kind"]] = path
-    for kind in KINDS:
-        if kind not in chosen and (path := latest(kind)):
-            chosen[kind] = path
-    return chosen
-
-
-def load(path: str) -> Results:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"charts.py: {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise SystemExit(f"charts.py: {path}: not a results object")
-    return data
-
-
-def median(section: object, metric: str) -> float | None:
-    """A metric's median from a berth section ({m: {median}}) or a peer/floor one ({metrics: {m: {median}}})."""
-    if not isinstance(section, dict):
-        return None
-    table = section.get("metrics") if "metrics" in section else section
-    entry = (table or {}).get(metric)
-    value = entry.get("median") if isinstance(entry, dict) else None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def fmt(seconds: float) -> str:
@@ -194,8 +154,8 @@ def main() -> int:
     ap.add_argument("files", nargs="*", help="results-<kind>-*.json (default: the latest of each kind)")
     ap.add_argument("--out", default=BENCH, help="directory for the PNGs (default: bench/)")
     args = ap.parse_args()
-    names = pick(args.files)
-    res = {kind: load(path) for kind, path in names.items()}
+    names = pick(args.files, "charts.py")
+    res = {kind: load(path, "charts.py") for kind, path in names.items()}
     os.makedirs(args.out, exist_ok=True)
     written = []
     if "containers" in res or "images" in res:

@@ -40,12 +40,13 @@ def latest(kind: str) -> str | None:
     return max(found)[2] if found else None
 
 
-def pick(files: list[str]) -> dict[str, str]:
+def pick(files: list[str], prog: str = "summary.py") -> dict[str, str]:
+    """The results file of each kind: the ones named, else the latest (charts.py shares this)."""
     chosen: dict[str, str] = {}
     for path in files:
         m = NAME.search(os.path.basename(path))
         if not m or m["kind"] not in KINDS:
-            raise SystemExit(f"summary.py: {path}: not a results-<kind>-<YYYYMMDD>.json of a kind in {KINDS}")
+            raise SystemExit(f"{prog}: {path}: not a results-<kind>-<YYYYMMDD>.json of a kind in {KINDS}")
         chosen[m["kind"]] = path
     for kind in KINDS:
         if kind not in chosen and (path := latest(kind)):
@@ -53,14 +54,14 @@ def pick(files: list[str]) -> dict[str, str]:
     return chosen
 
 
-def load(path: str) -> Results:
+def load(path: str, prog: str = "summary.py") -> Results:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
-        raise SystemExit(f"summary.py: {path}: {e}") from None
+        raise SystemExit(f"{prog}: {path}: {e}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"summary.py: {path}: not a results object")
+        raise SystemExit(f"{prog}: {path}: not a results object")
     return data
 
 
