@@ -22,12 +22,7 @@ EngineOpener = Callable[[argparse.Namespace], "Engine"]
 
 
 def _binary(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.4g}{unit}" if unit != "B" else f"{int(size)}B"
-        size /= 1024
-    return f"{n}B"
+    return output.human_size(n, binary=True)
 
 
 def stats_row(r: dict[str, Any]) -> dict[str, str]:

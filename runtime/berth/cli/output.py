@@ -14,12 +14,16 @@ def print_json(data: object) -> None:
     print(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-def human_size(n: int) -> str:
+def human_size(n: int, binary: bool = False) -> str:
+    """docker's sizes: decimal units with 3 significant digits (images, system df), or binary
+    ones with 4 (stats' memory and I/O)."""
+    base, digits = (1024, 4) if binary else (1000, 3)
+    units = ("B", "KiB", "MiB", "GiB", "TiB") if binary else ("B", "kB", "MB", "GB", "TB")
     size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.3g}{unit}" if unit != "B" else f"{int(size)}B"
-        size /= 1000
+    for unit in units:
+        if size < base or unit == units[-1]:
+            return f"{size:.{digits}g}{unit}" if unit != "B" else f"{int(size)}B"
+        size /= base
     return f"{n}B"
 
 
