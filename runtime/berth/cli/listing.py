@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from berth.cli import output, render
+from berth.cli.parser import bool_value
 from berth.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -437,19 +438,13 @@ def cmd_images(a: argparse.Namespace, open_engine: EngineOpener) -> int:
 
 
 # -- history -----------------------------------------------------------------------------------
-def _bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError("use true or false")
 
 
 def add_history_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("ref", metavar="IMAGE")
     sp.add_argument("--no-trunc", action="store_true", help="full IDs and CREATED BY")
     sp.add_argument("-q", "--quiet", action="store_true", help="only the IDs")
-    sp.add_argument("-H", "--human", type=_bool, nargs="?", const=True, default=True, metavar="BOOL",
+    sp.add_argument("-H", "--human", type=bool_value, nargs="?", const=True, default=True, metavar="BOOL",
                     help="sizes and dates for people (default true; -H=false: bytes and RFC 3339)")
     render.add_format(sp, help="table (default), json, a Go template over "
                                + ", ".join(f".{k}" for k in HISTORY_HEADERS) + ", or table TEMPLATE")

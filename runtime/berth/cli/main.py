@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from berth import config as config_mod
 from berth import trace
 from berth.cli import verbs
-from berth.cli.parser import Parser, tls_value
+from berth.cli.parser import Parser, bool_value
 from berth.errors import BerthError, InvalidInput, one_line
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ def build_parser(wanted: str | None = None) -> argparse.ArgumentParser:
             sp.add_argument("--sign-by", metavar="FINGERPRINT", help="sign the pushed manifest with this gpg key")
             sp.add_argument("--gpg-home")
             sp.add_argument("--sigstore", help="lookaside directory for the signature (default ROOT/sigstore)")
-        sp.add_argument("--tls-verify", type=tls_value, default=True, metavar="BOOL",
+        sp.add_argument("--tls-verify", type=bool_value, default=True, metavar="BOOL",
                         help="use https and verify certificates (false: plain http, for local registries)")
         sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
         sp.add_argument("--authfile", help="credentials in docker config.json format (default: REGISTRY_AUTH_FILE, "

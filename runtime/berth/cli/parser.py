@@ -54,8 +54,8 @@ def add_bool_flag(sp: argparse.ArgumentParser, flag: str, default: bool, help: s
                     help=argparse.SUPPRESS)
 
 
-def tls_value(value: str) -> bool:
-    """--tls-verify's value: true or false (docker's and podman's spellings)."""
+def bool_value(value: str) -> bool:
+    """A boolean flag value (--tls-verify, history -H): true or false, in docker's and podman's spellings."""
     if value.lower() in ("true", "1", "yes"):
         return True
     if value.lower() in ("false", "0", "no"):

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from berth.cli.parser import tls_value, verb_adder
+from berth.cli.parser import bool_value, verb_adder
 from berth.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction, open_engine: EngineOpener,  # type
     sp.add_argument("registry", metavar="REGISTRY", help="HOST[:PORT]")
     sp.add_argument("-u", "--username")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    sp.add_argument("--tls-verify", type=tls_value, default=True, metavar="BOOL",
+    sp.add_argument("--tls-verify", type=bool_value, default=True, metavar="BOOL",
                     help="use https and verify certificates (false: plain http)")
     sp.add_argument("--ca-file", "--cert-file", dest="ca_file", help="CA certificate to trust for the registry")
     sp = add("logout", cmd_logout, "forget the credentials berth login kept for a registry")
